@@ -1,0 +1,254 @@
+// Package session opens one secure SMTP submission session on one candidate:
+// connect, banner, EHLO, the STARTTLS guard, TLS, EHLO again. submit races
+// these for its Dialer; probe runs them to diagnose a host. Neither writes a
+// second SMTP client.
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portwise/portwise/internal/wire"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// ContextDialer makes the TCP connection (submit.ContextDialer).
+type ContextDialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Config describes one attempt.
+type Config struct {
+	Host       string // host to connect to (name or IP literal, no port)
+	Candidate  tlsmode.Candidate
+	TLSConfig  *tls.Config // used as is: the caller sets ServerName and MinVersion
+	LocalName  string
+	NetDialer  ContextDialer
+	Transcript *wire.Transcript
+	// Step, when set, is called after every step with its duration and error.
+	Step func(step string, d time.Duration, err error)
+	// TLSDone, when set, is called after the handshake, successful or not.
+	TLSDone func(st tls.ConnectionState, err error)
+}
+
+// Session is an open connection and what was observed while opening it.
+// After a failed Open it still holds the observations made so far, with
+// Conn closed.
+type Session struct {
+	Conn        *wire.Conn
+	Candidate   tlsmode.Candidate
+	Host        string
+	ConnectTime time.Duration
+	Banner      string
+	PreTLSCaps  wire.Caps // the EHLO capabilities in clear (StartTLS, Plaintext)
+	Caps        wire.Caps // the capabilities that count: after TLS, or in clear on Plaintext
+	TLS         *tls.ConnectionState
+	HELO        bool // the server refused EHLO and the session fell back to HELO
+}
+
+// Error is a failed step.
+type Error struct {
+	Step string // connect, banner, ehlo, starttls, tls, ehlo-tls
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Step + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Typed causes an Open can fail with; submit wraps them in its sentinels.
+var (
+	ErrStripped  = errors.New("STARTTLS stripped")
+	ErrRejected  = errors.New("STARTTLS rejected")
+	ErrInjection = wire.ErrInjection
+)
+
+// StrippedError explains a missing STARTTLS.
+type StrippedError struct {
+	Masked string // a keyword like XXXXXXXA seen in its place, if any
+	EHLO   *wire.Reply
+	Reason string
+}
+
+func (e *StrippedError) Error() string { return e.Reason }
+
+// Unwrap returns ErrStripped.
+func (e *StrippedError) Unwrap() error { return ErrStripped }
+
+// Open runs the steps of cfg.Candidate's mode until the session is secure and
+// the post-TLS EHLO has been read. ctx bounds every step; cancelling it
+// closes the socket at once.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	s := &Session{Candidate: cfg.Candidate, Host: cfg.Host}
+	step := func(name string, t0 time.Time, err error) error {
+		if cfg.Step != nil {
+			cfg.Step(name, time.Since(t0), err)
+		}
+		if err != nil {
+			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+			}
+			return &Error{Step: name, Err: err}
+		}
+		return nil
+	}
+
+	t0 := time.Now()
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Candidate.Port))
+	nc, err := cfg.NetDialer.DialContext(ctx, "tcp", addr)
+	s.ConnectTime = time.Since(t0)
+	if err := step("connect", t0, err); err != nil {
+		return s, err
+	}
+	cfg.Transcript.Note("connected to %s", addr)
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	s.Conn = wire.NewConn(nc, cfg.Transcript)
+	fail := func(err error) (*Session, error) {
+		s.Conn.Close()
+		return s, err
+	}
+
+	if cfg.Candidate.Mode == tlsmode.Implicit {
+		t0 = time.Now()
+		err := s.Conn.Handshake(cfg.TLSConfig)
+		if cfg.TLSDone != nil {
+			st, _ := s.Conn.TLS()
+			cfg.TLSDone(st, err)
+		}
+		if err := step("tls", t0, err); err != nil {
+			return fail(err)
+		}
+		st, _ := s.Conn.TLS()
+		s.TLS = &st
+	}
+
+	t0 = time.Now()
+	r, err := s.Conn.ReadReply()
+	if err == nil {
+		s.Banner = r.Text()
+		if r.Code != 220 {
+			err = fmt.Errorf("server greeted with %s instead of 220", r.Err())
+		}
+	}
+	if err := step("banner", t0, err); err != nil {
+		return fail(err)
+	}
+
+	t0 = time.Now()
+	caps, err := s.hello(cfg.LocalName, cfg.Candidate.Mode != tlsmode.StartTLS)
+	if err := step("ehlo", t0, err); err != nil {
+		return fail(err)
+	}
+	if cfg.Candidate.Mode != tlsmode.StartTLS {
+		s.Caps = caps
+		if cfg.Candidate.Mode == tlsmode.Plaintext {
+			s.PreTLSCaps = caps
+		}
+		return s, nil
+	}
+	s.PreTLSCaps = caps
+
+	t0 = time.Now()
+	err = s.startTLS(cfg)
+	if err := step("starttls", t0, err); err != nil {
+		return fail(err)
+	}
+
+	t0 = time.Now()
+	err = s.Conn.StartTLS(cfg.TLSConfig)
+	if cfg.TLSDone != nil {
+		st, _ := s.Conn.TLS()
+		cfg.TLSDone(st, err)
+	}
+	if err := step("tls", t0, err); err != nil {
+		return fail(err)
+	}
+	st, _ := s.Conn.TLS()
+	s.TLS = &st
+
+	t0 = time.Now()
+	s.Caps, err = s.hello(cfg.LocalName, false)
+	if err := step("ehlo", t0, err); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// hello sends EHLO. With heloOK, a server that refuses EHLO gets HELO.
+func (s *Session) hello(localName string, heloOK bool) (wire.Caps, error) {
+	r, err := s.Conn.Exchange("EHLO "+localName, "")
+	if err != nil {
+		return nil, err
+	}
+	if r.Code == 250 {
+		return wire.ParseEHLO(r), nil
+	}
+	if r.Code/100 == 4 {
+		return nil, r.Err()
+	}
+	if !heloOK {
+		return nil, &StrippedError{EHLO: r, Reason: fmt.Sprintf(
+			"the server refused EHLO (%s), so STARTTLS cannot be negotiated; a server that does not speak ESMTP, or a middlebox downgrading the session", wire.Clip(r.String()))}
+	}
+	r, err = s.Conn.Exchange("HELO "+localName, "")
+	if err != nil {
+		return nil, err
+	}
+	if r.Code != 250 {
+		return nil, r.Err()
+	}
+	s.HELO = true
+	return wire.Caps{}, nil
+}
+
+func (s *Session) startTLS(cfg Config) error {
+	if !s.PreTLSCaps.Has("STARTTLS") {
+		se := &StrippedError{}
+		if k, ok := s.PreTLSCaps.MaskedKeyword(); ok {
+			se.Masked = k
+			se.Reason = fmt.Sprintf("the EHLO reply has %q where STARTTLS belongs: STARTTLS appears to have been stripped by a middlebox (a firewall's SMTP inspection, or an attacker); portwise will not continue in clear", k)
+		} else {
+			se.Reason = fmt.Sprintf("port %d did not advertise STARTTLS (EHLO offered: %s); on a submission port this means a downgrade attack or a server without TLS; portwise will not continue in clear", s.Candidate.Port, capList(s.PreTLSCaps))
+		}
+		return se
+	}
+	r, err := s.Conn.Exchange("STARTTLS", "")
+	if err != nil {
+		return err
+	}
+	if r.Code != 220 {
+		return fmt.Errorf("%w: the server answered STARTTLS with %s; portwise will not continue in clear", ErrRejected, wire.Clip(r.String()))
+	}
+	return nil
+}
+
+func capList(c wire.Caps) string {
+	l := c.List()
+	if len(l) == 0 {
+		return "nothing"
+	}
+	return wire.Clip(strings.Join(l, ", "))
+}
+
+// Quit ends the session politely: QUIT, a short wait for 221, close.
+func (s *Session) Quit(wait time.Duration) {
+	if s == nil || s.Conn == nil {
+		return
+	}
+	s.Conn.SetDeadline(time.Now().Add(wait))
+	if err := s.Conn.Cmd("QUIT", ""); err == nil {
+		s.Conn.ReadReply()
+	}
+	s.Conn.Close()
+}

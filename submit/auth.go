@@ -1,0 +1,155 @@
+package submit
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+)
+
+// AuthInfo is what an Auth sees of a server when it chooses a mechanism:
+// only what was learnt after TLS was verified.
+type AuthInfo struct {
+	// Host is the host name dialled: the name the certificate matched.
+	Host string
+	// Mechanisms are the AUTH mechanisms the server advertised after TLS,
+	// upper-cased. What it advertised in clear is never shown.
+	Mechanisms []string
+	// TLS is the verified TLS state of the connection. The Dialer never
+	// calls an Auth without one, so it is never nil there.
+	TLS *tls.ConnectionState
+}
+
+// Offers reports whether the server advertised mech.
+func (i *AuthInfo) Offers(mech string) bool {
+	return slices.Contains(i.Mechanisms, strings.ToUpper(mech))
+}
+
+// Auth is a SASL client factory: for each connection it picks a mechanism
+// from what the server offers after TLS and returns a fresh sasl.Client for
+// it. An Auth is used by concurrent Dials and must be safe for that.
+type Auth interface {
+	Start(ctx context.Context, info *AuthInfo) (sasl.Client, error)
+}
+
+// AuthFunc adapts a function to the Auth interface.
+type AuthFunc func(ctx context.Context, info *AuthInfo) (sasl.Client, error)
+
+// Start calls f.
+func (f AuthFunc) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
+	return f(ctx, info)
+}
+
+// ErrMechanismUnavailable means the server does not offer the mechanism an
+// Auth needs (after TLS).
+var ErrMechanismUnavailable = errors.New("authentication mechanism not offered")
+
+func errUnoffered(want string, info *AuthInfo) error {
+	offered := "no AUTH at all"
+	if len(info.Mechanisms) > 0 {
+		offered = strings.Join(info.Mechanisms, " ")
+	}
+	return fmt.Errorf("%w: %s needed, the server offers %s after TLS", ErrMechanismUnavailable, want, offered)
+}
+
+// PlainAuth authenticates with SASL PLAIN (RFC 4616), sent as an initial
+// response so it costs one round trip. identity is usually "".
+func PlainAuth(identity, username, password string) Auth {
+	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		if !info.Offers("PLAIN") {
+			return nil, errUnoffered("PLAIN", info)
+		}
+		return sasl.NewPlainClient(identity, username, password), nil
+	})
+}
+
+// LoginAuth authenticates with the obsolete but common LOGIN mechanism.
+// It understands the prompts real servers send ("Username:", "User Name",
+// "Password:", "password", base64 or not) and aborts on any other.
+func LoginAuth(username, password string) Auth {
+	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		if !info.Offers("LOGIN") {
+			return nil, errUnoffered("LOGIN", info)
+		}
+		return &loginClient{user: username, pass: password}, nil
+	})
+}
+
+// PasswordAuth uses PLAIN when the server offers it after TLS, else LOGIN.
+func PasswordAuth(username, password string) Auth {
+	return AuthFunc(func(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
+		switch {
+		case info.Offers("PLAIN"):
+			return sasl.NewPlainClient("", username, password), nil
+		case info.Offers("LOGIN"):
+			return &loginClient{user: username, pass: password}, nil
+		}
+		return nil, errUnoffered("PLAIN or LOGIN", info)
+	})
+}
+
+// loginClient answers LOGIN prompts by what they ask, not by their order.
+type loginClient struct {
+	user, pass string
+	step       int
+}
+
+func (c *loginClient) Start() (string, []byte, error) { return "LOGIN", nil, nil }
+
+func (c *loginClient) Next(challenge []byte) ([]byte, error) {
+	return c.NextRaw(string(challenge), challenge)
+}
+
+// NextRaw is called by the wire layer with the challenge as sent (text)
+// and decoded from base64 (nil when it was not base64).
+func (c *loginClient) NextRaw(text string, decoded []byte) ([]byte, error) {
+	c.step++
+	if c.step > 2 {
+		return nil, errors.New("LOGIN: more than two prompts")
+	}
+	for _, p := range []string{string(decoded), text} {
+		switch loginPrompt(p) {
+		case "user":
+			return []byte(c.user), nil
+		case "pass":
+			return []byte(c.pass), nil
+		}
+	}
+	return nil, fmt.Errorf("LOGIN: unexpected prompt %q", clipPrompt(text, decoded))
+}
+
+func loginPrompt(p string) string {
+	p = strings.ToLower(strings.TrimSpace(p))
+	p = strings.TrimSuffix(p, ":")
+	switch strings.ReplaceAll(p, " ", "") {
+	case "username", "user":
+		return "user"
+	case "password", "pass":
+		return "pass"
+	}
+	return ""
+}
+
+func clipPrompt(text string, decoded []byte) string {
+	s := text
+	if decoded != nil && isPrintable(decoded) {
+		s = string(decoded)
+	}
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return s
+}
+
+func isPrintable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}

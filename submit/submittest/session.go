@@ -1,0 +1,163 @@
+package submittest
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// backend gives each SMTP session its listener and connection record.
+type backend struct{ l *listener }
+
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	t, ok := nc.(*tapConn)
+	if !ok {
+		return nil, errors.New("submittest: connection not tracked")
+	}
+	_, isTLS := c.TLSConnectionState()
+	s := &session{l: b.l, c: c, t: t, tls: isTLS}
+	s.command("EHLO " + c.Hostname())
+	return s, nil
+}
+
+// session is one SMTP session; go-smtp starts a new one after STARTTLS.
+type session struct {
+	l   *listener
+	c   *smtp.Conn
+	t   *tapConn
+	tls bool
+
+	user string
+	from string
+	opts *smtp.MailOptions
+	to   []string
+}
+
+var _ smtp.AuthSession = (*session)(nil)
+
+// command records a command rebuilt from the session, but only once the
+// wire is ciphertext: in clear the tap has the verbatim line already.
+func (s *session) command(line string) {
+	if !s.t.clear.Load() {
+		s.l.srv.recordCommand(s.t.rec, line)
+	}
+}
+
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	s.command("AUTH " + mech)
+	srv := s.l.srv
+	srv.mu.Lock()
+	s.t.rec.AuthAttempts++
+	s.t.rec.AuthMechanism = mech
+	srv.mu.Unlock()
+
+	check := func(username, password string) error {
+		want, ok := s.l.opts.Accounts[username]
+		if !ok || want != password {
+			// Returned as is, so go-smtp answers 535 5.7.8.
+			return smtp.ErrAuthFailed
+		}
+		s.user = username
+		srv.mu.Lock()
+		s.t.rec.AuthOK = true
+		srv.mu.Unlock()
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return smtp.ErrAuthFailed
+			}
+			return check(username, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{prompts: s.l.opts.LoginPrompts, check: check}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	s.command("MAIL FROM:<" + from + ">")
+	if s.l.faults.has(Reply421MidSession) {
+		// Written here rather than returned so the connection can close
+		// right after it, as a server going down does.
+		io.WriteString(s.c.Conn(), "421 4.3.2 Service shutting down\r\n")
+		s.t.Close()
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
+	}
+	s.from = from
+	o := *opts
+	s.opts = &o
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	s.command("RCPT TO:<" + to + ">")
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	s.command("DATA")
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err // ErrDataTooLarge is an *smtp.SMTPError: 552
+	}
+	s.l.srv.addMessage(Message{
+		Addr:        s.l.addr,
+		From:        s.from,
+		To:          s.to,
+		Data:        b,
+		AuthUser:    s.user,
+		TLS:         s.tls,
+		MailOptions: s.opts,
+	})
+	if s.l.faults.has(DropAfterDot) {
+		s.t.Close()
+	}
+	return nil
+}
+
+func (s *session) Reset() {
+	s.from, s.opts, s.to = "", nil, nil
+}
+
+func (s *session) Logout() error { return nil }
+
+// loginServer is the server side of the LOGIN mechanism, which go-sasl
+// lacks: two prompts, then the password is checked.
+type loginServer struct {
+	prompts  [2]string
+	check    func(username, password string) error
+	step     int
+	username string
+}
+
+func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		if len(response) > 0 { // AUTH LOGIN with the username as initial response
+			l.username, l.step = string(response), 2
+			return []byte(l.prompts[1]), false, nil
+		}
+		l.step = 1
+		return []byte(l.prompts[0]), false, nil
+	case 1:
+		l.username, l.step = string(response), 2
+		return []byte(l.prompts[1]), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.check(l.username, string(response))
+	}
+	return nil, true, errors.New("submittest: unexpected LOGIN response")
+}

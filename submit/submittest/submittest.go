@@ -1,0 +1,554 @@
+// Package submittest runs an in-process mail submission server for tests, in
+// the spirit of net/http/httptest: real loopback sockets, a throwaway CA whose
+// pool a client can trust, and a record of every connection and message.
+//
+// NewServer starts three well-behaved listeners (STARTTLS, implicit TLS and
+// plaintext). Listen adds more, each with Faults that make it misbehave the
+// way real networks do: STARTTLS stripped or masked by a middlebox, a
+// response injected before the TLS handshake, a port that swallows packets,
+// a certificate for the wrong name, a connection dropped after the final
+// dot. The SMTP protocol itself is github.com/emersion/go-smtp's server; the
+// faults live in a thin wrapper around each accepted connection that reads
+// and rewrites only the clear-text phase, so a fault-free listener adds no
+// extra network hop.
+package submittest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// Options configure a Server or, through ListenWith, one listener. The zero
+// value works.
+type Options struct {
+	// Hostname is the name in the banner and in the certificate; default
+	// "localhost". Unless CertName is set, the certificate also covers
+	// 127.0.0.1 and ::1.
+	Hostname string
+	// Accounts maps usernames to passwords for AUTH PLAIN and LOGIN; nil
+	// means {"user": "pass"}.
+	Accounts map[string]string
+	// STARTTLSReply is the whole reply line RejectSTARTTLS sends; default
+	// "454 4.7.0 TLS not available". A reply starting with 421 also closes
+	// the connection.
+	STARTTLSReply string
+	// Injection is what InjectAfterSTARTTLS writes after the 220; default
+	// "250-PIPELINING\r\n250 AUTH PLAIN\r\n".
+	Injection string
+	// LoginPrompts are the two AUTH LOGIN challenges before base64; default
+	// {"Username:", "Password:"}.
+	LoginPrompts [2]string
+	// MaxTLSVersion caps the TLS version, e.g. tls.VersionTLS11 for a legacy
+	// server; the minimum is lowered to match so the handshake can happen.
+	// Zero: Go's defaults.
+	MaxTLSVersion uint16
+	// CertName, if set, is the only name in the certificate (no IP
+	// addresses), for wrong-name tests.
+	CertName string
+	// CertExpired makes the certificate's validity end yesterday.
+	CertExpired bool
+	// CertNotAfter, if non-zero, is when the certificate expires; default one
+	// year from now.
+	CertNotAfter time.Time
+	// SelfSigned makes the certificate sign itself instead of being issued by
+	// the CA in CertPool, so verification against that pool fails.
+	SelfSigned bool
+	// MaxMessageBytes is advertised as SIZE and enforced with 552; 0 means
+	// 30 MiB.
+	MaxMessageBytes int64
+	// Pipelining is accepted for clarity only: go-smtp v0.25 always
+	// advertises PIPELINING (with 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING)
+	// and always handles pipelined commands, so false does not remove it.
+	Pipelining bool
+	// EnableDSN advertises DSN and accepts RET, ENVID, NOTIFY and ORCPT.
+	EnableDSN bool
+	// EnableREQUIRETLS advertises REQUIRETLS (after TLS only).
+	EnableREQUIRETLS bool
+	// EnableSMTPUTF8 advertises SMTPUTF8.
+	EnableSMTPUTF8 bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.Accounts == nil {
+		o.Accounts = map[string]string{"user": "pass"}
+	}
+	if o.STARTTLSReply == "" {
+		o.STARTTLSReply = "454 4.7.0 TLS not available"
+	}
+	if o.Injection == "" {
+		o.Injection = "250-PIPELINING\r\n250 AUTH PLAIN\r\n"
+	}
+	if o.LoginPrompts[0] == "" {
+		o.LoginPrompts[0] = "Username:"
+	}
+	if o.LoginPrompts[1] == "" {
+		o.LoginPrompts[1] = "Password:"
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 30 << 20
+	}
+	return o
+}
+
+// Message is one message the server accepted (or, with DropAfterDot,
+// received without answering).
+type Message struct {
+	Addr        string   // listener address it arrived on
+	From        string   // MAIL FROM address
+	To          []string // RCPT TO addresses
+	Data        []byte   // bytes after DATA, dot-unstuffed, terminator removed
+	AuthUser    string   // "" if unauthenticated
+	TLS         bool     // the session ran over TLS
+	MailOptions *smtp.MailOptions
+}
+
+// ConnRecord is what the server saw on one accepted connection.
+type ConnRecord struct {
+	// Addr is the listener address.
+	Addr string
+	// Clear holds every line the client sent before TLS, verbatim without
+	// CRLF, message content and AUTH responses included.
+	Clear []string
+	// Commands holds the command lines: those before TLS verbatim (AUTH
+	// continuation lines as sent), those after TLS rebuilt from the session
+	// as "EHLO name", "AUTH MECH", "MAIL FROM:<a>", "RCPT TO:<a>" and "DATA",
+	// since under TLS the wire is ciphertext.
+	Commands []string
+	// TLS reports that a TLS handshake completed on the connection.
+	TLS bool
+	// AuthMechanism is the mechanism of the last AUTH attempt.
+	AuthMechanism string
+	// AuthOK reports that an AUTH attempt succeeded.
+	AuthOK bool
+	// AuthAttempts counts AUTH commands that reached a mechanism.
+	AuthAttempts int
+}
+
+type connRecord = ConnRecord
+
+// Server is a running set of submission listeners on 127.0.0.1. Its methods
+// are safe for concurrent use.
+type Server struct {
+	// StartTLSAddr is the "127.0.0.1:port" of the STARTTLS listener.
+	StartTLSAddr string
+	// ImplicitAddr is the address of the implicit TLS listener.
+	ImplicitAddr string
+	// PlainAddr is the address of the plaintext listener, which offers
+	// neither STARTTLS nor AUTH.
+	PlainAddr string
+
+	opts Options
+	ca   *authority
+	wg   sync.WaitGroup // accept loops
+
+	mu        sync.Mutex
+	closed    bool
+	done      chan struct{}
+	leaves    map[leafSpec]tls.Certificate
+	listeners []*listener
+	open      map[net.Conn]struct{} // accepted and not yet closed
+	records   []*connRecord
+	messages  []Message
+	changed   chan struct{} // closed and replaced when a message arrives
+}
+
+// listener is one port with its mode, faults and options.
+type listener struct {
+	srv    *Server
+	addr   string
+	faults faultSet
+	opts   Options
+	ln     net.Listener
+	smtp   *smtp.Server
+}
+
+// NewServer starts the STARTTLS, implicit TLS and plaintext listeners, none
+// with faults. At most one Options may be given. With a non-nil tb, Close
+// runs at cleanup and a setup failure fails the test; with nil tb (examples,
+// programs) the caller must Close and a setup failure panics.
+func NewServer(tb testing.TB, opts ...Options) *Server {
+	if tb != nil {
+		tb.Helper()
+	}
+	if len(opts) > 1 {
+		panic("submittest: NewServer takes at most one Options")
+	}
+	var o Options
+	if len(opts) == 1 {
+		o = opts[0]
+	}
+	s := &Server{
+		opts:    o.withDefaults(),
+		done:    make(chan struct{}),
+		leaves:  make(map[leafSpec]tls.Certificate),
+		open:    make(map[net.Conn]struct{}),
+		changed: make(chan struct{}),
+	}
+	ca, err := newAuthority()
+	if err != nil {
+		fail(tb, err)
+	}
+	s.ca = ca
+	if tb != nil {
+		tb.Cleanup(func() { s.Close() })
+	}
+	if s.StartTLSAddr, err = s.listen(tlsmode.StartTLS, s.opts, nil); err == nil {
+		if s.ImplicitAddr, err = s.listen(tlsmode.Implicit, s.opts, nil); err == nil {
+			s.PlainAddr, err = s.listen(tlsmode.Plaintext, s.opts, nil)
+		}
+	}
+	if err != nil {
+		s.Close()
+		fail(tb, err)
+	}
+	return s
+}
+
+func fail(tb testing.TB, err error) {
+	if tb == nil {
+		panic(err)
+	}
+	tb.Helper()
+	tb.Fatalf("submittest: %v", err)
+}
+
+// Listen adds a listener speaking mode with the given faults and the
+// server's Options and returns its "127.0.0.1:port". Mode Plaintext, like
+// PlainOnly, offers neither STARTTLS nor AUTH. With Refuse, the returned
+// port was reserved and closed again, so nothing listens there. It panics
+// if the listener cannot be set up.
+func (s *Server) Listen(mode tlsmode.Mode, faults ...Fault) string {
+	return s.ListenWith(mode, s.opts, faults...)
+}
+
+// ListenWith is Listen with per-listener Options (another certificate, TLS
+// version, prompts...). An empty Hostname or nil Accounts is the server's,
+// so ClientTLSConfig and the default account keep working; every other
+// unset field takes the package default.
+func (s *Server) ListenWith(mode tlsmode.Mode, o Options, faults ...Fault) string {
+	if o.Hostname == "" {
+		o.Hostname = s.opts.Hostname
+	}
+	if o.Accounts == nil {
+		o.Accounts = s.opts.Accounts
+	}
+	addr, err := s.listen(mode, o.withDefaults(), faults)
+	if err != nil {
+		panic(err)
+	}
+	return addr
+}
+
+func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (string, error) {
+	fs := makeFaultSet(faults)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("submittest: listen: %w", err)
+	}
+	l := &listener{srv: s, addr: ln.Addr().String(), faults: fs, opts: o, ln: ln}
+	if fs.has(Refuse) {
+		ln.Close()
+		return l.addr, nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return "", fmt.Errorf("submittest: server closed")
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+
+	if fs.has(Blackhole) {
+		s.wg.Add(1)
+		go l.blackhole()
+		return l.addr, nil
+	}
+
+	secure := mode.Secure() && !fs.has(PlainOnly)
+	implicit := mode == tlsmode.Implicit && secure && !fs.has(ClearOnImplicit)
+	var cfg *tls.Config
+	if secure {
+		if cfg, err = s.tlsConfig(o); err != nil {
+			ln.Close()
+			return "", err
+		}
+	}
+	srv := smtp.NewServer(backend{l})
+	srv.Domain = o.Hostname
+	srv.TLSConfig = cfg
+	srv.MaxMessageBytes = o.MaxMessageBytes
+	srv.AllowInsecureAuth = fs.has(AuthBeforeTLS)
+	srv.EnableDSN = o.EnableDSN
+	srv.EnableREQUIRETLS = o.EnableREQUIRETLS
+	srv.EnableSMTPUTF8 = o.EnableSMTPUTF8
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	l.smtp = srv
+
+	var served net.Listener = &tapListener{Listener: ln, l: l, clear: !implicit}
+	if implicit {
+		served = tls.NewListener(served, cfg)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		srv.Serve(served)
+	}()
+	return l.addr, nil
+}
+
+// tlsConfig builds a listener's server config. Each handshake gets a clone
+// that marks its connection's record as TLS once verified.
+func (s *Server) tlsConfig(o Options) (*tls.Config, error) {
+	spec := specOf(o)
+	s.mu.Lock()
+	cert, ok := s.leaves[spec]
+	s.mu.Unlock()
+	if !ok {
+		var err error
+		if cert, err = s.ca.leaf(spec); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.leaves[spec] = cert
+		s.mu.Unlock()
+	}
+	base := &tls.Config{Certificates: []tls.Certificate{cert}}
+	if v := o.MaxTLSVersion; v != 0 {
+		base.MaxVersion = v
+		if v < tls.VersionTLS12 {
+			base.MinVersion = v
+		}
+	}
+	cfg := base.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		t, ok := hello.Conn.(*tapConn)
+		if !ok {
+			return nil, nil
+		}
+		c := base.Clone()
+		c.VerifyConnection = func(tls.ConnectionState) error {
+			s.mu.Lock()
+			t.rec.TLS = true
+			s.mu.Unlock()
+			return nil
+		}
+		return c, nil
+	}
+	return cfg, nil
+}
+
+// tapListener wraps each accepted connection in a tapConn and tracks it so
+// Close can end it.
+type tapListener struct {
+	net.Listener
+	l     *listener
+	clear bool
+}
+
+func (tl *tapListener) Accept() (net.Conn, error) {
+	c, err := tl.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	t := &tapConn{Conn: c, l: tl.l}
+	t.clear.Store(tl.clear)
+	if t.rec = tl.l.srv.track(c, t, tl.l.addr); t.rec == nil {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	return t, nil
+}
+
+// blackhole accepts connections and holds them silently until Close.
+func (l *listener) blackhole() {
+	defer l.srv.wg.Done()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		if l.srv.track(c, c, l.addr) == nil {
+			c.Close()
+			return
+		}
+	}
+}
+
+// track registers an accepted connection under key (what Close closes); it
+// returns nil once the server is closed.
+func (s *Server) track(raw, key net.Conn, addr string) *connRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	rec := &connRecord{Addr: addr}
+	s.records = append(s.records, rec)
+	s.open[key] = struct{}{}
+	return rec
+}
+
+func (s *Server) forget(key net.Conn) {
+	s.mu.Lock()
+	delete(s.open, key)
+	s.mu.Unlock()
+}
+
+func (s *Server) recordClear(rec *connRecord, line string, isCmd bool) {
+	s.mu.Lock()
+	rec.Clear = append(rec.Clear, line)
+	if isCmd {
+		rec.Commands = append(rec.Commands, line)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) recordCommand(rec *connRecord, line string) {
+	s.mu.Lock()
+	rec.Commands = append(rec.Commands, line)
+	s.mu.Unlock()
+}
+
+func (s *Server) addMessage(m Message) {
+	s.mu.Lock()
+	s.messages = append(s.messages, m)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Port returns the port of a "host:port" address, or 0 if it has none.
+func (s *Server) Port(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// Candidates returns the STARTTLS and implicit TLS listeners as candidates,
+// in that order. A listener added with Listen becomes one with
+// tlsmode.Candidate{Port: s.Port(addr), Mode: mode}.
+func (s *Server) Candidates() []tlsmode.Candidate {
+	return []tlsmode.Candidate{
+		{Port: s.Port(s.StartTLSAddr), Mode: tlsmode.StartTLS},
+		{Port: s.Port(s.ImplicitAddr), Mode: tlsmode.Implicit},
+	}
+}
+
+// CertPool returns a pool holding only the throwaway CA that issues the
+// listeners' certificates (except SelfSigned ones).
+func (s *Server) CertPool() *x509.CertPool {
+	return s.ca.pool.Clone()
+}
+
+// ClientTLSConfig returns a fresh config trusting CertPool with ServerName
+// set to the server's Hostname.
+func (s *Server) ClientTLSConfig() *tls.Config {
+	return &tls.Config{RootCAs: s.CertPool(), ServerName: s.opts.Hostname}
+}
+
+// Messages returns the messages received so far, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.messages)
+}
+
+// WaitMessages waits until at least n messages have arrived and returns
+// them all. It fails when ctx ends or the server is closed first.
+func (s *Server) WaitMessages(ctx context.Context, n int) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		if len(s.messages) >= n {
+			m := slices.Clone(s.messages)
+			s.mu.Unlock()
+			return m, nil
+		}
+		changed, have := s.changed, len(s.messages)
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-s.done:
+			return nil, fmt.Errorf("submittest: server closed with %d of %d messages", have, n)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("submittest: %d of %d messages: %w", have, n, ctx.Err())
+		}
+	}
+}
+
+// Conns returns one record per accepted connection, oldest first.
+func (s *Server) Conns() []ConnRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ConnRecord, len(s.records))
+	for i, r := range s.records {
+		out[i] = *r
+		out[i].Clear = slices.Clone(r.Clear)
+		out[i].Commands = slices.Clone(r.Commands)
+	}
+	return out
+}
+
+// Close stops every listener, closes every open connection (blackholed
+// ones included) and waits for the server's goroutines to finish. Calling it
+// again does nothing.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	listeners := slices.Clone(s.listeners)
+	s.mu.Unlock()
+
+	for _, l := range listeners {
+		l.ln.Close()
+	}
+	s.wg.Wait() // no Accept is running now, so no connection can appear
+
+	s.mu.Lock()
+	open := make([]net.Conn, 0, len(s.open))
+	for c := range s.open {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+
+	// Shutdown only waits here: its listeners are closed, and with the
+	// sockets gone every connection handler is on its way out.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, l := range listeners {
+		if l.smtp != nil {
+			if err := l.smtp.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("submittest: connection handlers still running: %w", err)
+			}
+		}
+	}
+	return nil
+}
