@@ -167,17 +167,17 @@ func stepErr(port int, step string, err error, elapsed time.Duration, timeout ti
 		se.advice = "the host name does not resolve; check its spelling and your DNS"
 	case isTimeout(err):
 		if step == "connect" {
-			se.Err = fmt.Errorf("connection timed out after %s", round(elapsed))
+			se.Err = &explained{fmt.Sprintf("connection timed out after %s", round(elapsed)), err}
 			se.advice = fmt.Sprintf("port %d is probably blocked by your network or cloud provider (cloud hosts block 25, some networks block 587); try another port", port)
 		} else {
-			se.Err = fmt.Errorf("no reply within %s", round(elapsed))
+			se.Err = &explained{fmt.Sprintf("no reply within %s", round(elapsed)), err}
 			se.advice = "the server accepted the connection but stopped answering; if it expects another TLS mode, change tlsmode (465 is implicit TLS, 587/2525 STARTTLS)"
 			if step == "banner" {
 				se.advice = fmt.Sprintf("no SMTP greeting: if port %d expects implicit TLS, use tlsmode.Implicit", port)
 			}
 		}
 	case errors.Is(err, syscall.ECONNREFUSED):
-		se.Err = errors.New("connection refused")
+		se.Err = &explained{"connection refused", err}
 		se.advice = fmt.Sprintf("nothing listens on port %d of that host", port)
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		se.advice = "the server or something on the path closed the connection"
@@ -193,6 +193,16 @@ func stepErr(port int, step string, err error, elapsed time.Duration, timeout ti
 	_ = timeout
 	return se
 }
+
+// explained replaces a cause's message with a plainer one and keeps the
+// cause for errors.Is and errors.As.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.cause }
 
 func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {

@@ -39,8 +39,8 @@ type authResult struct {
 	end  bool // the error ends the whole Dial (a rejected credential)
 }
 
-func (r *race) run(ctx context.Context) (*Client, error) {
-	ctx, cancel := context.WithCancel(ctx)
+func (r *race) run(parent context.Context) (*Client, error) {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	n := len(r.cands)
 	r.attempts = make([]Attempt, n)
@@ -159,6 +159,9 @@ func (r *race) run(ctx context.Context) (*Client, error) {
 	}
 	if winner != nil {
 		return winner, nil
+	}
+	if endErr == nil {
+		endErr = parent.Err() // the caller's deadline ended the attempts
 	}
 	return nil, &DialError{Host: r.host, Attempts: r.startedAttempts(), Err: endErr}
 }

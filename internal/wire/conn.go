@@ -69,7 +69,11 @@ func (c *Conn) Close() error { return c.nc.Close() }
 func (c *Conn) ReadReply() (*Reply, error) {
 	r, err := ReadReply(c.br)
 	if err != nil {
-		c.tr.note("read failed: %v", err)
+		if errors.Is(err, net.ErrClosed) {
+			c.tr.note("connection closed")
+		} else {
+			c.tr.note("read failed: %v", err)
+		}
 		return nil, err
 	}
 	for i, l := range r.Lines {
