@@ -249,50 +249,65 @@ if [[ ! -f /etc/postfix/portwise-vmailbox.db || /etc/postfix/portwise-vmailbox -
 	postmap hash:/etc/postfix/portwise-vmailbox
 fi
 
-postconf -e \
-	"myhostname = mx.portwise.test" \
-	"mydomain = portwise.test" \
-	"myorigin = \$myhostname" \
-	"mydestination = \$myhostname, localhost" \
-	"mynetworks = 127.0.0.0/8" \
-	"inet_interfaces = loopback-only" \
-	"inet_protocols = ipv4" \
-	"relayhost =" \
-	"default_transport = error:portwise CI box: no outbound mail" \
-	"relay_transport = error:portwise CI box: no outbound mail" \
-	"relay_domains =" \
-	"alias_maps = hash:/etc/aliases" \
-	"alias_database = hash:/etc/aliases" \
-	"virtual_mailbox_domains = ${DOMAIN}" \
-	"virtual_mailbox_base = ${VBASE}" \
-	"virtual_mailbox_maps = hash:/etc/postfix/portwise-vmailbox" \
-	"virtual_uid_maps = static:${VUID}" \
-	"virtual_gid_maps = static:${VGID}" \
-	"virtual_minimum_uid = ${VUID}" \
-	"virtual_mailbox_limit = 0" \
-	"mailbox_size_limit = 0" \
-	"message_size_limit = 52428800" \
-	"smtpd_tls_cert_file = ${SRV_PEM}" \
-	"smtpd_tls_key_file = ${SRV_KEY}" \
-	"smtpd_tls_security_level = may" \
-	"smtpd_tls_loglevel = 1" \
-	"smtpd_tls_received_header = yes" \
-	"smtpd_sasl_type = dovecot" \
-	"smtpd_sasl_path = private/auth" \
-	"smtpd_sasl_auth_enable = no" \
-	"smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination" \
-	"smtp_tls_security_level = none" \
-	"maillog_file = ${POSTFIX_LOG}" \
+MAIN_CF_SETTINGS=(
+	"myhostname = mx.portwise.test"
+	"mydomain = portwise.test"
+	"myorigin = \$myhostname"
+	"mydestination = \$myhostname, localhost"
+	"mynetworks = 127.0.0.0/8"
+	"inet_interfaces = loopback-only"
+	"inet_protocols = ipv4"
+	"relayhost ="
+	"default_transport = error:portwise CI box: no outbound mail"
+	"relay_transport = error:portwise CI box: no outbound mail"
+	"relay_domains ="
+	"alias_maps = hash:/etc/aliases"
+	"alias_database = hash:/etc/aliases"
+	"virtual_mailbox_domains = ${DOMAIN}"
+	"virtual_mailbox_base = ${VBASE}"
+	"virtual_mailbox_maps = hash:/etc/postfix/portwise-vmailbox"
+	"virtual_uid_maps = static:${VUID}"
+	"virtual_gid_maps = static:${VGID}"
+	"virtual_minimum_uid = ${VUID}"
+	"virtual_mailbox_limit = 0"
+	"mailbox_size_limit = 0"
+	"message_size_limit = 52428800"
+	"smtpd_tls_cert_file = ${SRV_PEM}"
+	"smtpd_tls_key_file = ${SRV_KEY}"
+	"smtpd_tls_security_level = may"
+	"smtpd_tls_loglevel = 1"
+	"smtpd_tls_received_header = yes"
+	"smtpd_sasl_type = dovecot"
+	"smtpd_sasl_path = private/auth"
+	"smtpd_sasl_auth_enable = no"
+	"smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"
+	"smtp_tls_security_level = none"
+	"maillog_file = ${POSTFIX_LOG}"
 	"biff = no"
-
-# master.cf: no port-25 listener, no chroot (no init script to populate it),
-# postlog service for maillog_file, and the three submission listeners.
-postconf -M 'postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd'
-if postconf -M smtp/inet 2>/dev/null | grep -q .; then
-	postconf -# smtp/inet
+)
+# Only touch main.cf when something differs: Postfix tools sleep ~1-2s when
+# main.cf has just been modified, which made every re-run slow.
+main_changes=()
+for kv in "${MAIN_CF_SETTINGS[@]}"; do
+	k=${kv%% =*} v=${kv#* = }
+	[[ $kv == *" =" ]] && v=""
+	if [[ $(postconf -h "$k" 2>/dev/null || true) != "$v" ]]; then
+		main_changes+=("$kv")
+	fi
+done
+if ((${#main_changes[@]})); then
+	log "updating main.cf: ${#main_changes[@]} setting(s)"
+	postconf -e "${main_changes[@]}"
 fi
-postconf -F '*/*/chroot = n'
 
+# master.cf is regenerated from the packaged default on every run:
+#  - the port-25 smtpd listener is commented out (only our three ports listen),
+#  - chroot is turned off everywhere (Debian's init script normally populates
+#    the chroot; we don't use it, there is no systemd here),
+#  - the packaged postlog service (needed for maillog_file) is kept,
+#  - our three submission listeners are appended.
+MASTER_SRC=/usr/share/postfix/master.cf.dist
+[[ -f $MASTER_SRC ]] || MASTER_SRC=/etc/postfix/master.cf
 sub_opts() { # $1=syslog name, $2=1 for wrapper mode
 	printf '  -o syslog_name=postfix/%s\n' "$1"
 	if [[ $2 == 1 ]]; then
@@ -315,7 +330,16 @@ sub_opts() { # $1=syslog name, $2=1 for wrapper mode
 OPTS
 }
 {
-	sed '/^# BEGIN portwise-ci/,/^# END portwise-ci/d' /etc/postfix/master.cf
+	sed '/^# BEGIN portwise-ci/,/^# END portwise-ci/d' "$MASTER_SRC" | awk '
+		/^[^#[:space:]]/ {
+			if ($1 == "smtp" && $2 == "inet") { print "#" $0; next }
+			$5 = "n"
+			line = sprintf("%-9s %-5s %-7s %-7s %-7s %-7s %-7s", $1, $2, $3, $4, $5, $6, $7)
+			for (i = 8; i <= NF; i++) line = line " " $i
+			print line; next
+		}
+		{ print }'
+	grep -q '^postlog' "$MASTER_SRC" || echo "postlog   unix-dgram n  -       n       -       1       postlogd"
 	echo "# BEGIN portwise-ci (managed by .ci/realmta.sh, rewritten on every run)"
 	echo "${HOST}:${PORT_STARTTLS} inet n - n - - smtpd"
 	sub_opts submission-ci 0
@@ -327,35 +351,60 @@ OPTS
 } | write_if_changed /etc/postfix/master.cf 0644 root:root || true
 
 touch "$POSTFIX_LOG"
-newaliases
+if [[ ! -f /etc/aliases.db || /etc/aliases -nt /etc/aliases.db ]]; then
+	newaliases
+fi
 postfix check
 
 # ----------------------------------------------------------- 5. (re)start
 dovecot_pid() {
-	local pid
+	local pid state
 	pid=$(cat /run/dovecot/master.pid 2>/dev/null) || return 1
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	# Alive, not a zombie, and really dovecot (pid files survive kill -9).
+	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == dovecot ]] || return 1
+	state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+	[[ $state != Z ]] || return 1
+	echo "$pid"
+}
+# Daemons must not inherit our stdio or the lock fd: dovecot keeps stderr open
+# for its lifetime, which would make `realmta.sh | tee` (or a CI step that waits
+# for EOF on its output) hang, and an inherited fd 9 would hold the flock.
+start_dovecot() {
+	local i
+	# Retry briefly: a dovecot that is still shutting down blocks a new start.
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		dovecot </dev/null >/dev/null 2>>"$DOVECOT_LOG" 9>&- && return 0
+		sleep 0.5
+	done
+	echo "realmta.sh: dovecot failed to start; see $DOVECOT_LOG" >&2
+	tail -n 20 "$DOVECOT_LOG" >&2 || true
+	exit 1
 }
 if pid=$(dovecot_pid); then
 	if ((dovecot_changed)); then
 		log "dovecot config changed, restarting (pid $pid)"
 		dovecot stop >/dev/null 2>&1 || kill "$pid" || true
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		dovecot
+		start_dovecot
 	else
 		log "dovecot running (pid $pid), config unchanged"
 	fi
 else
 	log "starting dovecot"
-	dovecot
+	start_dovecot
 fi
 
 if postfix status >/dev/null 2>&1; then
 	log "reloading postfix"
-	postfix reload >/dev/null 2>&1
+	postfix reload </dev/null >/dev/null 2>&1 9>&-
 else
 	log "starting postfix"
-	postfix start >/dev/null 2>&1
+	if ! postfix start </dev/null >/dev/null 2>&1 9>&-; then
+		echo "realmta.sh: postfix failed to start; see $POSTFIX_LOG" >&2
+		tail -n 20 "$POSTFIX_LOG" >&2 || true
+		exit 1
+	fi
 fi
 
 # ----------------------------------------------------------- wait for ports
@@ -376,6 +425,22 @@ for port in "$PORT_STARTTLS" "$PORT_IMPLICIT" "$PORT_ALT"; do
 			exit 1
 		fi
 		sleep 0.2
+	done
+done
+
+# End-to-end readiness: TLS (verified against our CA) + AUTH on every port.
+# Catches a dead/half-configured dovecot that a TCP connect would not.
+for spec in "${PORT_STARTTLS}:--tls" "${PORT_IMPLICIT}:--tls-on-connect" "${PORT_ALT}:--tls"; do
+	port=${spec%%:*} mode=${spec#*:}
+	until swaks --server "${HOST}:${port}" "$mode" --tls-verify --tls-ca-path "$CA_PEM" \
+		--auth PLAIN --auth-user "$USER1" --auth-password "$PASS1" \
+		--quit-after AUTH --timeout 5 </dev/null >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			echo "realmta.sh: TLS+AUTH smoke test failed on ${HOST}:${port}; see $POSTFIX_LOG and $DOVECOT_LOG" >&2
+			tail -n 20 "$POSTFIX_LOG" "$DOVECOT_LOG" >&2 || true
+			exit 1
+		fi
+		sleep 0.5
 	done
 done
 
