@@ -1,0 +1,348 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// mta describes the real Postfix + Dovecot set up by .ci/realmta.sh.
+type mta struct {
+	ca                       *x509.CertPool
+	starttls, implicit, alt  string
+	user, pass, user2, pass2 string
+	maildir, log             string
+}
+
+func realMTA(t *testing.T) *mta {
+	t.Helper()
+	if os.Getenv("PORTWISE_REALMTA") != "1" {
+		t.Skip("interop tests need a real Postfix + Dovecot: run `sudo bash .ci/realmta.sh && . .ci/realmta.env` first (see CONTRIBUTING.md)")
+	}
+	pem, err := os.ReadFile(os.Getenv("PORTWISE_REALMTA_CA"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in PORTWISE_REALMTA_CA")
+	}
+	return &mta{
+		ca:       pool,
+		starttls: os.Getenv("PORTWISE_REALMTA_STARTTLS"),
+		implicit: os.Getenv("PORTWISE_REALMTA_IMPLICIT"),
+		alt:      os.Getenv("PORTWISE_REALMTA_ALT"),
+		user:     os.Getenv("PORTWISE_REALMTA_USER"),
+		pass:     os.Getenv("PORTWISE_REALMTA_PASS"),
+		user2:    os.Getenv("PORTWISE_REALMTA_USER2"),
+		pass2:    os.Getenv("PORTWISE_REALMTA_PASS2"),
+		maildir:  os.Getenv("PORTWISE_REALMTA_MAILDIR"),
+		log:      os.Getenv("PORTWISE_REALMTA_LOG"),
+	}
+}
+
+func port(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
+
+func (m *mta) policy(t *testing.T) []tlsmode.Candidate {
+	return []tlsmode.Candidate{
+		{Port: port(t, m.starttls), Mode: tlsmode.StartTLS},
+		{Port: port(t, m.implicit), Mode: tlsmode.Implicit},
+		{Port: port(t, m.alt), Mode: tlsmode.StartTLS},
+	}
+}
+
+func (m *mta) dialer(t *testing.T, auth submit.Auth, cands ...tlsmode.Candidate) *submit.Dialer {
+	if cands == nil {
+		cands = m.policy(t)
+	}
+	return &submit.Dialer{
+		Candidates: cands,
+		TLSConfig:  &tls.Config{RootCAs: m.ca},
+		Auth:       auth,
+		Timeout:    20 * time.Second,
+	}
+}
+
+func messageID(t *testing.T) string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return fmt.Sprintf("<%x.%s@portwise.test>", b, strings.ReplaceAll(t.Name(), "/", "."))
+}
+
+func message(from, to, id, body string) string {
+	return "From: " + from + "\r\nTo: " + to + "\r\nSubject: interop " + id + "\r\nMessage-ID: " + id +
+		"\r\nDate: " + time.Now().Format(time.RFC1123Z) + "\r\n\r\n" + body
+}
+
+// waitDelivered polls the recipient's maildir until a file holding id
+// appears, and returns its content.
+func (m *mta) waitDelivered(t *testing.T, mailbox, id string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	dir := filepath.Join(m.maildir, mailbox, "new")
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err == nil && bytes.Contains(b, []byte("Message-ID: "+id)) {
+				return b
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("message %s not delivered to %s within 30s (see %s)", id, dir, m.log)
+	return nil
+}
+
+func mailbox(addr string) string { return strings.SplitN(addr, "@", 2)[0] }
+
+func TestInteropPolicyOverThreePorts(t *testing.T) {
+	m := realMTA(t)
+	c, err := m.dialer(t, submit.PasswordAuth(m.user, m.pass)).Dial(context.Background(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	if c.Port() != port(t, m.starttls) || c.Mode() != tlsmode.StartTLS {
+		t.Errorf("won on %d/%v; want the first candidate", c.Port(), c.Mode())
+	}
+	id := messageID(t)
+	if err := c.Send(context.Background(), m.user, []string{m.user2}, strings.NewReader(message(m.user, m.user2, id, "policy\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	m.waitDelivered(t, mailbox(m.user2), id)
+}
+
+func TestInteropEachPortEachMechanism(t *testing.T) {
+	m := realMTA(t)
+	ports := []struct {
+		name string
+		cand tlsmode.Candidate
+	}{
+		{"starttls", tlsmode.Candidate{Port: port(t, m.starttls), Mode: tlsmode.StartTLS}},
+		{"implicit", tlsmode.Candidate{Port: port(t, m.implicit), Mode: tlsmode.Implicit}},
+		{"alt", tlsmode.Candidate{Port: port(t, m.alt), Mode: tlsmode.StartTLS}},
+	}
+	auths := []struct {
+		name     string
+		auth     submit.Auth
+		wantMech string
+	}{
+		{"plain", submit.PlainAuth("", m.user, m.pass), "PLAIN"},
+		{"login", submit.LoginAuth(m.user, m.pass), "LOGIN"},
+		{"password", submit.PasswordAuth(m.user, m.pass), "PLAIN"},
+	}
+	for _, p := range ports {
+		for _, a := range auths {
+			t.Run(p.name+"/"+a.name, func(t *testing.T) {
+				c, err := m.dialer(t, a.auth, p.cand).Dial(context.Background(), "127.0.0.1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Quit()
+				if c.Mechanism() != a.wantMech {
+					t.Errorf("mechanism %q; want %q", c.Mechanism(), a.wantMech)
+				}
+				if st, ok := c.ConnectionState(); !ok || len(st.VerifiedChains) == 0 {
+					t.Error("no verified TLS")
+				}
+				id := messageID(t)
+				if err := c.Send(context.Background(), m.user, []string{m.user2}, strings.NewReader(message(m.user, m.user2, id, "hello\r\n"))); err != nil {
+					t.Fatal(err)
+				}
+				m.waitDelivered(t, mailbox(m.user2), id)
+			})
+		}
+	}
+}
+
+func countInLog(t *testing.T, path, s string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte(s))
+}
+
+func TestInteropWrongPasswordFailsOnceForTheWholePolicy(t *testing.T) {
+	m := realMTA(t)
+	before := countInLog(t, m.log, "authentication failed")
+	d := m.dialer(t, submit.PlainAuth("", m.user, "wrong-"+m.pass))
+	d.FallbackDelay = time.Millisecond // every port reaches a secure session
+	_, err := d.Dial(context.Background(), "127.0.0.1")
+	if !errors.Is(err, submit.ErrAuthFailed) {
+		t.Fatalf("err = %v; want ErrAuthFailed", err)
+	}
+	// Postfix logs the failure asynchronously.
+	deadline := time.Now().Add(10 * time.Second)
+	n := 0
+	for time.Now().Before(deadline) {
+		if n = countInLog(t, m.log, "authentication failed") - before; n >= 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	n = countInLog(t, m.log, "authentication failed") - before
+	if n != 1 {
+		t.Errorf("Postfix logged %d failed AUTH; want exactly 1 (the credential must not be replayed)", n)
+	}
+	if strings.Contains(err.Error(), "wrong-"+m.pass) {
+		t.Error("the password appears in the error")
+	}
+}
+
+// strippingProxy forwards to target and rewrites STARTTLS in the server's
+// EHLO reply to XXXXXXXA, as some firewalls do. It records what the client
+// sent.
+type strippingProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	sent   bytes.Buffer
+	wg     sync.WaitGroup
+}
+
+func newStrippingProxy(t *testing.T, target string) *strippingProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &strippingProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *strippingProxy) serve() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.wg.Add(2)
+		go func() { // server -> client, rewriting
+			defer p.wg.Done()
+			defer c.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					c.Write(bytes.ReplaceAll(buf[:n], []byte("STARTTLS"), []byte("XXXXXXXA")))
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() { // client -> server, recording
+			defer p.wg.Done()
+			defer s.Close()
+			io.Copy(s, io.TeeReader(c, writerFunc(func(b []byte) (int, error) {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				return p.sent.Write(b)
+			})))
+		}()
+	}
+}
+
+func (p *strippingProxy) clientSent() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent.String()
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func TestInteropStrippingMiddlebox(t *testing.T) {
+	m := realMTA(t)
+	p := newStrippingProxy(t, m.starttls)
+	cand := tlsmode.Candidate{Port: port(t, p.ln.Addr().String()), Mode: tlsmode.StartTLS}
+	_, err := m.dialer(t, submit.PlainAuth("", m.user, m.pass), cand).Dial(context.Background(), "127.0.0.1")
+	if !errors.Is(err, submit.ErrSTARTTLSStripped) {
+		t.Fatalf("err = %v; want ErrSTARTTLSStripped", err)
+	}
+	if !strings.Contains(err.Error(), "XXXXXXXA") || !strings.Contains(err.Error(), "middlebox") {
+		t.Errorf("error does not explain the masking: %v", err)
+	}
+	sent := p.clientSent()
+	if strings.Contains(strings.ToUpper(sent), "AUTH") || strings.Contains(sent, "MAIL") {
+		t.Errorf("the client sent more than EHLO through the stripping proxy: %q", sent)
+	}
+	if !strings.Contains(sent, "EHLO") {
+		t.Errorf("proxy saw %q; the test did not exercise the path", sent)
+	}
+}
+
+func TestInteropFiveMegabyteMessageArrivesIntact(t *testing.T) {
+	m := realMTA(t)
+	raw := make([]byte, 5<<20*3/4)
+	rand.Read(raw)
+	enc := base64.StdEncoding.EncodeToString(raw)
+	var body strings.Builder
+	for i := 0; i < len(enc); i += 76 {
+		if i%(76*1000) == 0 {
+			body.WriteString(".a line that needs dot-stuffing\r\n")
+		}
+		body.WriteString(enc[i:min(i+76, len(enc))])
+		body.WriteString("\r\n")
+	}
+	id := messageID(t)
+	msg := message(m.user, m.user2, id, body.String())
+	c, err := m.dialer(t, submit.PasswordAuth(m.user, m.pass)).Dial(context.Background(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.Send(ctx, m.user, []string{m.user2}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := m.waitDelivered(t, mailbox(m.user2), id)
+	// Postfix prepends its trace headers and stores LF line endings.
+	want := []byte(strings.ReplaceAll(msg, "\r\n", "\n"))
+	if !bytes.HasSuffix(got, want) {
+		t.Fatalf("delivered message (%d bytes) does not end with the %d bytes sent", len(got), len(want))
+	}
+	if a, b := sha256.Sum256(got[len(got)-len(want):]), sha256.Sum256(want); a != b {
+		t.Fatalf("hash mismatch")
+	}
+	t.Logf("%d-byte message delivered intact, sha256 %x", len(msg), sha256.Sum256(want))
+}
