@@ -54,7 +54,7 @@ func TestForHostReturnsACopy(t *testing.T) {
 func TestProviderLookups(t *testing.T) {
 	tests := []struct {
 		by, name, want string // want "": no match
-		find             func(string) (tlsmode.Provider, bool)
+		find           func(string) (tlsmode.Provider, bool)
 	}{
 		{"domain", "gmail.com", "Gmail", tlsmode.ProviderForDomain},
 		{"domain", "Hotmail.com", "Outlook.com", tlsmode.ProviderForDomain},
