@@ -241,7 +241,7 @@ func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 			return nil, &DialError{Host: h, Err: err}
 		}
 	}
-	return d.newRace(ctx, h, port).run(ctx)
+	return d.newRace(ctx, h, port).runPlanned(ctx)
 }
 
 // preparer is implemented by Auths that need work done before dialling.

@@ -21,6 +21,7 @@ type race struct {
 	key       string // the Winners key
 	preferred bool   // cands[0] is the remembered winner
 	won       int    // index of the winner; -1: none
+	note      error  // a discovery problem, reported if the Dial fails
 
 	attempts []Attempt
 	started  []time.Time

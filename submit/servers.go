@@ -49,8 +49,11 @@ func (d *Dialer) newRace(ctx context.Context, host string, port int) *race {
 	}
 	if port == 0 && d.Discovery != nil && net.ParseIP(host) == nil {
 		servers, err := d.Discovery.LookupSRV(ctx, host)
-		if err != nil && d.Logger != nil {
-			d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise srv", slog.String("host", host), slog.String("error", err.Error()))
+		if err != nil {
+			r.note = err
+			if d.Logger != nil {
+				d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise srv", slog.String("host", host), slog.String("error", err.Error()))
+			}
 		}
 		for _, s := range servers {
 			for _, c := range s.Candidates {
@@ -63,6 +66,18 @@ func (d *Dialer) newRace(ctx context.Context, host string, port int) *race {
 	}
 	d.preferWinner(r)
 	return r
+}
+
+// runPlanned runs the race; when it fails, a discovery problem (a
+// rejected SRV target, a DNS failure) is added to the DialError, since it
+// may be why nothing worked.
+func (r *race) runPlanned(ctx context.Context) (*Client, error) {
+	c, err := r.run(ctx)
+	var de *DialError
+	if r.note != nil && errors.As(err, &de) && de.Err == nil {
+		de.Err = r.note
+	}
+	return c, err
 }
 
 // DialServers is Dial over several servers, such as Lookup returns: their

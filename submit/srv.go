@@ -22,7 +22,7 @@ var ErrUntrustedSRV = errors.New("SRV target outside the allowed domains")
 // _submission._tcp.DOMAIN STARTTLS servers.
 //
 // Records are ordered by priority, then by weight as RFC 2782 describes
-// (weighted random within a priority); at equal priority the implicit TLS
+// (weighted random within a priority, weight 0 last); at equal priority the implicit TLS
 // records come first, as RFC 8314 prefers. A target of "." means the
 // service is not offered.
 //
@@ -101,7 +101,7 @@ func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, err
 	// Order: priority, then service (implicit first), then RFC 2782
 	// weighted selection within each (priority, service) group.
 	slices.SortStableFunc(recs, func(a, b rec) int {
-		return cmp.Or(cmp.Compare(a.srv.Priority, b.srv.Priority), cmp.Compare(a.mode, b.mode))
+		return cmp.Or(cmp.Compare(a.srv.Priority, b.srv.Priority), cmp.Compare(modeRank(a.mode), modeRank(b.mode)))
 	})
 	var ordered []rec
 	for len(recs) > 0 {
@@ -158,17 +158,27 @@ func (d *Discovery) allowed(domain, target string) bool {
 	return false
 }
 
-// byWeight orders records of one priority as RFC 2782 says: repeatedly
-// pick one at random with probability proportional to its weight, records
-// of weight 0 having a small chance (they come first in the running sum).
-// The input order is made canonical first so that Rand alone decides.
+func modeRank(m tlsmode.Mode) int {
+	if m == tlsmode.Implicit {
+		return 0
+	}
+	return 1
+}
+
+// byWeight orders records of one priority by weight, as RFC 2782 intends:
+// repeatedly pick one at random with probability proportional to its
+// weight. (The RFC's literal recipe draws from [0, sum] inclusive, which
+// over-favours the first record; this draws from [0, sum) like Go's own
+// resolver.) Records of weight 0 come after the weighted ones, in name
+// order. The input order is made canonical first so that Rand alone
+// decides.
 func (d *Discovery) byWeight(group []*net.SRV) []*net.SRV {
 	intn := d.Rand
 	if intn == nil {
 		intn = rand.IntN
 	}
 	slices.SortFunc(group, func(a, b *net.SRV) int {
-		return cmp.Or(cmp.Compare(min(a.Weight, 1), min(b.Weight, 1)), strings.Compare(a.Target, b.Target), cmp.Compare(a.Port, b.Port))
+		return cmp.Or(strings.Compare(a.Target, b.Target), cmp.Compare(a.Port, b.Port))
 	})
 	out := make([]*net.SRV, 0, len(group))
 	for len(group) > 0 {
@@ -176,12 +186,14 @@ func (d *Discovery) byWeight(group []*net.SRV) []*net.SRV {
 		for _, s := range group {
 			sum += int(s.Weight)
 		}
-		pick := intn(sum + 1)
-		i, run := 0, 0
-		for ; i < len(group)-1; i++ {
-			run += int(group[i].Weight)
-			if run >= pick {
-				break
+		i := 0
+		if sum > 0 {
+			pick, run := intn(sum), 0
+			for ; i < len(group)-1; i++ {
+				run += int(group[i].Weight)
+				if run > pick {
+					break
+				}
 			}
 		}
 		out = append(out, group[i])
