@@ -211,3 +211,36 @@ func TestDialDiscoveryFallsBackToThePolicyAndRemembersTheTarget(t *testing.T) {
 		t.Errorf("won %s %v", c.Host(), c.Mode())
 	}
 }
+
+func TestDialServersRacesAcrossHosts(t *testing.T) {
+	srv := submittest.NewServer(t)
+	refused := srv.Listen(tlsmode.StartTLS, submittest.Refuse)
+	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"))
+	d.TLSConfig.ServerName = "" // each server's own name: localhost and 127.0.0.1 are both in the certificate
+	closed := []tlsmode.Candidate{cand(srv, refused, tlsmode.StartTLS)}
+
+	c, err := d.DialServers(context.Background(), []submit.Server{
+		{Host: "localhost", Candidates: closed},
+		{Host: "127.0.0.1", Candidates: []tlsmode.Candidate{cand(srv, srv.ImplicitAddr, tlsmode.Implicit)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	if c.Host() != "127.0.0.1" || c.Mode() != tlsmode.Implicit {
+		t.Errorf("won %s %v", c.Host(), c.Mode())
+	}
+
+	_, err = d.DialServers(context.Background(), []submit.Server{{Host: "localhost", Candidates: closed}, {Host: "127.0.0.1", Candidates: closed}})
+	var de *submit.DialError
+	if !errors.As(err, &de) || len(de.Attempts) != 2 || de.Attempts[1].Host != "127.0.0.1" ||
+		!strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d (starttls): connect", srv.Port(refused))) {
+		t.Errorf("err = %v", err)
+	}
+
+	for _, bad := range [][]submit.Server{nil, {{Host: "localhost:587"}}} {
+		if _, err := d.DialServers(context.Background(), bad); err == nil {
+			t.Errorf("DialServers(%v) succeeded", bad)
+		}
+	}
+}
