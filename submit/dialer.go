@@ -73,9 +73,25 @@ type Dialer struct {
 	// 64 entries shared by this Dialer; set it to share one between Dialers.
 	SessionCache tls.ClientSessionCache
 
-	once  sync.Once
-	cache tls.ClientSessionCache
-	trMu  sync.Mutex
+	// Discovery, when set, makes Dial of a host without a port look up the
+	// host's RFC 6186 SRV records first and race their targets ahead of
+	// the static policy on the host itself. See Discovery for the trust
+	// rules; nil means no lookup.
+	Discovery *Discovery
+	// Winners remembers, per host dialled, the server and candidate that
+	// last won, so the next Dial starts with it and staggers the rest
+	// behind. nil means an in-memory store of this Dialer; set one to
+	// persist or share it.
+	Winners WinnerStore
+	// WinnerTTL is how long a winner is remembered. 0 means 24h; a
+	// negative value turns remembering off.
+	WinnerTTL time.Duration
+
+	once    sync.Once
+	cache   tls.ClientSessionCache
+	trMu    sync.Mutex
+	winOnce sync.Once
+	winners WinnerStore
 }
 
 func (d *Dialer) timeout() time.Duration {
@@ -225,8 +241,7 @@ func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 			return nil, &DialError{Host: h, Err: err}
 		}
 	}
-	r := &race{d: d, host: h, cands: d.plan(port)}
-	return r.run(ctx)
+	return d.newRace(ctx, h, port).runPlanned(ctx)
 }
 
 // preparer is implemented by Auths that need work done before dialling.

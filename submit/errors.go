@@ -68,6 +68,9 @@ type Attempt struct {
 	Candidate tlsmode.Candidate
 	Err       error         // nil for the winner
 	Elapsed   time.Duration // from this candidate's start to its outcome
+	// Host is the server tried when it is not DialError.Host: an SRV
+	// target, or a server given to DialServers.
+	Host string
 }
 
 // DialError is returned by Dial when no candidate produced a client. It lists
@@ -91,6 +94,9 @@ func (e *DialError) Error() string {
 	}
 	for _, a := range e.Attempts {
 		b.WriteString("\n  ")
+		if a.Host != "" {
+			b.WriteString(a.Host + ":")
+		}
 		if a.Err == nil {
 			fmt.Fprintf(&b, "%d (%s): succeeded in %s", a.Candidate.Port, a.Candidate.Mode, round(a.Elapsed))
 			continue

@@ -16,6 +16,12 @@ type race struct {
 	d     *Dialer
 	host  string
 	cands []tlsmode.Candidate
+	hosts []string // per candidate (discovery, DialServers); nil: host for all
+
+	key       string // the Winners key
+	preferred bool   // cands[0] is the remembered winner
+	won       int    // index of the winner; -1: none
+	note      error  // a discovery problem, reported if the Dial fails
 
 	attempts []Attempt
 	started  []time.Time
@@ -46,8 +52,12 @@ func (r *race) run(parent context.Context) (*Client, error) {
 	r.attempts = make([]Attempt, n)
 	r.started = make([]time.Time, n)
 	r.results = make(chan attemptResult, n)
+	r.won = -1
 	for i, c := range r.cands {
 		r.attempts[i].Candidate = c
+		if h := r.hostAt(i); h != r.host {
+			r.attempts[i].Host = h
+		}
 	}
 
 	delay := r.d.fallbackDelay()
@@ -157,11 +167,17 @@ func (r *race) run(parent context.Context) (*Client, error) {
 		}
 		r.fail(res.idx, res.err)
 	}
+	r.d.remember(parent, r)
 	if winner != nil {
 		return winner, nil
 	}
 	if endErr == nil {
 		endErr = parent.Err() // the caller's deadline ended the attempts
+		if dl, ok := parent.Deadline(); endErr == nil && ok && !time.Now().Before(dl) {
+			// The sockets' deadlines fired a moment before the
+			// context's timer did.
+			endErr = context.DeadlineExceeded
+		}
 	}
 	return nil, &DialError{Host: r.host, Attempts: r.startedAttempts(), Err: endErr}
 }
@@ -180,7 +196,7 @@ func (r *race) start(ctx context.Context, i int) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		s, cfg, err := r.d.open(ctx, r.host, r.cands[i], r.started[i])
+		s, cfg, err := r.d.open(ctx, r.hostAt(i), r.cands[i], r.started[i])
 		r.results <- attemptResult{idx: i, s: s, cfg: cfg, err: err}
 	}()
 }
@@ -195,8 +211,17 @@ func (r *race) fail(i int, err error) {
 func (r *race) finish(res attemptResult, mech string) *Client {
 	a := &r.attempts[res.idx]
 	a.Elapsed = time.Since(r.started[res.idx])
-	r.d.log(context.Background(), a.Candidate, r.host, "result", a.Elapsed, nil)
-	return newClient(r.d, r.host, res.s, res.cfg, mech)
+	r.won = res.idx
+	r.d.log(context.Background(), a.Candidate, r.hostAt(res.idx), "result", a.Elapsed, nil)
+	return newClient(r.d, r.hostAt(res.idx), res.s, res.cfg, mech)
+}
+
+// hostAt is the host candidate i connects to.
+func (r *race) hostAt(i int) string {
+	if r.hosts != nil {
+		return r.hosts[i]
+	}
+	return r.host
 }
 
 func (r *race) startedAttempts() []Attempt {

@@ -1,0 +1,233 @@
+package submit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/wire"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// ErrBadURL means ParseURL could not read a configuration URL. The message
+// names the field at fault and never contains the password.
+var ErrBadURL = errors.New("invalid submission URL")
+
+// ParseURL reads a Dialer and the host to dial from one string, so that an
+// application can take its whole mail configuration from one environment
+// variable:
+//
+//	smtps://user:pass@host[:port]       implicit TLS; 465 without a port
+//	smtp://user:pass@host[:port]        STARTTLS; 587 without a port
+//	submission://user:pass@host[:port]  the default policy (587, 465, 2525);
+//	                                    with a port, that port and its usual mode
+//
+// The user and password are percent-decoded ("p%40ss" is "p@ss"). The
+// query may hold:
+//
+//	auth=plain|login|xoauth2  the mechanism; without it PLAIN, else LOGIN
+//	timeout=30s               Dialer.Timeout (a Go duration)
+//	localname=NAME            Dialer.LocalName, the EHLO name
+//	tls=starttls|implicit     the mode, overriding the scheme's
+//	                          (plaintext is accepted only without a user,
+//	                          for a loopback relay)
+//
+// Without a user the Dialer has no Auth (an IP-authorised relay). A user
+// without a password, and auth=xoauth2, leave a *PendingAuth in Dialer.Auth
+// for the program to replace with the secret it holds elsewhere (an OAuth2
+// token source); dialling with it in place fails before connecting.
+//
+// The returned host has no port: the port is in Dialer.Candidates. Errors
+// wrap ErrBadURL, name the bad field, and show the URL only as RedactURL
+// does. The Dialer has no String method; print RedactURL(raw) instead.
+func ParseURL(raw string) (*Dialer, string, error) {
+	red := RedactURL(raw)
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("submit: %w %q: %s: %s", ErrBadURL, red, field, fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err == nil && u.User == nil && strings.Contains(raw, "@") || err != nil && strings.Contains(raw, "@") {
+		// An unencoded "/", "?" or "#" in a password moves the rest of
+		// it into the host, port, path or fragment: say so without
+		// quoting any of them, and without url.Error, which quotes all.
+		return nil, "", bad("userinfo", "cannot be read; percent-encode the characters / ? # @ : in the user and password (e.g. %%2F for /)")
+	}
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return nil, "", bad("syntax", "%v", ue.Err)
+		}
+		return nil, "", bad("syntax", "not a URL")
+	}
+	d := &Dialer{}
+	var mode tlsmode.Mode
+	switch strings.ToLower(u.Scheme) {
+	case "smtps":
+		mode = tlsmode.Implicit
+	case "smtp":
+		mode = tlsmode.StartTLS
+	case "submission":
+	case "":
+		return nil, "", bad("scheme", "missing; start with smtps://, smtp:// or submission://")
+	default:
+		return nil, "", bad("scheme", "%q is not one of smtps, smtp, submission", u.Scheme)
+	}
+	if u.Opaque != "" {
+		return nil, "", bad("host", "missing; write %s://host", u.Scheme)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil, "", bad("host", "missing")
+	}
+	if err := validHost(host); err != nil {
+		return nil, "", bad("host", "%q is not a host name", host)
+	}
+	port := 0
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, "", bad("port", "%q: want 1-65535", p)
+		}
+		port = n
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, "", bad("path", "a submission URL has no path")
+	}
+	if u.Fragment != "" {
+		return nil, "", bad("fragment", "a submission URL has no fragment")
+	}
+
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, "", bad("query", "cannot be parsed")
+	}
+	var mech string
+	for key, vals := range q {
+		if len(vals) != 1 {
+			return nil, "", bad(key, "given %d times", len(vals))
+		}
+		v := vals[0]
+		switch key {
+		case "auth":
+			mech = strings.ToLower(v)
+			if mech != "plain" && mech != "login" && mech != "xoauth2" {
+				return nil, "", bad("auth", "%q is not one of plain, login, xoauth2", v)
+			}
+		case "timeout":
+			t, err := time.ParseDuration(v)
+			if err != nil || t <= 0 {
+				return nil, "", bad("timeout", "%q is not a positive duration such as 30s", v)
+			}
+			d.Timeout = t
+		case "localname":
+			if v == "" || strings.ContainsAny(v, " \t") || wire.CheckLine(v) != nil {
+				return nil, "", bad("localname", "%q is not a host name", v)
+			}
+			d.LocalName = v
+		case "tls":
+			m, err := tlsmode.Parse(v)
+			if err != nil {
+				return nil, "", bad("tls", "%q is not one of starttls, implicit", v)
+			}
+			mode = m
+		default:
+			return nil, "", bad(key, "unknown parameter; want auth, timeout, localname or tls")
+		}
+	}
+
+	if port == 0 {
+		switch mode {
+		case tlsmode.Implicit:
+			port = 465
+		case tlsmode.StartTLS:
+			port = 587
+		case tlsmode.Plaintext:
+			port = 25
+		} // submission:// without tls= keeps the default policy
+	}
+	if port != 0 {
+		if mode == 0 {
+			mode = tlsmode.ForPort(port)
+		}
+		d.Candidates = []tlsmode.Candidate{{Port: port, Mode: mode}}
+	}
+
+	if u.User != nil {
+		user := u.User.Username()
+		if user == "" {
+			return nil, "", bad("user", "empty user name before \"@\"")
+		}
+		if mode == tlsmode.Plaintext {
+			return nil, "", bad("tls", "plaintext cannot carry credentials; remove the user or use starttls or implicit")
+		}
+		pass, hasPass := u.User.Password()
+		switch {
+		case mech == "xoauth2":
+			d.Auth = &PendingAuth{Username: user, Mechanism: "XOAUTH2"}
+		case !hasPass:
+			d.Auth = &PendingAuth{Username: user, Mechanism: strings.ToUpper(mech)}
+		case mech == "plain":
+			d.Auth = PlainAuth("", user, pass)
+		case mech == "login":
+			d.Auth = LoginAuth(user, pass)
+		default:
+			d.Auth = PasswordAuth(user, pass)
+		}
+	} else if mech != "" {
+		return nil, "", bad("auth", "auth=%s needs a user: write %s://USER:PASSWORD@%s", mech, u.Scheme, host)
+	}
+	return d, host, nil
+}
+
+// RedactURL returns raw with its password replaced by "xxxxx", for logs and
+// error messages. When the user information cannot be told apart (an
+// unencoded "/" or "#" in the password), everything before the last "@"
+// is replaced, so that no part of a password shows.
+func RedactURL(raw string) string {
+	raw = strings.TrimSpace(raw)
+	if u, err := url.Parse(raw); err == nil && (u.User != nil || !strings.Contains(raw, "@")) {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
+		return scheme + "://xxxxx@" + rest[at+1:]
+	}
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		return "xxxxx@" + raw[at+1:]
+	}
+	return raw
+}
+
+// PendingAuth stands in Dialer.Auth for a credential a URL named but
+// could not carry: a user without a password, or auth=xoauth2, whose token
+// comes from an oauth2.TokenSource. Replace it before dialling, e.g.
+//
+//	if p, ok := d.Auth.(*submit.PendingAuth); ok {
+//		d.Auth = submit.XOAuth2(p.Username, tokenSource)
+//	}
+//
+// Dialling with a PendingAuth in place fails before any connection is made.
+type PendingAuth struct {
+	Username  string
+	Mechanism string // "XOAUTH2", "PLAIN", "LOGIN" or "" (unspecified)
+}
+
+func (p *PendingAuth) err() error {
+	if p.Mechanism == "XOAUTH2" {
+		return fmt.Errorf("submit: xoauth2 in a URL needs a token source: use submit.XOAuth2(%q, tokenSource) as Dialer.Auth", p.Username)
+	}
+	return fmt.Errorf("submit: the URL names user %q without a password: percent-encode it into the URL (user:PASSWORD@host) or set Dialer.Auth", p.Username)
+}
+
+// Start fails: a PendingAuth holds no secret.
+func (p *PendingAuth) Start(context.Context, *AuthInfo) (sasl.Client, error) {
+	return nil, p.err()
+}
+
+// prepare stops the Dial before it spends a connection.
+func (p *PendingAuth) prepare(context.Context) error { return p.err() }

@@ -1,0 +1,159 @@
+package submit
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// DefaultWinnerTTL is how long a Dialer remembers a winner when WinnerTTL
+// is zero.
+const DefaultWinnerTTL = 24 * time.Hour
+
+// Winner is the server and candidate that last won a Dial, and when.
+type Winner struct {
+	Host      string // the server that won: the host dialled, or an SRV target
+	Candidate tlsmode.Candidate
+	At        time.Time
+}
+
+// WinnerStore remembers one Winner per key, the host name given to Dial
+// (lower-cased). Implementations must be safe for concurrent use; an
+// application can persist winners across restarts by implementing it over
+// a file or a database.
+//
+// A stored winner only reorders a Dial's plan: a candidate that is not in
+// the current policy (or SRV answer) is ignored, so a tampered store cannot
+// add a port or weaken a mode.
+type WinnerStore interface {
+	Get(key string) (Winner, bool)
+	Put(key string, w Winner)
+	Forget(key string)
+}
+
+// NewMemoryWinnerStore returns an in-memory WinnerStore holding at most
+// limit hosts (limit <= 0 means 1024); when full, the oldest winner is
+// dropped. It is what a Dialer uses when Winners is nil.
+func NewMemoryWinnerStore(limit int) WinnerStore {
+	if limit <= 0 {
+		limit = 1024
+	}
+	return &memoryWinners{limit: limit, m: make(map[string]Winner)}
+}
+
+type memoryWinners struct {
+	limit int
+	mu    sync.Mutex
+	m     map[string]Winner
+}
+
+func (s *memoryWinners) Get(key string) (Winner, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.m[key]
+	return w, ok
+}
+
+func (s *memoryWinners) Put(key string, w Winner) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[key]; !ok && len(s.m) >= s.limit {
+		var oldest string
+		for k, v := range s.m {
+			if oldest == "" || v.At.Before(s.m[oldest].At) {
+				oldest = k
+			}
+		}
+		delete(s.m, oldest)
+	}
+	s.m[key] = w
+}
+
+func (s *memoryWinners) Forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+}
+
+// winnerStore returns the store in use, or nil when remembering is off.
+func (d *Dialer) winnerStore() WinnerStore {
+	if d.WinnerTTL < 0 {
+		return nil
+	}
+	if d.Winners != nil {
+		return d.Winners
+	}
+	d.winOnce.Do(func() { d.winners = NewMemoryWinnerStore(0) })
+	return d.winners
+}
+
+func (d *Dialer) winnerTTL() time.Duration {
+	if d.WinnerTTL > 0 {
+		return d.WinnerTTL
+	}
+	return DefaultWinnerTTL
+}
+
+func winnerKey(host string) string {
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// preferWinner moves the remembered winner of r.key, if it is still in the
+// plan, to the front; the others keep their order behind it. An expired
+// winner is forgotten.
+func (d *Dialer) preferWinner(r *race) {
+	store := d.winnerStore()
+	if store == nil || len(r.cands) == 0 {
+		return
+	}
+	w, ok := store.Get(r.key)
+	if !ok {
+		return
+	}
+	if age := time.Since(w.At); age > d.winnerTTL() || age < -time.Minute {
+		store.Forget(r.key)
+		return
+	}
+	for i, c := range r.cands {
+		if c != w.Candidate || !strings.EqualFold(r.hostAt(i), w.Host) {
+			continue
+		}
+		if r.hosts == nil {
+			r.hosts = make([]string, len(r.cands))
+			for j := range r.hosts {
+				r.hosts[j] = r.host
+			}
+		}
+		copy(r.cands[1:i+1], r.cands[:i])
+		r.cands[0] = c
+		h := r.hosts[i]
+		copy(r.hosts[1:i+1], r.hosts[:i])
+		r.hosts[0] = h
+		r.preferred = true
+		d.log(context.Background(), c, h, "remembered", time.Since(w.At), nil)
+		return
+	}
+}
+
+// remember records the outcome of a race: the winner is stored (again,
+// with a fresh time); a remembered winner that failed is forgotten. A Dial
+// the caller cancelled teaches nothing.
+func (d *Dialer) remember(ctx context.Context, r *race) {
+	store := d.winnerStore()
+	if store == nil {
+		return
+	}
+	if r.won >= 0 {
+		store.Put(r.key, Winner{Host: r.hostAt(r.won), Candidate: r.cands[r.won], At: time.Now()})
+		return
+	}
+	if r.preferred && ctx.Err() == nil && len(r.attempts) > 0 {
+		if err := r.attempts[0].Err; err != nil && !errors.Is(err, errLostRace) {
+			store.Forget(r.key)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package tlsmode_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/portwise/portwise/tlsmode"
+)
+
+func c(p int, m tlsmode.Mode) tlsmode.Candidate { return tlsmode.Candidate{Port: p, Mode: m} }
+
+func TestForHostMatchesProviderHosts(t *testing.T) {
+	S, I := tlsmode.StartTLS, tlsmode.Implicit
+	tests := []struct {
+		host string
+		want []tlsmode.Candidate // nil: no preset
+	}{
+		{"smtp.gmail.com", []tlsmode.Candidate{c(587, S), c(465, I)}},
+		{"SMTP.Gmail.com.", []tlsmode.Candidate{c(587, S), c(465, I)}},
+		{"smtp.office365.com", []tlsmode.Candidate{c(587, S)}},
+		{"smtp-mail.outlook.com", []tlsmode.Candidate{c(587, S)}},
+		{"email-smtp.eu-west-1.amazonaws.com", []tlsmode.Candidate{c(587, S), c(465, I), c(2587, S), c(2465, I), c(25, S)}},
+		{"smtp.sendgrid.net", []tlsmode.Candidate{c(587, S), c(465, I), c(2525, S)}},
+		{"smtp.mailgun.org", []tlsmode.Candidate{c(587, S), c(465, I), c(2525, S)}},
+		{"smtp.postmarkapp.com", []tlsmode.Candidate{c(587, S), c(2525, S), c(25, S)}},
+		{"smtp.fastmail.com", []tlsmode.Candidate{c(465, I), c(587, S)}},
+		{"smtp.mail.me.com", []tlsmode.Candidate{c(587, S)}},
+		{"smtp.zoho.com", []tlsmode.Candidate{c(465, I), c(587, S)}},
+		{"smtp.mail.yahoo.com", []tlsmode.Candidate{c(465, I), c(587, S)}},
+		{"email-smtp.amazonaws.com", nil},
+		{"email-smtp.a.b.amazonaws.com", nil},
+		{"evil-smtp.gmail.com.example", nil},
+		{"gmail.com", nil},
+		{"smtp.example.com", nil},
+	}
+	for _, tt := range tests {
+		got, ok := tlsmode.ForHost(tt.host)
+		if ok != (tt.want != nil) || !slices.Equal(got, tt.want) {
+			t.Errorf("ForHost(%q) = %v, %v; want %v", tt.host, got, ok, tt.want)
+		}
+	}
+}
+
+func TestForHostReturnsACopy(t *testing.T) {
+	a, _ := tlsmode.ForHost("smtp.gmail.com")
+	a[0].Port = 1
+	b, _ := tlsmode.ForHost("smtp.gmail.com")
+	if b[0].Port != 587 {
+		t.Fatalf("ForHost shares its table: %v", b)
+	}
+}
+
+func TestProviderLookups(t *testing.T) {
+	tests := []struct {
+		by, name, want string // want "": no match
+		find           func(string) (tlsmode.Provider, bool)
+	}{
+		{"domain", "gmail.com", "Gmail", tlsmode.ProviderForDomain},
+		{"domain", "Hotmail.com", "Outlook.com", tlsmode.ProviderForDomain},
+		{"domain", "me.com", "iCloud", tlsmode.ProviderForDomain},
+		{"domain", "example.com", "", tlsmode.ProviderForDomain},
+		{"mx", "aspmx.l.google.com.", "Gmail", tlsmode.ProviderForMX},
+		{"mx", "example-com.mail.protection.outlook.com", "Microsoft 365", tlsmode.ProviderForMX},
+		{"mx", "in1-smtp.messagingengine.com", "Fastmail", tlsmode.ProviderForMX},
+		{"mx", "google.com.evil.example", "", tlsmode.ProviderForMX},
+		{"mx", "notgoogle.com", "", tlsmode.ProviderForMX},
+		{"host", "smtp.sendgrid.net", "SendGrid", tlsmode.ProviderForHost},
+	}
+	for _, tt := range tests {
+		p, ok := tt.find(tt.name)
+		if ok != (tt.want != "") || p.Name != tt.want {
+			t.Errorf("ProviderFor%s(%q) = %q, %v; want %q", tt.by, tt.name, p.Name, ok, tt.want)
+		}
+	}
+	if p, _ := tlsmode.ProviderForHost("smtp.sendgrid.net"); p.Username != "apikey" || !slices.Contains(p.Auth, tlsmode.AuthAPIKey) {
+		t.Errorf("SendGrid = %+v; want user apikey with an API key", p)
+	}
+	if p, _ := tlsmode.ProviderForHost("email-smtp.us-east-1.amazonaws.com"); p.Host != "email-smtp.us-east-1.amazonaws.com" {
+		t.Errorf("SES Host = %q; want the regional host", p.Host)
+	}
+}
+
+func TestEveryProviderIsComplete(t *testing.T) {
+	for _, p := range tlsmode.Providers() {
+		if p.Name == "" || p.Host == "" || len(p.Candidates) == 0 || len(p.Auth) == 0 || !strings.HasPrefix(p.Docs, "https://") {
+			t.Errorf("incomplete preset %+v", p)
+		}
+		for _, c := range p.Candidates {
+			if !c.Mode.Secure() {
+				t.Errorf("%s: %v is not a secure candidate", p.Name, c)
+			}
+			if (c.Port == 465 || c.Port == 2465) != (c.Mode == tlsmode.Implicit) {
+				t.Errorf("%s: %v has the wrong mode for its port", p.Name, c)
+			}
+		}
+	}
+}
