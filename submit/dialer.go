@@ -226,7 +226,12 @@ func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 		}
 	}
 	r := &race{d: d, host: h, cands: d.plan(port)}
-	return r.run(ctx)
+	c, err := r.run(ctx)
+	if err != nil {
+		// An OAuth2 token the server rejected is refreshed and tried once more.
+		return d.retryRefreshed(ctx, h, port, err)
+	}
+	return c, nil
 }
 
 // preparer is implemented by Auths that need work done before dialling.
