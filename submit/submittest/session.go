@@ -51,7 +51,12 @@ func (s *session) command(line string) {
 	}
 }
 
-func (s *session) AuthMechanisms() []string { return s.l.opts.authMechanisms() }
+func (s *session) AuthMechanisms() []string {
+	if s.tls && s.l.opts.NoAuthAfterTLS {
+		return nil
+	}
+	return s.l.opts.authMechanisms()
+}
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	s.command("AUTH " + mech)
@@ -61,7 +66,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	s.t.rec.AuthMechanism = mech
 	srv.mu.Unlock()
 
-	if !slices.Contains(s.l.opts.authMechanisms(), mech) {
+	if !slices.Contains(s.AuthMechanisms(), mech) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
 	accept := func(username string) {

@@ -68,6 +68,10 @@ type Options struct {
 	// answered with 504. nil means PLAIN and LOGIN, plus XOAUTH2 and
 	// OAUTHBEARER when Tokens is set.
 	AuthMechanisms []string
+	// NoAuthAfterTLS stops advertising and accepting AUTH once TLS is up;
+	// with the AuthBeforeTLS fault, AUTH is offered only in clear, as on a
+	// misconfigured server.
+	NoAuthAfterTLS bool
 	// AuthReply, if set, is the whole reply line that ends every AUTH
 	// exchange instead of the outcome of the credential check, e.g.
 	// "454 4.7.0 Temporary authentication failure" or
