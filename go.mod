@@ -7,4 +7,4 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 )
 
-require golang.org/x/oauth2 v0.38.0 // indirect
+require golang.org/x/oauth2 v0.38.0
