@@ -5,6 +5,5 @@ go 1.26.0
 require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
+	golang.org/x/oauth2 v0.38.0
 )
-
-require golang.org/x/oauth2 v0.38.0

@@ -115,9 +115,8 @@ func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
 // 535 a mail server sends (go-smtp would answer 454 to a plain error), and
 // guards against its dummy-response check indexing an empty response.
 type oauthBearerServer struct {
-	inner   sasl.Server
-	started bool
-	failed  bool
+	inner  sasl.Server
+	failed bool
 }
 
 func (b *oauthBearerServer) Next(response []byte) ([]byte, bool, error) {
