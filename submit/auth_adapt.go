@@ -115,21 +115,3 @@ func (as anyAuth) prepare(ctx context.Context) error {
 	}
 	return nil
 }
-
-func (as anyAuth) refresh(ctx context.Context) (bool, error) {
-	var fresh bool
-	var errs []error
-	for _, a := range as {
-		if r, ok := a.(refresher); ok {
-			f, err := r.refresh(ctx)
-			fresh = fresh || f
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if fresh {
-		return true, nil
-	}
-	return false, errors.Join(errs...)
-}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 
@@ -71,7 +70,7 @@ func (a *oauthAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, err
 	if err != nil {
 		return nil, err
 	}
-	c := &oauthClient{a: a, token: tok.AccessToken}
+	c := &oauthClient{a: a, token: tok.AccessToken, renew: renewalsFrom(ctx)}
 	if a.mech == sasl.OAuthBearer {
 		c.bearer = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.user, Token: tok.AccessToken, Host: info.Host})
 	}
@@ -150,27 +149,16 @@ func (a *oauthAuth) fetch(ctx context.Context) (*oauth2.Token, error) {
 	return r.t, nil
 }
 
-// reject records that a server refused access.
-func (a *oauthAuth) reject(access string) {
-	a.mu.Lock()
-	a.rejected = access
-	a.mu.Unlock()
-}
-
-// refresh fetches a new token after a server refused the current one. It
-// reports whether there is a new one to retry with; (false, nil) means no
-// token of this Auth was rejected.
-func (a *oauthAuth) refresh(ctx context.Context) (bool, error) {
-	a.mu.Lock()
-	rejected := a.rejected
-	a.mu.Unlock()
-	if rejected == "" {
-		return false, nil
-	}
+// refresh fetches a new token after a server refused the access token
+// rejected. It reports whether there is a different one to retry with.
+func (a *oauthAuth) refresh(ctx context.Context, rejected string) (bool, error) {
 	if err := a.lock(ctx); err != nil {
 		return false, err
 	}
 	defer a.unlock()
+	a.mu.Lock()
+	a.rejected = rejected // never hand it out again from the cache
+	a.mu.Unlock()
 	if t := a.cached(); t != nil {
 		return true, nil // another Dial refreshed it meanwhile
 	}
@@ -192,6 +180,7 @@ func (a *oauthAuth) refresh(ctx context.Context) (bool, error) {
 type oauthClient struct {
 	a      *oauthAuth
 	token  string
+	renew  *renewals   // of the Dial that started this client; nil outside one
 	bearer sasl.Client // OAUTHBEARER's initial response comes from go-sasl
 	steps  int
 }
@@ -220,12 +209,15 @@ func (c *oauthClient) Next([]byte) ([]byte, error) {
 
 // explainFailure turns a rejection into an ErrAuthFailed that names what
 // the server said (status and scope from its JSON challenge), and records
-// the rejected token so Dial can refresh it.
+// with the Dial a way to refresh the rejected token.
 func (c *oauthClient) explainFailure(e *smtp.SMTPError, last []byte) error {
 	if e.Code/100 != 5 {
 		return authReplyErr(c.a.mech, e)
 	}
-	c.a.reject(c.token)
+	if c.renew != nil {
+		a, rejected := c.a, c.token
+		c.renew.add(func(ctx context.Context) (bool, error) { return a.refresh(ctx, rejected) })
+	}
 	var detail string
 	var je struct {
 		Status string `json:"status"`
@@ -310,50 +302,6 @@ func (s *refreshingSource) expire(access string) {
 		t.AccessToken = ""
 		s.tok = &t
 	}
-}
-
-// refresher is implemented by Auths whose credential can be renewed after
-// a server rejected it (OAuth2 access tokens).
-type refresher interface {
-	// refresh fetches a new credential after a rejection. retry reports a
-	// new one to try; (false, nil) means none of this Auth's credentials
-	// was rejected; an error says why the rejected one cannot be renewed.
-	refresh(ctx context.Context) (retry bool, err error)
-}
-
-// retryRefreshed handles a Dial that ended because the server rejected the
-// credential: when the Auth can renew it, it runs the Dial once more with
-// the new credential. The attempts of both rounds are reported on failure.
-// Any other error is returned unchanged.
-func (d *Dialer) retryRefreshed(ctx context.Context, host string, port int, err error) (*Client, error) {
-	var de *DialError
-	rf, ok := d.Auth.(refresher)
-	if !ok || !errors.As(err, &de) || !errors.Is(de.Err, ErrAuthFailed) || ctx.Err() != nil {
-		return nil, err
-	}
-	retry, rerr := rf.refresh(ctx)
-	if rerr != nil {
-		// The rejection itself stays visible through the attempts.
-		de.Err = rerr
-		return nil, de
-	}
-	if !retry {
-		return nil, err
-	}
-	if d.Logger != nil {
-		d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise auth retry",
-			slog.String("host", host), slog.String("reason", "access token rejected; retrying once with a new one"))
-	}
-	r := &race{d: d, host: host, cands: d.plan(port)}
-	c, err := r.run(ctx)
-	if err == nil {
-		return c, nil
-	}
-	var de2 *DialError
-	if errors.As(err, &de2) {
-		de2.Attempts = append(de.Attempts, de2.Attempts...)
-	}
-	return nil, err
 }
 
 var errNoFreshToken = errors.New("the server rejected the access token, and the token source gave the same one again, so portwise did not retry; give XOAuth2 or OAuthBearer a source that can refresh (submit.RefreshingTokenSource), or fetch a new token")

@@ -279,3 +279,30 @@ func TestOAuthTokenFetchHonoursTheContext(t *testing.T) {
 type tokenFunc func() (*oauth2.Token, error)
 
 func (f tokenFunc) Token() (*oauth2.Token, error) { return f() }
+
+// The refresh belongs to the Dial whose token was rejected: through
+// AnyAuth it still happens, and a rejected password is never retried, even
+// after an earlier token rejection.
+func TestOAuthRefreshThroughAnyAuthOnlyForTheRejectedToken(t *testing.T) {
+	srv := submittest.NewServer(t, submittest.Options{Tokens: map[string]string{testUser: "fresh-access"}, AuthMechanisms: []string{"XOAUTH2"}})
+	ep := newTokenEndpoint(t, "fresh-access")
+	stored := &oauth2.Token{AccessToken: "stale-access", RefreshToken: refreshSecret, Expiry: time.Now().Add(time.Hour)}
+	oauth := submit.XOAuth2(testUser, submit.RefreshingTokenSource(context.Background(), ep.config(), stored))
+	c, err := dialerFor(srv, submit.AnyAuth(oauth, submit.PasswordAuth(testUser, "wrong")), cand(srv, srv.StartTLSAddr, tlsmode.StartTLS)).Dial(context.Background(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	if a, _ := authAttempts(srv); a != 2 || ep.count() != 1 {
+		t.Fatalf("%d AUTH attempts, %d token fetches; want 2 and 1", a, ep.count())
+	}
+
+	plain := srv.ListenWith(tlsmode.StartTLS, submittest.Options{AuthMechanisms: []string{"PLAIN"}})
+	_, err = dialerFor(srv, submit.AnyAuth(oauth, submit.PasswordAuth(testUser, "wrong")), cand(srv, plain, tlsmode.StartTLS)).Dial(context.Background(), "127.0.0.1")
+	if !errors.Is(err, submit.ErrAuthFailed) {
+		t.Fatalf("err = %v; want ErrAuthFailed", err)
+	}
+	if a, _ := authAttempts(srv); a != 3 || ep.count() != 1 {
+		t.Errorf("%d AUTH attempts, %d token fetches; want 3 and 1 (the password is not retried)", a, ep.count())
+	}
+}

@@ -229,13 +229,8 @@ func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 			return nil, &DialError{Host: h, Err: err}
 		}
 	}
-	r := &race{d: d, host: h, cands: d.plan(port)}
-	c, err := r.run(ctx)
-	if err != nil {
-		// An OAuth2 token the server rejected is refreshed and tried once more.
-		return d.retryRefreshed(ctx, h, port, err)
-	}
-	return c, nil
+	// An OAuth2 token the server rejected is refreshed and tried once more.
+	return d.dialRenewing(ctx, h, port)
 }
 
 // preparer is implemented by Auths that need work done before dialling.
