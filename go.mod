@@ -10,5 +10,6 @@ require (
 
 require (
 	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sys v0.47.0 // indirect
 )

@@ -157,9 +157,9 @@ func authReplyErr(mech string, e *smtp.SMTPError) error {
 	case e.Code == 535:
 		hint = "the server rejected the user name or password; check them — providers such as Gmail and Microsoft 365 need an app password or OAuth2 (XOAUTH2)"
 	case e.Code == 534:
-		hint = "the server considers " + mech + " too weak for this account; use OAuth2 (XOAUTH2) or the mechanism the provider documents"
+		hint = "the server considers " + mech + " too weak for this account; use OAuth2 (XOAUTH2) or the mechanism the provider documents (Gmail also says this when the account needs an app password)"
 	case e.Code == 538:
-		hint = "the server requires encryption for this mechanism"
+		hint = "the server requires encryption for " + mech + "; portwise authenticates only over verified TLS, so the server wants more than this connection gives (another port or TLS mode), or a stronger mechanism"
 	case e.Code == 454 || e.Code/100 == 4:
 		return fmt.Errorf("AUTH %s got a temporary failure (%s); try again later: %w", mech, smtpText(e), e)
 	case e.Code == 504:

@@ -49,12 +49,25 @@ func (f AuthFunc) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error
 var ErrMechanismUnavailable = errors.New("authentication mechanism not offered")
 
 func errUnoffered(want string, info *AuthInfo) error {
-	offered := "no AUTH at all"
-	if len(info.Mechanisms) > 0 {
-		offered = strings.Join(info.Mechanisms, " ")
-	}
-	return fmt.Errorf("%w: %s needed, the server offers %s after TLS", ErrMechanismUnavailable, want, offered)
+	return &unofferedError{want: want, offered: info.Mechanisms}
 }
+
+// unofferedError says which mechanism was needed and what the server
+// offered instead; AnyAuth merges several.
+type unofferedError struct {
+	want    string
+	offered []string
+}
+
+func (e *unofferedError) Error() string {
+	offered := "no AUTH at all"
+	if len(e.offered) > 0 {
+		offered = strings.Join(e.offered, " ")
+	}
+	return fmt.Sprintf("%v: %s needed, the server offers %s after TLS", ErrMechanismUnavailable, e.want, offered)
+}
+
+func (e *unofferedError) Unwrap() error { return ErrMechanismUnavailable }
 
 // PlainAuth authenticates with SASL PLAIN (RFC 4616), sent as an initial
 // response so it costs one round trip. identity is usually "".
@@ -93,12 +106,20 @@ func PasswordAuth(username, password string) Auth {
 }
 
 // loginClient answers LOGIN prompts by what they ask, not by their order.
+// With initial set it sends the username as an initial response (the
+// one-step variant), so the server's only prompt is for the password.
 type loginClient struct {
 	user, pass string
+	initial    bool
 	step       int
 }
 
-func (c *loginClient) Start() (string, []byte, error) { return "LOGIN", nil, nil }
+func (c *loginClient) Start() (string, []byte, error) {
+	if c.initial {
+		return "LOGIN", []byte(c.user), nil
+	}
+	return "LOGIN", nil, nil
+}
 
 func (c *loginClient) Next(challenge []byte) ([]byte, error) {
 	return c.NextRaw(string(challenge), challenge)
@@ -119,7 +140,7 @@ func (c *loginClient) NextRaw(text string, decoded []byte) ([]byte, error) {
 			return []byte(c.pass), nil
 		}
 	}
-	return nil, fmt.Errorf("LOGIN: unexpected prompt %q", clipPrompt(text, decoded))
+	return nil, fmt.Errorf("LOGIN: the server prompted %q, which asks for neither the user name nor the password, so portwise cancelled with \"*\" without answering; use PlainAuth if the server offers PLAIN", clipPrompt(text, decoded))
 }
 
 func loginPrompt(p string) string {

@@ -223,6 +223,10 @@ func (d *Dialer) plan(port int) []tlsmode.Candidate {
 // runs on one session at a time, so a credential is sent at most once per
 // Dial however many ports race. When no candidate succeeds the error is a
 // *DialError listing every attempt.
+//
+// With XOAuth2 or OAuthBearer the token is fetched before any connection,
+// and a token the server rejects is refreshed and the Dial run once more
+// with the new one.
 func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 	h, port, err := SplitHost(host)
 	if err != nil {
@@ -241,7 +245,8 @@ func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 			return nil, &DialError{Host: h, Err: err}
 		}
 	}
-	return d.newRace(ctx, h, port).runPlanned(ctx)
+	// An OAuth2 token the server rejected is refreshed and tried once more.
+	return d.dialRenewing(ctx, func(ctx context.Context) *race { return d.newRace(ctx, h, port) })
 }
 
 // preparer is implemented by Auths that need work done before dialling.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"slices"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -50,7 +51,12 @@ func (s *session) command(line string) {
 	}
 }
 
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+func (s *session) AuthMechanisms() []string {
+	if s.tls && s.l.opts.NoAuthAfterTLS {
+		return nil
+	}
+	return s.l.opts.authMechanisms()
+}
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	s.command("AUTH " + mech)
@@ -60,30 +66,52 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	s.t.rec.AuthMechanism = mech
 	srv.mu.Unlock()
 
+	if !slices.Contains(s.AuthMechanisms(), mech) {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	accept := func(username string) {
+		if s.l.opts.AuthReply != "" {
+			return // the forced reply decides
+		}
+		s.user = username
+		srv.mu.Lock()
+		s.t.rec.AuthOK = true
+		srv.mu.Unlock()
+	}
 	check := func(username, password string) error {
 		want, ok := s.l.opts.Accounts[username]
 		if !ok || want != password {
 			// Returned as is, so go-smtp answers 535 5.7.8.
 			return smtp.ErrAuthFailed
 		}
-		s.user = username
-		srv.mu.Lock()
-		s.t.rec.AuthOK = true
-		srv.mu.Unlock()
+		accept(username)
 		return nil
 	}
+	var server sasl.Server
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, username, password string) error {
+		server = sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
 				return smtp.ErrAuthFailed
 			}
 			return check(username, password)
-		}), nil
+		})
 	case sasl.Login:
-		return &loginServer{prompts: s.l.opts.LoginPrompts, check: check}, nil
+		if s.l.opts.LoginPromptsClear {
+			server = &clearLoginServer{c: s.c, prompts: s.l.opts.LoginPrompts, check: check}
+		} else {
+			server = &loginServer{prompts: s.l.opts.LoginPrompts, check: check}
+		}
+	default:
+		server = s.l.opts.extraAuth(mech, s.l.opts.Hostname, accept)
 	}
-	return nil, smtp.ErrAuthUnknownMechanism
+	if server == nil {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	if s.l.opts.AuthReply != "" {
+		server = &forcedReply{Server: server, reply: parseReply(s.l.opts.AuthReply)}
+	}
+	return server, nil
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {

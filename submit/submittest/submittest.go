@@ -53,6 +53,30 @@ type Options struct {
 	// LoginPrompts are the two AUTH LOGIN challenges before base64; default
 	// {"Username:", "Password:"}.
 	LoginPrompts [2]string
+	// LoginPromptsClear sends LoginPrompts as they are instead of in base64,
+	// as some old servers do ("334 Username:").
+	LoginPromptsClear bool
+	// Tokens maps usernames to the one OAuth2 access token XOAUTH2 and
+	// OAUTHBEARER accept for them. When set, those two mechanisms are
+	// advertised too. A wrong token gets Google's error challenge (a 334
+	// with base64 JSON naming status 401 and the scope) and then 535.
+	Tokens map[string]string
+	// AuthMechanisms, if set, is exactly the list of AUTH mechanisms
+	// advertised and accepted, in that order; others get 504. Besides PLAIN,
+	// LOGIN, XOAUTH2 and OAUTHBEARER it may name CRAM-MD5 (RFC 2195,
+	// checked against Accounts) or anything else, which is advertised but
+	// answered with 504. nil means PLAIN and LOGIN, plus XOAUTH2 and
+	// OAUTHBEARER when Tokens is set.
+	AuthMechanisms []string
+	// NoAuthAfterTLS stops advertising and accepting AUTH once TLS is up;
+	// with the AuthBeforeTLS fault, AUTH is offered only in clear, as on a
+	// misconfigured server.
+	NoAuthAfterTLS bool
+	// AuthReply, if set, is the whole reply line that ends every AUTH
+	// exchange instead of the outcome of the credential check, e.g.
+	// "454 4.7.0 Temporary authentication failure" or
+	// "534 5.7.9 Please log in with your web browser".
+	AuthReply string
 	// MaxTLSVersion caps the TLS version, e.g. tls.VersionTLS11 for a legacy
 	// server; the minimum is lowered to match so the handshake can happen.
 	// Zero: Go's defaults.
@@ -240,15 +264,18 @@ func (s *Server) Listen(mode tlsmode.Mode, faults ...Fault) string {
 }
 
 // ListenWith is Listen with per-listener Options (another certificate, TLS
-// version, prompts...). An empty Hostname or nil Accounts is the server's,
-// so ClientTLSConfig and the default account keep working; every other
-// unset field takes the package default.
+// version, prompts...). An empty Hostname, nil Accounts or nil Tokens is
+// the server's, so ClientTLSConfig and the default account keep working;
+// every other unset field takes the package default.
 func (s *Server) ListenWith(mode tlsmode.Mode, o Options, faults ...Fault) string {
 	if o.Hostname == "" {
 		o.Hostname = s.opts.Hostname
 	}
 	if o.Accounts == nil {
 		o.Accounts = s.opts.Accounts
+	}
+	if o.Tokens == nil {
+		o.Tokens = s.opts.Tokens
 	}
 	addr, err := s.listen(mode, o.withDefaults(), faults)
 	if err != nil {

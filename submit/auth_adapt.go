@@ -1,0 +1,117 @@
+package submit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	netsmtp "net/smtp"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+)
+
+// SASL adapts any go-sasl client: newClient is called once per connection
+// that authenticates, and the mechanism its Start names must be one the
+// server offers after TLS, or the attempt fails with
+// ErrMechanismUnavailable.
+func SASL(newClient func() sasl.Client) Auth {
+	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		c := newClient()
+		if c == nil {
+			return nil, errors.New("submit.SASL: the constructor returned a nil sasl.Client")
+		}
+		mech, ir, err := c.Start()
+		if err != nil {
+			return nil, err
+		}
+		if !info.Offers(mech) {
+			return nil, errUnoffered(strings.ToUpper(mech), info)
+		}
+		return &startedClient{mech: mech, ir: ir, next: c.Next}, nil
+	})
+}
+
+// FromNetSMTP drives a net/smtp Auth, so existing smtp.PlainAuth and
+// smtp.CRAMMD5Auth values keep working. It sees ServerInfo{Name: the host
+// dialled, TLS: true (the Dialer authenticates only over verified TLS),
+// Auth: the mechanisms advertised after TLS}; net/smtp's PlainAuth checks
+// both Name and TLS. Next is called with more=true for each challenge; the
+// final Next(more=false) net/smtp makes after success is not.
+func FromNetSMTP(a netsmtp.Auth) Auth {
+	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		si := &netsmtp.ServerInfo{
+			Name: info.Host,
+			TLS:  info.TLS != nil && info.TLS.HandshakeComplete,
+			Auth: slices.Clone(info.Mechanisms),
+		}
+		mech, ir, err := a.Start(si)
+		if err != nil {
+			return nil, fmt.Errorf("the net/smtp Auth refused to start: %w", err)
+		}
+		if !info.Offers(mech) {
+			return nil, errUnoffered(strings.ToUpper(mech), info)
+		}
+		return &startedClient{mech: mech, ir: ir, next: func(ch []byte) ([]byte, error) {
+			return a.Next(ch, true)
+		}}, nil
+	})
+}
+
+// startedClient is a mechanism whose Start already ran (to learn its name
+// before choosing it); it replays the result.
+type startedClient struct {
+	mech string
+	ir   []byte
+	next func([]byte) ([]byte, error)
+}
+
+func (c *startedClient) Start() (string, []byte, error) { return c.mech, c.ir, nil }
+
+func (c *startedClient) Next(challenge []byte) ([]byte, error) { return c.next(challenge) }
+
+// AnyAuth uses the first of auths whose mechanism the server offers after
+// TLS, e.g. AnyAuth(XOAuth2(user, ts), PasswordAuth(user, appPassword)).
+// An Auth that fails with ErrMechanismUnavailable passes to the next one;
+// any other error ends the choice. Token sources of OAuth2 members are
+// asked for their tokens before dialling, and a rejected token is
+// refreshed and retried once, as with XOAuth2 alone.
+func AnyAuth(auths ...Auth) Auth {
+	return anyAuth(slices.Clone(auths))
+}
+
+type anyAuth []Auth
+
+func (as anyAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
+	var wants []string
+	for _, a := range as {
+		c, err := a.Start(ctx, info)
+		if err == nil {
+			return c, nil
+		}
+		var ue *unofferedError
+		switch {
+		case errors.As(err, &ue):
+			wants = append(wants, ue.want)
+		case errors.Is(err, ErrMechanismUnavailable):
+			wants = append(wants, "?")
+		default:
+			return nil, err
+		}
+	}
+	if len(wants) == 0 {
+		return nil, errors.New("submit.AnyAuth: no Auth given")
+	}
+	return nil, errUnoffered("one of "+strings.Join(wants, ", "), info)
+}
+
+func (as anyAuth) prepare(ctx context.Context) error {
+	for _, a := range as {
+		if p, ok := a.(preparer); ok {
+			if err := p.prepare(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package submit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"golang.org/x/oauth2"
+)
+
+// ErrTokenUnavailable means an OAuth2 token source could not give an access
+// token (the token endpoint is unreachable, the refresh token was revoked).
+// Dial returns it before any connection is made; the source's own error
+// (often an *oauth2.RetrieveError) is wrapped too.
+var ErrTokenUnavailable = errors.New("cannot get an OAuth2 access token")
+
+// XOAuth2 authenticates with Google's and Microsoft's XOAUTH2 mechanism,
+// sending "user=<username>\x01auth=Bearer <token>\x01\x01" as an initial
+// response. The token is fetched from ts when Dial starts, before any
+// connection; a failure there is returned wrapping ErrTokenUnavailable.
+//
+// When the server rejects the token (Google sends a base64 JSON error
+// challenge, answered with an empty line, then 535), the error wraps
+// ErrAuthFailed and names the status and scope the server reported, never
+// the token. Dial then asks ts for a new token and, if it gives a different
+// one, retries exactly once on fresh connections: expired access tokens are
+// the most common OAuth failure. A source made by RefreshingTokenSource can
+// always be made to refresh; a cfg.TokenSource only refreshes a token whose
+// recorded expiry has passed.
+//
+// ts is called at most once per Dial while its token is valid; it should
+// cache (every oauth2 source does).
+func XOAuth2(username string, ts oauth2.TokenSource) Auth {
+	return &oauthAuth{mech: "XOAUTH2", user: username, ts: ts, fetching: make(chan struct{}, 1)}
+}
+
+// OAuthBearer authenticates with OAUTHBEARER (RFC 7628), the standard form
+// of XOAUTH2, with the same token handling and refresh as XOAuth2.
+func OAuthBearer(username string, ts oauth2.TokenSource) Auth {
+	return &oauthAuth{mech: sasl.OAuthBearer, user: username, ts: ts, fetching: make(chan struct{}, 1)}
+}
+
+// oauthAuth is XOAuth2 and OAuthBearer: a token cache in front of the
+// caller's source that remembers which access token a server rejected.
+type oauthAuth struct {
+	mech string
+	user string
+	ts   oauth2.TokenSource
+	// fetching is held while the source is asked for a token, so
+	// concurrent Dials do not all hit the token endpoint; it is a channel
+	// so a Dial waiting for it can give up when its context ends.
+	fetching chan struct{}
+
+	mu       sync.Mutex
+	tok      *oauth2.Token
+	rejected string // the access token a server refused, "" if none
+}
+
+// Start builds the mechanism with the current token.
+func (a *oauthAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
+	if !info.Offers(a.mech) {
+		return nil, errUnoffered(a.mech, info)
+	}
+	tok, err := a.token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &oauthClient{a: a, token: tok.AccessToken, renew: renewalsFrom(ctx)}
+	if a.mech == sasl.OAuthBearer {
+		c.bearer = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.user, Token: tok.AccessToken, Host: info.Host})
+	}
+	return c, nil
+}
+
+// prepare fetches the token before Dial spends a connection.
+func (a *oauthAuth) prepare(ctx context.Context) error {
+	_, err := a.token(ctx)
+	return err
+}
+
+// token returns the cached token while it is valid and not rejected, else
+// fetches one.
+func (a *oauthAuth) token(ctx context.Context) (*oauth2.Token, error) {
+	if t := a.cached(); t != nil {
+		return t, nil
+	}
+	if err := a.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer a.unlock()
+	if t := a.cached(); t != nil {
+		return t, nil // another Dial fetched it meanwhile
+	}
+	return a.fetch(ctx)
+}
+
+func (a *oauthAuth) cached() *oauth2.Token {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tok.Valid() && a.tok.AccessToken != a.rejected {
+		return a.tok
+	}
+	return nil
+}
+
+func (a *oauthAuth) lock(ctx context.Context) error {
+	select {
+	case a.fetching <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, a.user, ctx.Err())
+	}
+}
+
+func (a *oauthAuth) unlock() { <-a.fetching }
+
+// fetch asks the source for a token (with a.fetching held). The source
+// takes no context, so a Dial whose context ends stops waiting for it.
+func (a *oauthAuth) fetch(ctx context.Context) (*oauth2.Token, error) {
+	type result struct {
+		t   *oauth2.Token
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		t, err := a.ts.Token()
+		ch <- result{t, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, a.user, ctx.Err())
+	}
+	switch {
+	case r.err != nil:
+		return nil, fmt.Errorf("%w for %s: %w — check that the token endpoint is reachable; if the refresh token was revoked or has expired, authorise the application again to get a new one", ErrTokenUnavailable, a.user, r.err)
+	case r.t == nil || r.t.AccessToken == "":
+		return nil, fmt.Errorf("%w for %s: the token source returned no access token", ErrTokenUnavailable, a.user)
+	}
+	a.mu.Lock()
+	a.tok = r.t
+	a.mu.Unlock()
+	return r.t, nil
+}
+
+// refresh fetches a new token after a server refused the access token
+// rejected. It reports whether there is a different one to retry with.
+func (a *oauthAuth) refresh(ctx context.Context, rejected string) (bool, error) {
+	if err := a.lock(ctx); err != nil {
+		return false, err
+	}
+	defer a.unlock()
+	a.mu.Lock()
+	a.rejected = rejected // never hand it out again from the cache
+	a.mu.Unlock()
+	if t := a.cached(); t != nil {
+		return true, nil // another Dial refreshed it meanwhile
+	}
+	if e, ok := a.ts.(tokenExpirer); ok {
+		e.expire(rejected)
+	}
+	t, err := a.fetch(ctx)
+	if err != nil {
+		return false, fmt.Errorf("the server rejected the access token and a new one could not be fetched: %w", err)
+	}
+	if t.AccessToken == rejected {
+		return false, errNoFreshToken
+	}
+	return true, nil
+}
+
+// oauthClient is the SASL side of XOAUTH2 and OAUTHBEARER for one
+// connection.
+type oauthClient struct {
+	a      *oauthAuth
+	token  string
+	renew  *renewals   // of the Dial that started this client; nil outside one
+	bearer sasl.Client // OAUTHBEARER's initial response comes from go-sasl
+	steps  int
+}
+
+func (c *oauthClient) Start() (string, []byte, error) {
+	if c.bearer != nil {
+		return c.bearer.Start()
+	}
+	return "XOAUTH2", []byte("user=" + c.a.user + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
+}
+
+// Next answers the server's error challenge. Both mechanisms carry the
+// error as JSON in a 334; the client must answer (XOAUTH2: an empty line,
+// OAUTHBEARER: 0x01) to get the final reply. go-sasl's OAUTHBEARER client
+// returns an error instead, which would cancel the exchange with "*".
+func (c *oauthClient) Next([]byte) ([]byte, error) {
+	c.steps++
+	if c.steps > 1 {
+		return nil, fmt.Errorf("%s: unexpected second challenge", c.a.mech)
+	}
+	if c.bearer != nil {
+		return []byte{0x01}, nil
+	}
+	return []byte{}, nil
+}
+
+// explainFailure turns a rejection into an ErrAuthFailed that names what
+// the server said (status and scope from its JSON challenge), and records
+// with the Dial a way to refresh the rejected token.
+func (c *oauthClient) explainFailure(e *smtp.SMTPError, last []byte) error {
+	if e.Code/100 != 5 {
+		return authReplyErr(c.a.mech, e)
+	}
+	if c.renew != nil {
+		a, rejected := c.a, c.token
+		c.renew.add(func(ctx context.Context) (bool, error) { return a.refresh(ctx, rejected) })
+	}
+	var detail string
+	var je struct {
+		Status string `json:"status"`
+		Scope  string `json:"scope"`
+	}
+	if len(last) > 0 && json.Unmarshal(last, &je) == nil && (je.Status != "" || je.Scope != "") {
+		detail = " (status " + strconv.Quote(clipField(je.Status))
+		if je.Scope != "" {
+			detail += ", scope " + strconv.Quote(clipField(je.Scope))
+		}
+		detail += ")"
+	}
+	return fmt.Errorf("%w: AUTH %s for %s: the server rejected the access token%s; it has expired or been revoked, or was issued without the scope the server needs (%s): %w",
+		ErrAuthFailed, c.a.mech, c.a.user, detail, smtpText(e), e)
+}
+
+func clipField(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
+// tokenExpirer is implemented by sources that can be told a token was
+// rejected, so their next Token call fetches a new one.
+type tokenExpirer interface {
+	expire(access string)
+}
+
+// RefreshingTokenSource is cfg.TokenSource(ctx, tok) that XOAuth2 and
+// OAuthBearer can also make refresh when a server rejects an access token
+// whose recorded expiry has not passed (it was revoked, the clocks
+// disagree, or tok was stored without an expiry). ctx is used for every
+// request to the token endpoint, as with cfg.TokenSource; put an
+// *http.Client in it with oauth2.HTTPClient to change the transport.
+//
+// tok needs a RefreshToken; its AccessToken may be empty, in which case the
+// first Token call refreshes.
+func RefreshingTokenSource(ctx context.Context, cfg *oauth2.Config, tok *oauth2.Token) oauth2.TokenSource {
+	s := &refreshingSource{ctx: ctx, cfg: cfg}
+	if tok != nil {
+		t := *tok
+		s.tok = &t
+	}
+	return s
+}
+
+type refreshingSource struct {
+	ctx context.Context
+	cfg *oauth2.Config
+
+	mu  sync.Mutex
+	tok *oauth2.Token
+}
+
+// Token returns the current token while it is valid, else refreshes it.
+func (s *refreshingSource) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok.Valid() {
+		return s.tok, nil
+	}
+	if s.tok == nil || s.tok.RefreshToken == "" {
+		return nil, errors.New("oauth2: token expired and refresh token is not set")
+	}
+	// A token without an access token is never valid, so this source
+	// refreshes at once; it keeps the refresh token when the endpoint does
+	// not rotate it.
+	t, err := s.cfg.TokenSource(s.ctx, &oauth2.Token{RefreshToken: s.tok.RefreshToken}).Token()
+	if err != nil {
+		return nil, err
+	}
+	s.tok = t
+	return t, nil
+}
+
+func (s *refreshingSource) expire(access string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != nil && s.tok.AccessToken == access {
+		t := *s.tok
+		t.AccessToken = ""
+		s.tok = &t
+	}
+}
+
+var errNoFreshToken = errors.New("the server rejected the access token, and the token source gave the same one again, so portwise did not retry; give XOAuth2 or OAuthBearer a source that can refresh (submit.RefreshingTokenSource), or fetch a new token")
