@@ -1,6 +1,7 @@
 package submittest
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -137,15 +138,28 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *session) Data(r io.Reader) error {
 	s.command("DATA")
-	b, err := io.ReadAll(r)
+	h := sha256.New()
+	var b []byte
+	var n int64
+	var err error
+	if s.l.opts.DiscardData {
+		n, err = io.Copy(h, r)
+	} else {
+		b, err = io.ReadAll(io.TeeReader(r, h))
+		n = int64(len(b))
+	}
 	if err != nil {
 		return err // ErrDataTooLarge is an *smtp.SMTPError: 552
 	}
+	var sum [32]byte
+	h.Sum(sum[:0])
 	s.l.srv.addMessage(Message{
 		Addr:        s.l.addr,
 		From:        s.from,
 		To:          s.to,
 		Data:        b,
+		Size:        n,
+		SHA256:      sum,
 		AuthUser:    s.user,
 		TLS:         s.tls,
 		MailOptions: s.opts,

@@ -95,6 +95,9 @@ type Options struct {
 	// MaxMessageBytes is advertised as SIZE and enforced with 552; 0 means
 	// 30 MiB.
 	MaxMessageBytes int64
+	// DiscardData keeps only the size and SHA-256 of each message instead
+	// of its bytes, for large-message and memory tests.
+	DiscardData bool
 	// Pipelining is accepted for clarity only: go-smtp v0.25 always
 	// advertises PIPELINING (with 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING)
 	// and always handles pipelined commands, so false does not remove it.
@@ -138,7 +141,9 @@ type Message struct {
 	Addr        string   // listener address it arrived on
 	From        string   // MAIL FROM address
 	To          []string // RCPT TO addresses
-	Data        []byte   // bytes after DATA, dot-unstuffed, terminator removed
+	Data        []byte   // bytes after DATA, dot-unstuffed, terminator removed (nil with DiscardData)
+	Size        int64    // len(Data), also with DiscardData
+	SHA256      [32]byte // of Data, also with DiscardData
 	AuthUser    string   // "" if unauthenticated
 	TLS         bool     // the session ran over TLS
 	MailOptions *smtp.MailOptions

@@ -1,0 +1,311 @@
+package submit_test
+
+// Benchmarks behind BENCHMARKS.md. Each compares portwise with what users
+// would write instead (raw go-smtp, net/smtp, a sequential dial), measured
+// in the same process, so that ratios stay meaningful on a noisy machine.
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	netsmtp "net/smtp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/portwise/portwise/internal/netem"
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+const benchOneWay = 10 * time.Millisecond // 20 ms round trip
+
+var benchMsg = "From: a@example.com\r\nTo: b@example.com\r\nSubject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 16)
+
+// path is one way of getting from a host name to an authenticated session
+// (and optionally a sent message) through a latency proxy.
+type path struct {
+	name string
+	// run returns the open session's closer so that closing (a TLS
+	// close_notify) is not counted.
+	run func(ctx context.Context, nd *netem.Dialer, addr string, cfg *tls.Config, send bool) (io.Closer, error)
+}
+
+func portwisePath(mode tlsmode.Mode) path {
+	return path{"portwise", func(ctx context.Context, nd *netem.Dialer, addr string, cfg *tls.Config, send bool) (io.Closer, error) {
+		_, p, _ := submit.SplitHost(addr)
+		d := &submit.Dialer{
+			Candidates: []tlsmode.Candidate{{Port: p, Mode: mode}},
+			TLSConfig:  cfg,
+			Auth:       submit.PlainAuth("", "user", "pass"),
+			NetDialer:  nd,
+		}
+		c, err := d.Dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if send {
+			err = c.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg))
+		}
+		return c, err
+	}}
+}
+
+func goSMTPPath(mode tlsmode.Mode) path {
+	return path{"go-smtp", func(ctx context.Context, nd *netem.Dialer, addr string, cfg *tls.Config, send bool) (io.Closer, error) {
+		conn, err := nd.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		var c *smtp.Client
+		if mode == tlsmode.Implicit {
+			c = smtp.NewClient(tls.Client(conn, cfg))
+		} else if c, err = smtp.NewClientStartTLS(conn, cfg); err != nil {
+			return nil, err
+		}
+		if err := c.Auth(sasl.NewPlainClient("", "user", "pass")); err != nil {
+			return c, err
+		}
+		if send {
+			err = c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg))
+		}
+		return c, err
+	}}
+}
+
+func netSMTPPath(mode tlsmode.Mode) path {
+	return path{"net/smtp", func(ctx context.Context, nd *netem.Dialer, addr string, cfg *tls.Config, send bool) (io.Closer, error) {
+		conn, err := nd.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if mode == tlsmode.Implicit {
+			conn = tls.Client(conn, cfg)
+		}
+		c, err := netsmtp.NewClient(conn, "localhost")
+		if err != nil {
+			return nil, err
+		}
+		if mode == tlsmode.StartTLS {
+			if err := c.StartTLS(cfg); err != nil {
+				return c, err
+			}
+		}
+		if err := c.Auth(netsmtp.PlainAuth("", "user", "pass", "localhost")); err != nil {
+			return c, err
+		}
+		if send {
+			err = netSMTPSend(c)
+		}
+		return c, err
+	}}
+}
+
+func netSMTPSend(c *netsmtp.Client) error {
+	if err := c.Mail("a@example.com"); err != nil {
+		return err
+	}
+	if err := c.Rcpt("b@example.com"); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, benchMsg); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// BenchmarkRoundTrips counts round trips from connect to an authenticated
+// session, and to an accepted message, over a 20 ms round-trip path.
+// rtts/op is the elapsed time in round trips, TCP's handshake included.
+func BenchmarkRoundTrips(b *testing.B) {
+	srv := submittest.NewServer(b)
+	for _, mode := range []tlsmode.Mode{tlsmode.StartTLS, tlsmode.Implicit} {
+		target := srv.StartTLSAddr
+		if mode == tlsmode.Implicit {
+			target = srv.ImplicitAddr
+		}
+		proxy, err := netem.NewProxy(target, benchOneWay)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { proxy.Close() })
+		nd := &netem.Dialer{OneWay: benchOneWay}
+		for _, stage := range []string{"auth", "accepted"} {
+			for _, p := range []path{portwisePath(mode), goSMTPPath(mode), netSMTPPath(mode)} {
+				b.Run(fmt.Sprintf("%s/%s/%s", mode, stage, p.name), func(b *testing.B) {
+					var total time.Duration
+					for b.Loop() {
+						t0 := time.Now()
+						c, err := p.run(context.Background(), nd, proxy.Addr(), srv.ClientTLSConfig(), stage == "accepted")
+						if err != nil {
+							b.Fatal(err)
+						}
+						total += time.Since(t0)
+						c.Close()
+					}
+					b.ReportMetric(float64(total)/float64(b.N)/float64(2*benchOneWay), "rtts/op")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkSendThroughput sends messages over one established session on
+// loopback: the library's own overhead per message.
+func BenchmarkSendThroughput(b *testing.B) {
+	srv := submittest.NewServer(b, submittest.Options{DiscardData: true})
+	cfg := srv.ClientTLSConfig()
+	ctx := context.Background()
+	b.Run("portwise", func(b *testing.B) {
+		d := &submit.Dialer{Candidates: []tlsmode.Candidate{{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit}}, TLSConfig: cfg, Auth: submit.PlainAuth("", "user", "pass")}
+		c, err := d.Dial(ctx, "127.0.0.1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Quit()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("go-smtp", func(b *testing.B) {
+		c, err := smtp.DialTLS(srv.ImplicitAddr, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Quit()
+		if err := c.Auth(sasl.NewPlainClient("", "user", "pass")); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("net/smtp", func(b *testing.B) {
+		conn, err := tls.Dial("tcp", srv.ImplicitAddr, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := netsmtp.NewClient(conn, "localhost")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Quit()
+		if err := c.Auth(netsmtp.PlainAuth("", "user", "pass", "localhost")); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := netSMTPSend(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// noCache is a ClientSessionCache that never resumes.
+type noCache struct{}
+
+func (noCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (noCache) Put(string, *tls.ClientSessionState)        {}
+
+// BenchmarkTLSResumption dials the implicit port repeatedly with the
+// Dialer's session cache and without one, on loopback (the CPU of a full
+// handshake) and at 20 ms RTT with TLS 1.2 (where resumption saves a round
+// trip; TLS 1.3 resumes in the same number of round trips).
+func BenchmarkTLSResumption(b *testing.B) {
+	srv := submittest.NewServer(b)
+	proxy, err := netem.NewProxy(srv.ImplicitAddr, benchOneWay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { proxy.Close() })
+	for _, net := range []struct {
+		name string
+		addr string
+		nd   submit.ContextDialer
+		max  uint16
+	}{
+		{"loopback-tls13", srv.ImplicitAddr, nil, 0},
+		{"rtt20ms-tls12", proxy.Addr(), &netem.Dialer{OneWay: benchOneWay}, tls.VersionTLS12},
+	} {
+		for _, cache := range []struct {
+			name  string
+			cache tls.ClientSessionCache
+		}{{"cache", nil}, {"nocache", noCache{}}} {
+			b.Run(net.name+"/"+cache.name, func(b *testing.B) {
+				cfg := srv.ClientTLSConfig()
+				cfg.MaxVersion = net.max
+				_, p, _ := submit.SplitHost(net.addr)
+				d := &submit.Dialer{
+					Candidates:   []tlsmode.Candidate{{Port: p, Mode: tlsmode.Implicit}},
+					TLSConfig:    cfg,
+					Auth:         submit.PlainAuth("", "user", "pass"),
+					NetDialer:    net.nd,
+					SessionCache: cache.cache,
+				}
+				resumed := 0
+				for b.Loop() {
+					c, err := d.Dial(context.Background(), net.addr)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if st, _ := c.ConnectionState(); st.DidResume {
+						resumed++
+					}
+					c.Quit()
+				}
+				b.ReportMetric(float64(resumed)/float64(b.N), "resumed/op")
+			})
+		}
+	}
+}
+
+// BenchmarkFallback measures time to an authenticated client when the first
+// candidate is blackholed (a firewall dropping SYNs) and the second is a
+// healthy implicit-TLS port: the staggered race against strictly
+// sequential attempts with a 15 s per-attempt timeout (go-mail's default).
+// The go-mail comparison itself lives in bench/fallback (its own module).
+func BenchmarkFallback(b *testing.B) {
+	srv := submittest.NewServer(b)
+	good := srv.Port(srv.ImplicitAddr)
+	const blocked = 1 // never dialled for real: the NetDialer swallows it
+	for _, tt := range []struct {
+		name     string
+		fallback time.Duration
+	}{{"portwise-race", 0}, {"portwise-sequential", -1}} {
+		b.Run(tt.name, func(b *testing.B) {
+			d := &submit.Dialer{
+				Candidates:    []tlsmode.Candidate{{Port: blocked, Mode: tlsmode.StartTLS}, {Port: good, Mode: tlsmode.Implicit}},
+				TLSConfig:     srv.ClientTLSConfig(),
+				Auth:          submit.PlainAuth("", "user", "pass"),
+				Timeout:       15 * time.Second,
+				FallbackDelay: tt.fallback,
+				NetDialer:     &netem.Dialer{Block: map[int]bool{blocked: true}},
+				// A remembered winner would skip the blocked port; measure
+				// the cold path every time.
+				WinnerTTL: -1,
+			}
+			for b.Loop() {
+				c, err := d.Dial(context.Background(), "127.0.0.1")
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}
