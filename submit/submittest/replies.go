@@ -1,0 +1,79 @@
+package submittest
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+)
+
+// queueID renders the n-th accepted message's queue id the way Postfix
+// does: upper-case hex, at least five digits.
+func queueID(n int) string {
+	return fmt.Sprintf("%05X", 0x4F2A0+n)
+}
+
+// queuedReply is the final reply to DATA. go-smtp answers a nil error with
+// a bare "OK: queued"; an *SMTPError with a 2xx code is written as is,
+// which is how a real server's queue id reaches the client.
+func queuedReply(id string) error {
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+}
+
+// rejection returns the configured refusal of a recipient, or nil.
+func (o Options) rejection(rcpt string) error {
+	reply, ok := o.RejectRecipients[rcpt]
+	if !ok {
+		return nil
+	}
+	return parseReply(reply)
+}
+
+// parseReply turns "550 5.1.1 no such user" into an *smtp.SMTPError. A
+// reply without a valid code is a 550.
+func parseReply(reply string) *smtp.SMTPError {
+	e := &smtp.SMTPError{Code: 550, EnhancedCode: smtp.NoEnhancedCode, Message: reply}
+	code, rest, _ := strings.Cut(strings.TrimSpace(reply), " ")
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 200 || n > 599 {
+		return e
+	}
+	e.Code, e.Message = n, rest
+	if enh, msg, ok := strings.Cut(rest, " "); ok {
+		var ec smtp.EnhancedCode
+		parts := strings.Split(enh, ".")
+		if len(parts) == 3 {
+			valid := true
+			for i, p := range parts {
+				if ec[i], err = strconv.Atoi(p); err != nil {
+					valid = false
+				}
+			}
+			if valid {
+				e.EnhancedCode, e.Message = ec, msg
+			}
+		}
+	}
+	return e
+}
+
+// perConnLimit enforces Options.MaxMessagesPerConn at MAIL FROM: the 421 is
+// written and the connection closed, as a server ending a session does.
+func (s *session) perConnLimit() error {
+	limit := s.l.opts.MaxMessagesPerConn
+	if limit <= 0 {
+		return nil
+	}
+	srv := s.l.srv
+	srv.mu.Lock()
+	n := s.t.rec.Messages
+	srv.mu.Unlock()
+	if n < limit {
+		return nil
+	}
+	io.WriteString(s.c.Conn(), "421 4.7.0 Too many messages on this connection\r\n")
+	s.t.Close()
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many messages on this connection"}
+}
