@@ -33,10 +33,7 @@ func SendMail(addr string, a netsmtp.Auth, from string, to []string, msg []byte)
 	if err != nil {
 		return err
 	}
-	if err := c.Send(ctx, from, to, bytes.NewReader(msg)); err != nil {
-		c.Close()
-		return err
-	}
-	c.Quit()
-	return nil
+	err = c.Send(ctx, from, to, bytes.NewReader(msg))
+	c.Quit() // closes at once when the connection broke
+	return err
 }

@@ -32,9 +32,9 @@ func (o Options) rejection(rcpt string) error {
 }
 
 // parseReply turns "550 5.1.1 no such user" into an *smtp.SMTPError. A
-// reply without a valid code is a 550.
+// reply without a valid code is a 550; one without an enhanced code gets X.0.0.
 func parseReply(reply string) *smtp.SMTPError {
-	e := &smtp.SMTPError{Code: 550, EnhancedCode: smtp.NoEnhancedCode, Message: reply}
+	e := &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCodeNotSet, Message: reply}
 	code, rest, _ := strings.Cut(strings.TrimSpace(reply), " ")
 	n, err := strconv.Atoi(code)
 	if err != nil || n < 200 || n > 599 {
@@ -76,4 +76,11 @@ func (s *session) perConnLimit() error {
 	io.WriteString(s.c.Conn(), "421 4.7.0 Too many messages on this connection\r\n")
 	s.t.Close()
 	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many messages on this connection"}
+}
+
+// markClosed records that the connection of rec was closed.
+func (s *Server) markClosed(rec *connRecord) {
+	s.mu.Lock()
+	rec.Closed = true
+	s.mu.Unlock()
 }

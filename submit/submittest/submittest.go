@@ -160,6 +160,8 @@ type ConnRecord struct {
 	AuthAttempts int
 	// Messages counts the messages accepted on the connection.
 	Messages int
+	// Closed reports that the connection has been closed, by either side.
+	Closed bool
 }
 
 type connRecord = ConnRecord
