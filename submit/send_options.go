@@ -196,7 +196,7 @@ func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOption
 	}
 	if utf8 {
 		if ok, _ := c.Extension("SMTPUTF8"); !ok {
-			return nil, fmt.Errorf("submit: %w: an address is not ASCII and the server on port %d does not advertise SMTPUTF8; use an ASCII (punycode) address", ErrExtensionMissing, c.cand.Port)
+			return nil, fmt.Errorf("submit: %w: an address is not ASCII and the server on port %d does not advertise SMTPUTF8; nothing was sent — use ASCII addresses (punycode for the domain)", ErrExtensionMissing, c.cand.Port)
 		}
 		params = append(params, "SMTPUTF8")
 	}
@@ -222,7 +222,7 @@ func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOption
 	dsn := o.DSN
 	if dsn != nil {
 		if ok, _ := c.Extension("DSN"); !ok {
-			return nil, fmt.Errorf("submit: %w: delivery status notifications were requested and the server on port %d does not advertise DSN; send without SendOptions.DSN or through a server that supports it", ErrExtensionMissing, c.cand.Port)
+			return nil, fmt.Errorf("submit: %w: delivery status notifications were requested and the server on port %d does not advertise DSN; nothing was sent — send without SendOptions.DSN, or through a server that supports it", ErrExtensionMissing, c.cand.Port)
 		}
 		if dsn.Return != "" {
 			params = append(params, "RET="+string(dsn.Return))
@@ -304,14 +304,14 @@ var queueIDPatterns = []*regexp.Regexp{
 	regexp.MustCompile(`(?i)\bqueued as ([A-Za-z0-9][A-Za-z0-9._@-]*[A-Za-z0-9])`),            // Postfix, SendGrid, many
 	regexp.MustCompile(`(?i)(?:^|\s)id=([A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])`),              // Exim
 	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?([A-Za-z0-9]+) Message accepted for delivery`), // sendmail
-	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?OK \d+ (\S+) - gsmtp`),                         // Gmail
+	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?OK\s+\d+\s+(\S+) - gsmtp`),                     // Gmail
 }
 
 // QueueID returns the queue id in the text of a server's final reply to a
 // message, e.g. "4F2A1" from "2.0.0 Ok: queued as 4F2A1", or "" when it
 // finds none. It recognises Postfix and its imitators ("queued as ID"),
 // Exim ("id=ID"), sendmail ("ID Message accepted for delivery") and Gmail
-// ("OK 1700000000 ID - gsmtp").
+// ("OK  1700000000 ID - gsmtp").
 func QueueID(reply string) string {
 	for _, re := range queueIDPatterns {
 		if m := re.FindStringSubmatch(reply); m != nil {
