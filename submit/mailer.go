@@ -297,17 +297,19 @@ func (m *Mailer) put(pc *poolConn) {
 }
 
 // retire closes a connection (QUIT when it is still usable, in the
-// background while the Mailer is open) and frees its slot.
+// background while the Mailer is open) and then frees its slot, so that
+// sockets open never exceed WithMaxConns, quitting ones included.
 func (m *Mailer) retire(pc *poolConn) {
-	m.freeSlot()
 	if !pc.c.usable() {
 		pc.c.Close()
+		m.freeSlot()
 		return
 	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		pc.c.Quit()
+		m.freeSlot()
 		return
 	}
 	m.bg.Add(1) // under mu and before Close: Close waits for it
@@ -315,6 +317,7 @@ func (m *Mailer) retire(pc *poolConn) {
 	go func() {
 		defer m.bg.Done()
 		pc.c.Quit()
+		m.freeSlot()
 	}()
 }
 
