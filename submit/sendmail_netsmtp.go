@@ -2,6 +2,7 @@ package submit
 
 import (
 	"context"
+	"fmt"
 	netsmtp "net/smtp"
 
 	"github.com/emersion/go-sasl"
@@ -29,6 +30,11 @@ type netSMTPClient struct {
 
 func (c *netSMTPClient) Start() (string, []byte, error) {
 	mech, ir, err := c.a.Start(c.info)
+	if err != nil {
+		// net/smtp.PlainAuth says "wrong host name" when its host is not
+		// the host part of addr: name what it was shown.
+		return "", nil, fmt.Errorf("the net/smtp Auth refused to start with ServerInfo{Name: %q, TLS: %v} (the host given to smtp.PlainAuth must be the host part of addr): %w", c.info.Name, c.info.TLS, err)
+	}
 	if len(ir) == 0 {
 		// net/smtp sends no initial response for an empty one; "AUTH
 		// LOGIN =" would confuse servers that expect a bare "AUTH LOGIN".
