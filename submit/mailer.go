@@ -86,6 +86,8 @@ func WithIdleCheck(d time.Duration) MailerOption {
 // to come back; so one slow send holds one connection and never blocks the
 // others beyond the pool's bound.
 //
+// A connection is reused as it is after a transaction that ended with the
+// server's final reply, and reset with RSET first after one that did not.
 // A connection that the server closed or answered with 421 is replaced and
 // the message sent again on a new one, but only when the failure came
 // before the message body was sent: a message whose outcome is unknown
@@ -157,8 +159,8 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 				m.logRedial(ctx, pc, "NOOP", err)
 				pc.c.Close()
 				m.put(pc)
-				if ctx.Err() != nil {
-					return &SendResult{}, ctx.Err()
+				if ctx.Err() != nil || try >= tries {
+					return &SendResult{}, err
 				}
 				continue
 			}
