@@ -116,7 +116,7 @@ func TestSendMailIsADropInForNetSMTP(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			subject := fmt.Sprintf("Subject: drop-in %d", i)
+			subject := fmt.Sprintf("Subject: drop-in %d via %s", i, starttls) // unique across -count runs on the shared server
 			msg := []byte(subject + "\r\n\r\nhello\r\n")
 			if err := submit.SendMail(tt.addr, tt.auth, "a@example.com", []string{"b@example.com"}, msg); err != nil {
 				t.Fatal(err)
