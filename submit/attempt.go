@@ -73,7 +73,13 @@ func (d *Dialer) explain(ctx context.Context, c tlsmode.Candidate, cfg *attemptC
 	if errors.As(err, &se) {
 		step, err = se.Step, se.Err
 	}
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+	ctxErr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && ctxErr == nil && isTimeout(err) && !time.Now().Before(dl) {
+		// The socket's deadline was the context's: the read can fail an
+		// instant before the context's own timer marks it done.
+		ctxErr = context.DeadlineExceeded
+	}
+	if ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("%w: %v", ctxErr, err)
 	}
 	var stripped *session.StrippedError

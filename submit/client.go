@@ -37,6 +37,7 @@ type Client struct {
 	tlsState  *tls.ConnectionState
 	localName string
 	logger    func(ctx context.Context, step string, d time.Duration, err error)
+	inTx      bool // a MAIL FROM was accepted and its transaction has not ended
 
 	mu     sync.Mutex // guards broken and smtpc against Close racing a Send
 	broken error      // set once the connection cannot carry another command

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,86 +81,79 @@ func upper(s string) string { return strings.ToUpper(s) }
 // anything is sent. A refused recipient does not stop the others; see
 // SendError. A reply after the final "." is the server's answer (an
 // *smtp.SMTPError); a connection that breaks before it gives
-// ErrOutcomeUnknown.
+// ErrOutcomeUnknown. SendWith takes options and returns what happened.
 func (c *Client) Send(ctx context.Context, from string, to []string, msg io.Reader) error {
-	if err := checkAddr("sender", from); err != nil {
-		return err
-	}
-	if len(to) == 0 {
-		return errors.New("submit: no recipients")
-	}
-	utf8 := !isASCII(from)
-	for _, rcpt := range to {
-		if rcpt == "" {
-			return errors.New("submit: empty recipient address")
-		}
-		if err := checkAddr("recipient", rcpt); err != nil {
-			return err
-		}
-		utf8 = utf8 || !isASCII(rcpt)
-	}
-	mail := "MAIL FROM:<" + from + ">"
-	if ok, _ := c.Extension("8BITMIME"); ok {
-		mail += " BODY=8BITMIME"
-	}
-	if utf8 {
-		if ok, _ := c.Extension("SMTPUTF8"); !ok {
-			return fmt.Errorf("submit: an address is not ASCII and the server on port %d does not advertise SMTPUTF8; use an ASCII (punycode) address", c.cand.Port)
-		}
-		mail += " SMTPUTF8"
-	}
-	if size, ok := knownSize(msg); ok {
-		if limit, has := c.MaxMessageSize(); has && size > limit {
-			return fmt.Errorf("submit: the message is %d bytes and the server on port %d accepts at most %d (SIZE)", size, c.cand.Port, limit)
-		}
-		if ok, _ := c.Extension("SIZE"); ok {
-			mail += " SIZE=" + strconv.FormatInt(size, 10)
-		}
-	}
+	_, err := c.SendWith(ctx, from, to, msg, nil)
+	return err
+}
 
+// mailTransaction runs one mail transaction on c: MAIL FROM, RCPT TO for
+// each recipient, DATA with msg streamed through the normalising writer,
+// and the final reply; it fills res as it goes. bodyStarted reports that
+// msg began to be read: until then a broken connection left nothing on the
+// server, so the Mailer may send the message again on another connection.
+//
+// This is the one place where an envelope meets the wire, one command and
+// one reply at a time; a pipelined version (RFC 2920) replaces this
+// function and nothing else.
+func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Reader, res *SendResult) (bodyStarted bool, err error) {
 	end, err := c.begin(ctx, commandTimeout)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer end()
 	t0 := time.Now()
 
-	r, err := c.conn.Exchange(mail, "")
+	if c.inTx {
+		// A previous transaction ended without a final reply (DATA was
+		// refused): clear it, or MAIL would be a nested transaction.
+		r, err := c.conn.Exchange("RSET", "")
+		if err != nil {
+			return false, c.transportErr(ctx, "RSET", err)
+		}
+		if r.Code != 250 {
+			return false, c.replyErr(r)
+		}
+		c.inTx = false
+	}
+	r, err := c.conn.Exchange(env.mail, "")
 	if err != nil {
-		return c.transportErr(ctx, "MAIL FROM", err)
+		return false, c.transportErr(ctx, "MAIL FROM", err)
 	}
 	if r.Code != 250 {
-		return c.replyErr(r)
+		return false, c.replyErr(r)
 	}
-	se := &SendError{}
-	for _, rcpt := range to {
-		r, err := c.conn.Exchange("RCPT TO:<"+rcpt+">", "")
+	c.inTx = true
+	for i, rcpt := range env.rcpts {
+		r, err := c.conn.Exchange(env.rcptCmds[i], "")
 		if err != nil {
-			return c.transportErr(ctx, "RCPT TO", err)
+			return false, c.transportErr(ctx, "RCPT TO", err)
 		}
 		switch {
 		case r.Code == 250 || r.Code == 251:
-			se.Accepted++
+			res.Accepted = append(res.Accepted, rcpt)
 		case r.Code == 421:
-			return c.replyErr(r)
+			return false, c.replyErr(r)
 		default:
-			se.Rejected = append(se.Rejected, RecipientError{Addr: rcpt, Err: r.Err()})
+			res.Rejected = append(res.Rejected, RecipientError{Addr: rcpt, Err: r.Err()})
 		}
 	}
-	if se.Accepted == 0 {
+	if len(res.Accepted) == 0 {
 		if r, err := c.conn.Exchange("RSET", ""); err != nil {
 			c.transportErr(ctx, "RSET", err)
 		} else if r.Code == 421 {
 			c.replyErr(r)
+		} else if r.Code == 250 {
+			c.inTx = false
 		}
-		return se
+		return false, &SendError{Rejected: res.Rejected}
 	}
 	r, err = c.conn.Exchange("DATA", "")
 	if err != nil {
-		return c.transportErr(ctx, "DATA", err)
+		return false, c.transportErr(ctx, "DATA", err)
 	}
 	if r.Code != 354 {
-		return c.replyErr(r)
+		return false, c.replyErr(r)
 	}
 
 	dw := newDataWriter(c.conn.Writer())
@@ -171,30 +162,34 @@ func (c *Client) Send(ctx context.Context, from string, to []string, msg io.Read
 		// the final "." makes the server discard the partial message.
 		werr := fmt.Errorf("submit: message not sent, connection closed: %w", err)
 		c.fail(werr)
-		return werr
+		return true, werr
 	}
 	if err := dw.Close(); err != nil {
-		return c.transportErr(ctx, "DATA", err)
+		return true, c.transportErr(ctx, "DATA", err)
 	}
+	res.Size = dw.n - int64(len(".\r\n"))
 	c.conn.Transcript().Note("[%d bytes of message]", dw.n)
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > dataTimeout {
 		c.conn.SetDeadline(time.Now().Add(dataTimeout))
 	}
 	if err := c.conn.Flush(); err != nil {
-		return c.transportErr(ctx, "DATA", fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
+		return true, c.transportErr(ctx, "DATA", fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
 	}
 	r, err = c.conn.ReadReply()
 	if err != nil {
-		return c.transportErr(ctx, "reply to DATA", fmt.Errorf("%w: the connection broke after the message was sent and before the server answered (%v); it may or may not have been accepted", ErrOutcomeUnknown, err))
+		return true, c.transportErr(ctx, "reply to DATA", fmt.Errorf("%w: the connection broke after the message was sent and before the server answered (%v); it may or may not have been accepted", ErrOutcomeUnknown, err))
 	}
+	c.inTx = false
 	c.logger(ctx, "send", time.Since(t0), nil)
+	res.Reply = r.String()
 	if r.Code != 250 {
-		return c.replyErr(r)
+		return true, c.replyErr(r)
 	}
-	if len(se.Rejected) > 0 {
-		return se
+	res.QueueID = QueueID(r.Text())
+	if len(res.Rejected) > 0 {
+		return true, &SendError{Rejected: res.Rejected, Accepted: len(res.Accepted)}
 	}
-	return nil
+	return true, nil
 }
 
 func knownSize(r io.Reader) (int64, bool) {

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/emersion/go-sasl"
@@ -238,31 +237,4 @@ func (f *forcedReply) Next(response []byte) ([]byte, bool, error) {
 		return nil, true, f.reply
 	}
 	return ch, false, nil
-}
-
-// parseReply reads "454 4.7.0 text" into an SMTPError; the enhanced code is
-// optional.
-func parseReply(line string) *smtp.SMTPError {
-	e := &smtp.SMTPError{Code: 454, EnhancedCode: smtp.NoEnhancedCode}
-	code, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
-	if n, err := strconv.Atoi(code); err == nil && n >= 400 && n <= 599 {
-		e.Code = n
-	}
-	e.Message = rest
-	if ec, msg, ok := strings.Cut(rest, " "); ok || ec != "" {
-		parts := strings.Split(ec, ".")
-		if len(parts) == 3 {
-			var c smtp.EnhancedCode
-			valid := true
-			for i, p := range parts {
-				n, err := strconv.Atoi(p)
-				valid = valid && err == nil
-				c[i] = n
-			}
-			if valid {
-				e.EnhancedCode, e.Message = c, msg
-			}
-		}
-	}
-	return e
 }

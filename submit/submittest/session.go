@@ -36,10 +36,11 @@ type session struct {
 	t   *tapConn
 	tls bool
 
-	user string
-	from string
-	opts *smtp.MailOptions
-	to   []string
+	user     string
+	from     string
+	opts     *smtp.MailOptions
+	to       []string
+	rcptOpts []*smtp.RcptOptions
 }
 
 var _ smtp.AuthSession = (*session)(nil)
@@ -110,7 +111,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
 	if s.l.opts.AuthReply != "" {
-		server = &forcedReply{Server: server, reply: parseReply(s.l.opts.AuthReply)}
+		server = &forcedReply{Server: server, reply: parseReply(s.l.opts.AuthReply, 454, smtp.NoEnhancedCode)}
 	}
 	return server, nil
 }
@@ -124,6 +125,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.t.Close()
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
 	}
+	if err := s.perConnLimit(); err != nil {
+		return err
+	}
 	s.from = from
 	o := *opts
 	s.opts = &o
@@ -132,7 +136,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	s.command("RCPT TO:<" + to + ">")
+	if err := s.l.opts.rejection(to); err != nil {
+		return err
+	}
 	s.to = append(s.to, to)
+	s.rcptOpts = append(s.rcptOpts, opts)
 	return nil
 }
 
@@ -153,7 +161,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
-	s.l.srv.addMessage(Message{
+	id := s.l.srv.addMessage(Message{
 		Addr:        s.l.addr,
 		From:        s.from,
 		To:          s.to,
@@ -163,15 +171,16 @@ func (s *session) Data(r io.Reader) error {
 		AuthUser:    s.user,
 		TLS:         s.tls,
 		MailOptions: s.opts,
-	})
+		RcptOptions: s.rcptOpts,
+	}, s.t.rec)
 	if s.l.faults.has(DropAfterDot) {
 		s.t.Close()
 	}
-	return nil
+	return queuedReply(id)
 }
 
 func (s *session) Reset() {
-	s.from, s.opts, s.to = "", nil, nil
+	s.from, s.opts, s.to, s.rcptOpts = "", nil, nil, nil
 }
 
 func (s *session) Logout() error { return nil }

@@ -108,6 +108,18 @@ type Options struct {
 	EnableREQUIRETLS bool
 	// EnableSMTPUTF8 advertises SMTPUTF8.
 	EnableSMTPUTF8 bool
+	// RejectRecipients maps a recipient address (exactly as in RCPT TO) to
+	// the reply that refuses it, e.g. "550 5.1.1 no such user"; every
+	// other recipient is accepted.
+	RejectRecipients map[string]string
+	// MaxMessagesPerConn, when positive, answers MAIL FROM with "421 4.7.0"
+	// and closes the connection once that many messages were accepted on
+	// it, as providers that cap messages per session do.
+	MaxMessagesPerConn int
+	// IdleTimeout, when positive, ends a connection on which the client
+	// sent nothing for that long with "421 4.4.2 Idle timeout" (go-smtp's
+	// ReadTimeout), as servers drop idle sessions.
+	IdleTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -147,6 +159,12 @@ type Message struct {
 	AuthUser    string   // "" if unauthenticated
 	TLS         bool     // the session ran over TLS
 	MailOptions *smtp.MailOptions
+	// RcptOptions holds the parameters of each accepted RCPT TO, in the
+	// order of To.
+	RcptOptions []*smtp.RcptOptions
+	// QueueID is the id the server announced in its final reply
+	// ("250 2.0.0 OK: queued as QueueID").
+	QueueID string
 }
 
 // ConnRecord is what the server saw on one accepted connection.
@@ -169,6 +187,10 @@ type ConnRecord struct {
 	AuthOK bool
 	// AuthAttempts counts AUTH commands that reached a mechanism.
 	AuthAttempts int
+	// Messages counts the messages accepted on the connection.
+	Messages int
+	// Closed reports that the connection has been closed, by either side.
+	Closed bool
 }
 
 type connRecord = ConnRecord
@@ -196,6 +218,7 @@ type Server struct {
 	open      map[net.Conn]struct{} // accepted and not yet closed
 	records   []*connRecord
 	messages  []Message
+	queued    int           // messages given a queue id
 	changed   chan struct{} // closed and replaced when a message arrives
 }
 
@@ -332,6 +355,7 @@ func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (string, e
 	srv.EnableDSN = o.EnableDSN
 	srv.EnableREQUIRETLS = o.EnableREQUIRETLS
 	srv.EnableSMTPUTF8 = o.EnableSMTPUTF8
+	srv.ReadTimeout = o.IdleTimeout
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	l.smtp = srv
 
@@ -460,12 +484,18 @@ func (s *Server) recordCommand(rec *connRecord, line string) {
 	s.mu.Unlock()
 }
 
-func (s *Server) addMessage(m Message) {
+// addMessage records m as accepted on the connection of rec and returns
+// the queue id it was given.
+func (s *Server) addMessage(m Message, rec *connRecord) string {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queued++
+	m.QueueID = queueID(s.queued)
+	rec.Messages++
 	s.messages = append(s.messages, m)
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	return m.QueueID
 }
 
 // Port returns the port of a "host:port" address, or 0 if it has none.

@@ -174,6 +174,7 @@ func (t *tapConn) Close() error {
 	t.closeOnce.Do(func() {
 		err = t.Conn.Close()
 		t.l.srv.forget(t)
+		t.l.srv.markClosed(t.rec)
 	})
 	return err
 }

@@ -1,0 +1,470 @@
+package submit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// countingDialer counts the connections it made and how many were open at
+// once, from the client's side.
+type countingDialer struct {
+	mu                 sync.Mutex
+	live, peak, dialed int
+	// cut, when set, is called with each connection's writes, for faults.
+	cut func(c net.Conn, p []byte)
+}
+
+func (d *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.live++
+	d.dialed++
+	d.peak = max(d.peak, d.live)
+	d.mu.Unlock()
+	return &countedConn{Conn: c, d: d}, nil
+}
+
+func (d *countingDialer) counts() (live, peak, dialed int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.live, d.peak, d.dialed
+}
+
+type countedConn struct {
+	net.Conn
+	d    *countingDialer
+	once sync.Once
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.d.cut != nil {
+		c.d.cut(c, p)
+	}
+	return n, err
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.d.mu.Lock()
+		c.d.live--
+		c.d.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// mailerFor returns a Mailer on one listener of srv, dialling through a
+// countingDialer.
+func mailerFor(t *testing.T, srv *submittest.Server, addr string, mode tlsmode.Mode, opts ...submit.MailerOption) (*submit.Mailer, *countingDialer) {
+	t.Helper()
+	cd := &countingDialer{}
+	var auth submit.Auth
+	if mode != tlsmode.Plaintext {
+		auth = submit.PlainAuth("", "user", "pass")
+	}
+	d := dialerFor(srv, auth, cand(srv, addr, mode))
+	d.NetDialer = cd
+	m := submit.NewMailer(d, "localhost", opts...)
+	t.Cleanup(func() { m.Close() })
+	return m, cd
+}
+
+// eventually polls cond until it holds or 10 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not %s after 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func connsOn(srv *submittest.Server, addr string) []submittest.ConnRecord {
+	var out []submittest.ConnRecord
+	for _, r := range srv.Conns() {
+		if r.Addr == addr {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestMailerManyGoroutinesBoundedConnectionsNoLeaks(t *testing.T) {
+	const goroutines, perG = 100, 10
+	tests := []struct {
+		name      string
+		opts      []submit.MailerOption
+		wantPeak  int // connections open at once, at most
+		maxDialed int // connections dialled in all, at most
+	}{
+		// 1000 messages, 100 per connection: at least 10 connections; a
+		// connection that comes back while a Send waits is handed over, so
+		// few more are dialled.
+		{"defaults", nil, submit.DefaultMaxConns, goroutines*perG/submit.DefaultMaxMessages + 2*submit.DefaultMaxConns},
+		{"unbounded", []submit.MailerOption{submit.WithMaxConns(0), submit.WithMaxIdle(4)}, goroutines, goroutines * perG},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			addr := srv.Listen(tlsmode.Implicit)
+			base := runtime.NumGoroutine()
+			m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, tt.opts...)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, goroutines*perG)
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range perG {
+						msg := fmt.Sprintf("Subject: %d-%d\r\n\r\nbody\r\n", g, i)
+						if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(msg)); err != nil {
+							errs <- err
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, msg := range srv.Messages() {
+				seen[strings.SplitN(string(msg.Data), "\r\n", 2)[0]] = true
+			}
+			if len(seen) != goroutines*perG {
+				t.Errorf("%d distinct messages delivered, want %d", len(seen), goroutines*perG)
+			}
+			live, peak, dialed := cd.counts()
+			t.Logf("%d messages over %d connections, at most %d at once", goroutines*perG, dialed, peak)
+			if peak > tt.wantPeak || dialed > tt.maxDialed {
+				t.Errorf("peak %d connections (want ≤ %d), %d dialled (want ≤ %d)", peak, tt.wantPeak, dialed, tt.maxDialed)
+			}
+			for _, r := range connsOn(srv, addr) {
+				if r.Messages > submit.DefaultMaxMessages {
+					t.Errorf("a connection carried %d messages, cap %d", r.Messages, submit.DefaultMaxMessages)
+				}
+			}
+			// Only the idle pool stays open once the background QUITs end.
+			eventually(t, "down to the idle pool", func() bool { live, _, _ = cd.counts(); return live <= 4 })
+
+			m.Close()
+			if live, _, _ := cd.counts(); live != 0 {
+				t.Errorf("%d connections open after Close", live)
+			}
+			if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); !errors.Is(err, submit.ErrMailerClosed) {
+				t.Errorf("Send after Close: %v, want ErrMailerClosed", err)
+			}
+			eventually(t, "back to the goroutines before the Mailer", func() bool { return runtime.NumGoroutine() <= base })
+		})
+	}
+}
+
+func TestMailerReusesOneConnectionAndCapsMessages(t *testing.T) {
+	tests := []struct {
+		name      string
+		opts      []submit.MailerOption
+		sends     int
+		wantPerCn []int
+	}{
+		{"reuse", nil, 5, []int{5}},
+		{"cap of 4", []submit.MailerOption{submit.WithMaxMessages(4)}, 10, []int{4, 4, 2}},
+		{"no idle pool", []submit.MailerOption{submit.WithMaxIdle(0)}, 3, []int{1, 1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			addr := srv.Listen(tlsmode.StartTLS)
+			m, _ := mailerFor(t, srv, addr, tlsmode.StartTLS, tt.opts...)
+			for range tt.sends {
+				res, err := m.SendWith(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.QueueID == "" {
+					t.Error("no queue id")
+				}
+			}
+			m.Close()
+			var got []int
+			for _, r := range connsOn(srv, addr) {
+				got = append(got, r.Messages)
+				if r.AuthAttempts != 1 {
+					t.Errorf("AUTH ran %d times on one connection", r.AuthAttempts)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.wantPerCn) {
+				t.Errorf("messages per connection = %v, want %v", got, tt.wantPerCn)
+			}
+		})
+	}
+}
+
+func TestMailerRedialsAfterTheServerDropsAnIdleConnection(t *testing.T) {
+	tests := []struct {
+		name  string
+		check time.Duration // WithIdleCheck
+	}{
+		{"found by NOOP", 0},
+		{"found by MAIL FROM", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{IdleTimeout: 150 * time.Millisecond})
+			m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithIdleCheck(tt.check))
+			ctx := context.Background()
+			if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "closed by the server", func() bool { return connsOn(srv, addr)[0].Closed })
+			if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+				t.Fatalf("send after the server's idle timeout: %v", err)
+			}
+			if n := len(srv.Messages()); n != 2 {
+				t.Errorf("%d messages, want 2", n)
+			}
+			if _, _, dialed := cd.counts(); dialed != 2 {
+				t.Errorf("%d connections dialled, want 2", dialed)
+			}
+		})
+	}
+}
+
+func TestMailerRedialsOn421MidSession(t *testing.T) {
+	srv := submittest.NewServer(t)
+	addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{MaxMessagesPerConn: 3})
+	m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithMaxMessages(0))
+	for i := range 7 {
+		if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	var got []int
+	for _, r := range connsOn(srv, addr) {
+		got = append(got, r.Messages)
+	}
+	if fmt.Sprint(got) != "[3 3 1]" {
+		t.Errorf("messages per connection = %v, want [3 3 1]", got)
+	}
+	if n := len(srv.Messages()); n != 7 {
+		t.Errorf("%d messages, want 7", n)
+	}
+}
+
+func TestMailerFreshConnectionAnswering421IsNotRetried(t *testing.T) {
+	srv := submittest.NewServer(t)
+	addr := srv.Listen(tlsmode.Implicit, submittest.Reply421MidSession)
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit)
+	err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
+	if !submit.IsTemporary(err) || !strings.Contains(err.Error(), "421") {
+		t.Fatalf("err = %v, want the server's 421", err)
+	}
+	if _, _, dialed := cd.counts(); dialed != 1 {
+		t.Errorf("%d connections dialled, want 1", dialed)
+	}
+}
+
+func TestMailerNeverResendsAMessageWhoseOutcomeIsUnknown(t *testing.T) {
+	srv := submittest.NewServer(t)
+	// A plaintext relay, so the client-side dialer can see the final dot
+	// and cut the connection right after it, on a reused connection.
+	m, cd := mailerFor(t, srv, srv.PlainAddr, tlsmode.Plaintext)
+	var mu sync.Mutex
+	dots := 0
+	cd.cut = func(c net.Conn, p []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if bytes.Contains(p, []byte("\r\n.\r\n")) {
+			if dots++; dots == 2 {
+				c.Close()
+			}
+		}
+	}
+	ctx := context.Background()
+	if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: 1\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: 2\r\n\r\nx\r\n"))
+	if !errors.Is(err, submit.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	// A resend would have completed before Send returned.
+	if _, _, dialed := cd.counts(); dialed != 1 {
+		t.Errorf("%d connections dialled, want 1: the message was sent again", dialed)
+	}
+	if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: 3\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("the next message: %v", err)
+	}
+}
+
+// stalled is a message body that blocks until release is closed.
+func stalled(release <-chan struct{}) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		io.WriteString(pw, "Subject: slow\r\n\r\n")
+		<-release
+		io.WriteString(pw, "done\r\n")
+		pw.Close()
+	}()
+	return pr
+}
+
+func TestMailerSlowSendHoldsOnlyItsConnection(t *testing.T) {
+	tests := []struct {
+		name     string
+		maxConns int
+		wantWait bool // the second Send must wait for the slow one
+	}{
+		{"room for another", 2, false},
+		{"pool of one", 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			addr := srv.Listen(tlsmode.Implicit)
+			m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithMaxConns(tt.maxConns))
+			release := make(chan struct{})
+			slowDone := make(chan error, 1)
+			go func() {
+				slowDone <- m.Send(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release))
+			}()
+			eventually(t, "the slow send in DATA", func() bool {
+				cmds := commandsOn(srv, addr)
+				return len(cmds) > 0 && cmds[len(cmds)-1] == "DATA"
+			})
+
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			err := m.Send(ctx, "a@example.com", []string{"fast@example.com"}, strings.NewReader(testMsg))
+			cancel()
+			if tt.wantWait != errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("second send: %v (want waiting: %v)", err, tt.wantWait)
+			}
+			close(release)
+			if err := <-slowDone; err != nil {
+				t.Fatal(err)
+			}
+			// The waiter gave up cleanly: the pool still works.
+			if err := m.Send(context.Background(), "a@example.com", []string{"later@example.com"}, strings.NewReader(testMsg)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestMailerCloseReleasesWaitersAndIdleConnections(t *testing.T) {
+	srv := submittest.NewServer(t)
+	addr := srv.Listen(tlsmode.Implicit)
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithMaxConns(1))
+	release := make(chan struct{})
+	slowDone := make(chan error, 1)
+	go func() {
+		slowDone <- m.Send(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release))
+	}()
+	eventually(t, "the slow send in DATA", func() bool {
+		cmds := commandsOn(srv, addr)
+		return len(cmds) > 0 && cmds[len(cmds)-1] == "DATA"
+	})
+	waiterDone := make(chan error, 1)
+	go func() {
+		waiterDone <- m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
+	}()
+	time.Sleep(50 * time.Millisecond) // let it queue; the assertion holds either way
+	m.Close()
+	if err := <-waiterDone; !errors.Is(err, submit.ErrMailerClosed) {
+		t.Errorf("waiting send: %v, want ErrMailerClosed", err)
+	}
+	close(release)
+	if err := <-slowDone; err != nil {
+		t.Errorf("the send in progress at Close: %v", err)
+	}
+	eventually(t, "every connection closed", func() bool { live, _, _ := cd.counts(); return live == 0 })
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestMailerIdleTimeoutQuitsPolitely(t *testing.T) {
+	srv := submittest.NewServer(t)
+	addr := srv.Listen(tlsmode.Implicit)
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithIdleTimeout(50*time.Millisecond))
+	if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the idle connection closed", func() bool { live, _, _ := cd.counts(); return live == 0 })
+	eventually(t, "closed on the server", func() bool { return connsOn(srv, addr)[0].Closed })
+	if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, dialed := cd.counts(); dialed != 2 {
+		t.Errorf("%d dialled, want 2", dialed)
+	}
+}
+
+func TestMailerChecksAddressesBeforeDialling(t *testing.T) {
+	srv := submittest.NewServer(t)
+	m, cd := mailerFor(t, srv, srv.ImplicitAddr, tlsmode.Implicit)
+	err := m.Send(context.Background(), "a@example.com", []string{"b@example.com>\r\nRCPT TO:<c@example.com"}, strings.NewReader(testMsg))
+	if !errors.Is(err, submit.ErrBadAddress) {
+		t.Fatalf("err = %v, want ErrBadAddress", err)
+	}
+	if _, _, dialed := cd.counts(); dialed != 0 {
+		t.Errorf("dialled %d connections for an invalid message", dialed)
+	}
+}
+
+// BenchmarkMailerSend sends from parallel goroutines through one Mailer
+// (pooled, authenticated once per connection); BenchmarkDialPerMessage is
+// the same message with a Dial, TLS handshake and AUTH each time.
+func BenchmarkMailerSend(b *testing.B) {
+	srv := submittest.NewServer(b)
+	d := &submit.Dialer{Candidates: srv.Candidates()[1:], TLSConfig: srv.ClientTLSConfig(), Auth: submit.PlainAuth("", "user", "pass")}
+	m := submit.NewMailer(d, "localhost")
+	defer m.Close()
+	msg := []byte(testMsg)
+	b.SetBytes(int64(len(msg)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, bytes.NewReader(msg)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkDialPerMessage(b *testing.B) {
+	srv := submittest.NewServer(b)
+	d := &submit.Dialer{Candidates: srv.Candidates()[1:], TLSConfig: srv.ClientTLSConfig(), Auth: submit.PlainAuth("", "user", "pass")}
+	msg := []byte(testMsg)
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		c, err := d.Dial(context.Background(), "localhost")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, bytes.NewReader(msg)); err != nil {
+			b.Fatal(err)
+		}
+		c.Quit()
+	}
+}

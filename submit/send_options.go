@@ -1,0 +1,322 @@
+package submit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ErrExtensionMissing means the message needs an SMTP extension the server
+// did not advertise after TLS (SMTPUTF8, DSN, REQUIRETLS); nothing was sent.
+var ErrExtensionMissing = errors.New("server lacks a required SMTP extension")
+
+// ErrMessageTooLarge means the message is larger than the server's
+// advertised SIZE limit; nothing was sent.
+var ErrMessageTooLarge = errors.New("message larger than the server accepts")
+
+// SendOptions are the per-message options of SendWith. A nil *SendOptions
+// sends as Send does.
+type SendOptions struct {
+	// DSN requests delivery status notifications (RFC 3461). nil requests
+	// none, leaving notifications to the server's defaults. The server must
+	// advertise DSN, or nothing is sent (ErrExtensionMissing).
+	DSN *DSNOptions
+	// RequireTLS asks every server on the way to relay the message only
+	// over verified TLS, and to bounce it rather than fall back to clear
+	// text (RFC 8689). The server must advertise REQUIRETLS after TLS, or
+	// nothing is sent (ErrExtensionMissing).
+	RequireTLS bool
+	// Size is the message size in bytes, declared in MAIL FROM and checked
+	// against the server's SIZE limit before MAIL FROM. 0 means unknown;
+	// the size of a *bytes.Reader, *bytes.Buffer or *strings.Reader is
+	// known without it.
+	Size int64
+}
+
+// DSNReturn is what a failure notification returns of the message.
+type DSNReturn string
+
+// The values of RET (RFC 3461 §4.3).
+const (
+	ReturnFull    DSNReturn = "FULL" // the whole message
+	ReturnHeaders DSNReturn = "HDRS" // only its header
+)
+
+// DSNNotify is one condition that triggers a notification.
+type DSNNotify string
+
+// The values of NOTIFY (RFC 3461 §4.1). NotifyNever cannot be combined.
+const (
+	NotifyNever   DSNNotify = "NEVER"
+	NotifySuccess DSNNotify = "SUCCESS"
+	NotifyFailure DSNNotify = "FAILURE"
+	NotifyDelay   DSNNotify = "DELAY"
+)
+
+// DSNOptions are the delivery status notification parameters of one
+// message (RFC 3461).
+type DSNOptions struct {
+	// Return is RET: what a failure notice includes; "" leaves it to the
+	// server.
+	Return DSNReturn
+	// EnvelopeID is ENVID, returned in every notification so it can be
+	// matched to this message: printable ASCII, at most 100 characters.
+	EnvelopeID string
+	// Notify is NOTIFY for every recipient; nil leaves it to the server
+	// (usually failures and delays).
+	Notify []DSNNotify
+	// OriginalRecipients maps a recipient, as passed to SendWith, to ORCPT:
+	// the address it was originally given as, before forwarding or
+	// aliasing by the application.
+	OriginalRecipients map[string]string
+}
+
+// SendResult is what happened to one message.
+type SendResult struct {
+	// Size is the number of message bytes sent in DATA, after line-ending
+	// normalisation and dot-stuffing, without the terminating ".".
+	Size int64
+	// Accepted lists the recipients the server accepted, in order.
+	Accepted []string
+	// Rejected lists the recipients the server refused, with its reply.
+	Rejected []RecipientError
+	// QueueID is the server's id for the message, parsed from its final
+	// reply (Postfix "queued as 4F2A1", Exim "id=1abc-…", sendmail, Gmail);
+	// "" when the reply carries none that portwise recognises.
+	QueueID string
+	// Reply is the server's final reply to the message, e.g.
+	// "250 2.0.0 Ok: queued as 4F2A1"; "" when none was received.
+	Reply string
+}
+
+// SendWith submits one message as Send does, with options, and reports
+// what happened. The result is never nil: on failure it holds what was
+// learnt before it (recipients accepted and refused). When some recipients
+// were refused and others accepted, the message went to the accepted ones
+// and err is a *SendError; when none were accepted, nothing was sent.
+// Every check that needs no server reply (addresses, DSN parameters,
+// SMTPUTF8, REQUIRETLS, SIZE) happens before MAIL FROM.
+func (c *Client) SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, error) {
+	res, _, err := c.send(ctx, from, to, msg, o)
+	return res, err
+}
+
+// send is SendWith that also tells the Mailer whether msg began to be read.
+func (c *Client) send(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (res *SendResult, bodyStarted bool, err error) {
+	res = &SendResult{}
+	if err := validate(from, to, o); err != nil {
+		return res, false, err
+	}
+	env, err := c.envelope(from, to, msg, o)
+	if err != nil {
+		return res, false, err
+	}
+	bodyStarted, err = c.mailTransaction(ctx, env, msg, res)
+	return res, bodyStarted, err
+}
+
+// envelope is one message's MAIL FROM and RCPT TO commands, with the
+// parameters the server's extensions allow.
+type envelope struct {
+	mail     string   // "MAIL FROM:<a> BODY=8BITMIME SIZE=n ..."
+	rcpts    []string // the recipient addresses, in order
+	rcptCmds []string // "RCPT TO:<b> NOTIFY=... ORCPT=...", one per recipient
+}
+
+// validate checks what needs no server: addresses and option values.
+func validate(from string, to []string, o *SendOptions) error {
+	if err := checkAddr("sender", from); err != nil {
+		return err
+	}
+	if len(to) == 0 {
+		return errors.New("submit: no recipients")
+	}
+	for _, rcpt := range to {
+		if rcpt == "" {
+			return errors.New("submit: empty recipient address")
+		}
+		if err := checkAddr("recipient", rcpt); err != nil {
+			return err
+		}
+	}
+	if o == nil || o.DSN == nil {
+		return nil
+	}
+	dsn := o.DSN
+	switch dsn.Return {
+	case "", ReturnFull, ReturnHeaders:
+	default:
+		return fmt.Errorf("submit: DSN Return %q: want %q or %q", dsn.Return, ReturnFull, ReturnHeaders)
+	}
+	if id := dsn.EnvelopeID; len(id) > 100 || !printableASCII(id) {
+		return fmt.Errorf("submit: DSN EnvelopeID %q: want at most 100 printable ASCII characters", id)
+	}
+	if len(dsn.Notify) > 0 {
+		for _, n := range dsn.Notify {
+			switch n {
+			case NotifySuccess, NotifyFailure, NotifyDelay:
+			case NotifyNever:
+				if len(dsn.Notify) > 1 {
+					return errors.New("submit: DSN Notify: NEVER cannot be combined with other conditions")
+				}
+			default:
+				return fmt.Errorf("submit: DSN Notify %q: want NEVER, SUCCESS, FAILURE or DELAY", n)
+			}
+		}
+	}
+	for rcpt, orig := range dsn.OriginalRecipients {
+		if !slices.Contains(to, rcpt) {
+			return fmt.Errorf("submit: DSN OriginalRecipients has %q, which is not a recipient", rcpt)
+		}
+		if orig == "" || strings.ContainsAny(orig, "\r\n\x00") {
+			return fmt.Errorf("submit: DSN original recipient %q for %q: %w", orig, rcpt, ErrBadAddress)
+		}
+	}
+	return nil
+}
+
+// envelope builds the commands for one message, refusing what the server
+// cannot take. validate has run.
+func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOptions) (*envelope, error) {
+	if o == nil {
+		o = &SendOptions{}
+	}
+	var params []string
+	if ok, _ := c.Extension("8BITMIME"); ok {
+		params = append(params, "BODY=8BITMIME")
+	}
+	utf8 := !isASCII(from)
+	for _, rcpt := range to {
+		utf8 = utf8 || !isASCII(rcpt)
+	}
+	if utf8 {
+		if ok, _ := c.Extension("SMTPUTF8"); !ok {
+			return nil, fmt.Errorf("submit: %w: an address is not ASCII and the server on port %d does not advertise SMTPUTF8; nothing was sent — use ASCII addresses (punycode for the domain)", ErrExtensionMissing, c.cand.Port)
+		}
+		params = append(params, "SMTPUTF8")
+	}
+	size, known := knownSize(msg)
+	if o.Size > 0 {
+		size, known = o.Size, true
+	}
+	if known {
+		if limit, has := c.MaxMessageSize(); has && size > limit {
+			return nil, fmt.Errorf("submit: %w: the message is %d bytes and the server on port %d accepts at most %d (SIZE); nothing was sent", ErrMessageTooLarge, size, c.cand.Port, limit)
+		}
+		if ok, _ := c.Extension("SIZE"); ok {
+			params = append(params, "SIZE="+strconv.FormatInt(size, 10))
+		}
+	}
+	if o.RequireTLS {
+		ok, _ := c.Extension("REQUIRETLS")
+		if !ok || c.tlsState == nil {
+			return nil, fmt.Errorf("submit: %w: the message requires TLS all the way (REQUIRETLS) and the server on port %d does not advertise REQUIRETLS after TLS, so it could relay it in clear; nothing was sent", ErrExtensionMissing, c.cand.Port)
+		}
+		params = append(params, "REQUIRETLS")
+	}
+	dsn := o.DSN
+	if dsn != nil {
+		if ok, _ := c.Extension("DSN"); !ok {
+			return nil, fmt.Errorf("submit: %w: delivery status notifications were requested and the server on port %d does not advertise DSN; nothing was sent — send without SendOptions.DSN, or through a server that supports it", ErrExtensionMissing, c.cand.Port)
+		}
+		if dsn.Return != "" {
+			params = append(params, "RET="+string(dsn.Return))
+		}
+		if dsn.EnvelopeID != "" {
+			params = append(params, "ENVID="+xtext(dsn.EnvelopeID))
+		}
+	}
+	env := &envelope{mail: "MAIL FROM:<" + from + ">", rcpts: to}
+	for _, p := range params {
+		env.mail += " " + p
+	}
+	for _, rcpt := range to {
+		cmd := "RCPT TO:<" + rcpt + ">"
+		if dsn != nil {
+			if len(dsn.Notify) > 0 {
+				n := make([]string, len(dsn.Notify))
+				for i, v := range dsn.Notify {
+					n[i] = string(v)
+				}
+				cmd += " NOTIFY=" + strings.Join(n, ",")
+			}
+			if orig, ok := dsn.OriginalRecipients[rcpt]; ok {
+				cmd += " ORCPT=" + orcpt(orig)
+			}
+		}
+		env.rcptCmds = append(env.rcptCmds, cmd)
+	}
+	return env, nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// xtext encodes s as RFC 3461 §4 xtext: "+", "=", and bytes outside
+// printable ASCII as "+HH".
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '!' || c > '~' || c == '+' || c == '=' {
+			fmt.Fprintf(&b, "+%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// orcpt renders an ORCPT value: "rfc822;" with xtext for an ASCII address,
+// "utf-8;" with RFC 6533 utf-8-addr-xtext (every non-ASCII character and
+// "\", "+", "=", controls and space as \x{HEX}) for the others, which stays
+// ASCII so it needs no SMTPUTF8.
+func orcpt(addr string) string {
+	if isASCII(addr) {
+		return "rfc822;" + xtext(addr)
+	}
+	var b strings.Builder
+	b.WriteString("utf-8;")
+	for _, r := range addr {
+		if r <= ' ' || r >= 0x7f || r == '\\' || r == '+' || r == '=' {
+			fmt.Fprintf(&b, `\x{%X}`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// queueIDPatterns find a queue id in a final reply's text, most specific
+// first. The first group is the id.
+var queueIDPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)\bqueued as ([A-Za-z0-9][A-Za-z0-9._@-]*[A-Za-z0-9])`),            // Postfix, SendGrid, many
+	regexp.MustCompile(`(?i)(?:^|\s)id=([A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])`),              // Exim
+	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?([A-Za-z0-9]+) Message accepted for delivery`), // sendmail
+	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?OK\s+\d+\s+(\S+) - gsmtp`),                     // Gmail
+}
+
+// QueueID returns the queue id in the text of a server's final reply to a
+// message, e.g. "4F2A1" from "2.0.0 Ok: queued as 4F2A1", or "" when it
+// finds none. It recognises Postfix and its imitators ("queued as ID"),
+// Exim ("id=ID"), sendmail ("ID Message accepted for delivery") and Gmail
+// ("OK  1700000000 ID - gsmtp").
+func QueueID(reply string) string {
+	for _, re := range queueIDPatterns {
+		if m := re.FindStringSubmatch(reply); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
