@@ -16,6 +16,7 @@ type race struct {
 	d     *Dialer
 	host  string
 	cands []tlsmode.Candidate
+	trace *Trace
 
 	attempts []Attempt
 	started  []time.Time
@@ -42,6 +43,7 @@ type authResult struct {
 func (r *race) run(parent context.Context) (*Client, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	r.trace = ContextTrace(parent)
 	n := len(r.cands)
 	r.attempts = make([]Attempt, n)
 	r.started = make([]time.Time, n)
@@ -146,7 +148,7 @@ func (r *race) run(parent context.Context) (*Client, error) {
 	}
 	for _, s := range ready {
 		s.s.Quit(200 * time.Millisecond)
-		r.attempts[s.idx].Err = errLostRace
+		r.fail(s.idx, errLostRace)
 	}
 	r.wg.Wait()
 	close(r.results)
@@ -162,6 +164,11 @@ func (r *race) run(parent context.Context) (*Client, error) {
 	}
 	if endErr == nil {
 		endErr = parent.Err() // the caller's deadline ended the attempts
+		if dl, ok := parent.Deadline(); ok && endErr == nil && !time.Now().Before(dl) {
+			// The sockets' deadline (the same instant) fired before ctx's
+			// own timer marked it done.
+			endErr = context.DeadlineExceeded
+		}
 	}
 	return nil, &DialError{Host: r.host, Attempts: r.startedAttempts(), Err: endErr}
 }
@@ -189,6 +196,7 @@ func (r *race) fail(i int, err error) {
 	if r.attempts[i].Err == nil {
 		r.attempts[i].Err = err
 		r.attempts[i].Elapsed = time.Since(r.started[i])
+		r.trace.attemptDone(r.attempts[i])
 	}
 }
 
@@ -196,6 +204,8 @@ func (r *race) finish(res attemptResult, mech string) *Client {
 	a := &r.attempts[res.idx]
 	a.Elapsed = time.Since(r.started[res.idx])
 	r.d.log(context.Background(), a.Candidate, r.host, "result", a.Elapsed, nil)
+	r.trace.attemptDone(*a)
+	r.trace.winner(a.Candidate)
 	return newClient(r.d, r.host, res.s, res.cfg, mech)
 }
 
