@@ -299,7 +299,12 @@ func hostileCases() []hostileCase {
 		{name: "538 to AUTH", cands: func(srv *submittest.Server) []tlsmode.Candidate {
 			s := steps(implicitOpening("AUTH PLAIN"), one(submittest.ExpectPrefix("AUTH PLAIN "), submittest.Send("538 5.7.11 Encryption required for requested authentication mechanism\r\n")))
 			return []tlsmode.Candidate{script(srv, tlsmode.Implicit, cfg, s), script(srv, tlsmode.Implicit, cfg, s)}
-		}, dialer: func(d *submit.Dialer) { d.FallbackDelay = time.Millisecond }, want: submit.ErrAuthFailed, auths: 1, check: smtpCode(538, false)},
+		}, dialer: func(d *submit.Dialer) { d.FallbackDelay = time.Millisecond }, want: submit.ErrAuthFailed, auths: 1, check: func(t *testing.T, err error, c *submit.Client, conns []submittest.ScriptConn) {
+			smtpCode(538, false)(t, err, c, conns)
+			if strings.Contains(err.Error(), "another port won") {
+				t.Errorf("no port won, yet the error says one did:\n%v", err)
+			}
+		}},
 		{name: "534 to AUTH", cands: func(srv *submittest.Server) []tlsmode.Candidate {
 			s := steps(implicitOpening("AUTH PLAIN"), one(submittest.ExpectPrefix("AUTH PLAIN "), submittest.Send("534 5.7.9 Authentication mechanism is too weak\r\n")))
 			return []tlsmode.Candidate{script(srv, tlsmode.Implicit, cfg, s), script(srv, tlsmode.Implicit, cfg, s)}

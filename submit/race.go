@@ -146,16 +146,20 @@ func (r *race) run(parent context.Context) (*Client, error) {
 		r.fail(a.r.idx, a.err)
 		a.r.s.Quit(0)
 	}
+	unused := error(errLostRace)
+	if winner == nil {
+		unused = errDialEnded // a rejected credential or the context, not a winner
+	}
 	for _, s := range ready {
 		s.s.Quit(200 * time.Millisecond)
-		r.fail(s.idx, errLostRace)
+		r.fail(s.idx, unused)
 	}
 	r.wg.Wait()
 	close(r.results)
 	for res := range r.results {
 		if res.err == nil {
 			res.s.Quit(200 * time.Millisecond)
-			res.err = errLostRace
+			res.err = unused
 		}
 		r.fail(res.idx, res.err)
 	}
@@ -180,6 +184,14 @@ var errLostRace = lostRace{}
 type lostRace struct{}
 
 func (lostRace) Error() string { return "not needed: another port won" }
+
+// errDialEnded marks a secure session left unused because the Dial ended
+// without a winner.
+var errDialEnded = dialEnded{}
+
+type dialEnded struct{}
+
+func (dialEnded) Error() string { return "not used: the dial ended before this port's turn" }
 
 func (r *race) start(ctx context.Context, i int) {
 	r.started[i] = time.Now()

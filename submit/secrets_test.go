@@ -147,7 +147,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			}
 
-			conns, werr := srv.WaitScripts(context.Background(), addr)
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conns, werr := srv.WaitScripts(wctx, addr)
 			if werr != nil {
 				t.Fatal(werr)
 			}

@@ -42,8 +42,8 @@ type Trace struct {
 	// none was), err is nil on success.
 	AuthDone func(c tlsmode.Candidate, mech string, err error)
 	// AttemptDone is called once per candidate started, with its outcome:
-	// Err is nil for the winner, and says "another port won" for a secure
-	// session that was not needed.
+	// Err is nil for the winner; a secure session that was not needed has
+	// an Err saying why (another port won, or the Dial ended).
 	AttemptDone func(a Attempt)
 	// WinnerChosen is called when a candidate's session becomes the
 	// Client that Dial returns.
