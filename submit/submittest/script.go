@@ -101,6 +101,7 @@ func Close() Step { return Step{kind: stepClose} }
 // Reset aborts the connection with a TCP RST.
 func Reset() Step { return Step{kind: stepReset} }
 
+// String renders the step as the call that built it, for ScriptConn.Err.
 func (st Step) String() string {
 	switch st.kind {
 	case stepExpect:
