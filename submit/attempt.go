@@ -41,16 +41,21 @@ func (d *Dialer) open(ctx context.Context, host string, c tlsmode.Candidate, sta
 	if d.Transcript != nil {
 		tr = wire.NewTranscript(d.Transcript, strconv.Itoa(c.Port)+" ", &d.trMu)
 	}
+	trace := ContextTrace(ctx)
 	s, err := session.Open(actx, session.Config{
 		Host:       host,
 		Candidate:  c,
 		TLSConfig:  cfg.tls,
 		LocalName:  d.localName(),
-		NetDialer:  d.netDialer(),
+		NetDialer:  trace.dialer(d.netDialer(), c),
 		Transcript: tr,
 		Step: func(step string, dur time.Duration, err error) {
 			d.log(ctx, c, host, step, dur, err)
+			if err == nil && (step == "starttls" || step == "connect" && c.Mode == tlsmode.Implicit) {
+				trace.tlsStart(c)
+			}
 		},
+		TLSDone: func(st tls.ConnectionState, err error) { trace.tlsDone(c, st, err) },
 	})
 	if err != nil {
 		return nil, nil, d.explain(ctx, c, cfg, err, time.Since(start))
@@ -86,8 +91,10 @@ func (d *Dialer) explain(ctx context.Context, c tlsmode.Candidate, cfg *attemptC
 	switch {
 	case errors.As(err, &stripped):
 		err = fmt.Errorf("%w: %s", ErrSTARTTLSStripped, stripped.Reason)
+		ContextTrace(ctx).stripped(c, err)
 	case errors.Is(err, session.ErrRejected):
 		err = fmt.Errorf("%w: %v", ErrSTARTTLSStripped, err)
+		ContextTrace(ctx).stripped(c, err)
 	case errors.Is(err, wire.ErrInjection):
 		err = fmt.Errorf("%w: %v — a man in the middle may be trying to inject SMTP replies; portwise dropped the connection", ErrResponseInjection, err)
 	case step == "tls":
@@ -103,6 +110,7 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 	res.r = r
 	s, c := r.s, r.s.Candidate
 	t0 := time.Now()
+	trace, tried := ContextTrace(ctx), ""
 	defer func() {
 		d.log(ctx, c, s.Host, "auth", time.Since(t0), res.err)
 		if res.err != nil {
@@ -111,6 +119,7 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 				res.err = stepErr(c.Port, "auth", res.err, time.Since(t0), d.timeout())
 			}
 		}
+		trace.authDone(c, tried, res.err)
 	}()
 	st, ok := s.Conn.TLS()
 	if !ok || !verified(st, r.cfg.tls) {
@@ -120,6 +129,7 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 		return res
 	}
 	info := &AuthInfo{Host: s.Host, Mechanisms: s.Caps.AuthMechs(), TLS: &st}
+	trace.authStart(c, info.Mechanisms)
 	mech, err := d.Auth.Start(ctx, info)
 	if err != nil {
 		res.err = err
@@ -128,6 +138,7 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 	stop := context.AfterFunc(ctx, func() { s.Conn.Close() })
 	defer stop()
 	ar, err := s.Conn.Auth(mech)
+	tried = ar.Mechanism
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %v", ctx.Err(), err)

@@ -151,7 +151,9 @@ func (c *Client) fail(err error) {
 // nothing but marking the client broken.
 func (c *Client) transportErr(ctx context.Context, step string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w (%v)", ctxErr, err)
+		// Both wrapped: a deadline after the final "." is still
+		// ErrOutcomeUnknown.
+		err = fmt.Errorf("%w (%w)", ctxErr, err)
 	}
 	err = fmt.Errorf("submit: %s on port %d: %w", step, c.cand.Port, err)
 	c.fail(err)

@@ -50,6 +50,10 @@ var (
 	// ErrCertificate means the server's certificate did not verify.
 	ErrCertificate = errors.New("certificate not trusted")
 
+	// ErrTLSVersion means the server offers only TLS versions below 1.2
+	// (TLS 1.0 or 1.1), which portwise refuses rather than downgrade.
+	ErrTLSVersion = errors.New("server offers only TLS below 1.2")
+
 	// ErrProtocol means the server broke the SMTP grammar or exceeded the
 	// bounds on what the client reads (line length, reply lines, reply size).
 	ErrProtocol = wire.ErrProtocol
@@ -59,7 +63,9 @@ var (
 	ErrBadAddress = errors.New("address contains CR, LF or NUL")
 
 	// ErrLineTooLong means the message has a line longer than SMTP allows
-	// (998 bytes plus CRLF) and folding was not enabled.
+	// (998 bytes plus CRLF). portwise does not fold lines: breaking a body
+	// line changes the message (and any signature over it); encode the
+	// body with quoted-printable or base64 instead, which is lossless.
 	ErrLineTooLong = errors.New("message line longer than 998 bytes")
 )
 
@@ -167,7 +173,8 @@ func stepErr(port int, step string, err error, elapsed time.Duration, timeout ti
 	case errors.Is(err, context.Canceled):
 		se.advice = "the caller cancelled the dial"
 	case errors.Is(err, ErrSTARTTLSStripped), errors.Is(err, ErrResponseInjection),
-		errors.Is(err, ErrNoTLS), errors.Is(err, ErrPlaintextAuth), errors.Is(err, ErrCertificate):
+		errors.Is(err, ErrNoTLS), errors.Is(err, ErrPlaintextAuth), errors.Is(err, ErrCertificate),
+		errors.Is(err, ErrTLSVersion):
 		// these carry their own advice
 	case errors.As(err, &dnsErr):
 		se.advice = "the host name does not resolve; check its spelling and your DNS"
@@ -242,12 +249,8 @@ func tlsErr(port int, mode tlsmode.Mode, serverName string, err error) error {
 		}
 		return fmt.Errorf("%w: the certificate for %s did not verify for %q: %v", ErrCertificate, names, serverName, certErr.Err)
 	}
-	var alert tls.AlertError
-	if errors.As(err, &alert) && strings.Contains(err.Error(), "protocol version") {
-		return fmt.Errorf("TLS handshake failed: %w — the server offers only TLS versions below 1.2, which portwise refuses", err)
-	}
 	if strings.Contains(err.Error(), "protocol version") {
-		return fmt.Errorf("TLS handshake failed: %w — the server offers only TLS versions below 1.2, which portwise refuses", err)
+		return fmt.Errorf("%w: TLS handshake failed (%w), which portwise refuses: the server must enable TLS 1.2 or 1.3", ErrTLSVersion, err)
 	}
 	return fmt.Errorf("TLS handshake failed: %w", err)
 }
@@ -279,7 +282,7 @@ func IsTemporary(err error) bool {
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		return false
 	}
-	for _, perm := range []error{ErrSTARTTLSStripped, ErrResponseInjection, ErrPlaintextAuth, ErrAuthFailed, ErrCertificate, ErrNoTLS, ErrBadAddress, ErrLineTooLong, context.Canceled} {
+	for _, perm := range []error{ErrSTARTTLSStripped, ErrResponseInjection, ErrPlaintextAuth, ErrAuthFailed, ErrCertificate, ErrTLSVersion, ErrNoTLS, ErrBadAddress, ErrLineTooLong, context.Canceled} {
 		if errors.Is(err, perm) {
 			return false
 		}

@@ -17,6 +17,7 @@ type race struct {
 	host  string
 	cands []tlsmode.Candidate
 	hosts []string // per candidate (discovery, DialServers); nil: host for all
+	trace *Trace
 
 	key       string // the Winners key
 	preferred bool   // cands[0] is the remembered winner
@@ -48,6 +49,7 @@ type authResult struct {
 func (r *race) run(parent context.Context) (*Client, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	r.trace = ContextTrace(parent)
 	n := len(r.cands)
 	r.attempts = make([]Attempt, n)
 	r.started = make([]time.Time, n)
@@ -154,16 +156,20 @@ func (r *race) run(parent context.Context) (*Client, error) {
 		r.fail(a.r.idx, a.err)
 		a.r.s.Quit(0)
 	}
+	unused := error(errLostRace)
+	if winner == nil {
+		unused = errDialEnded // a rejected credential or the context, not a winner
+	}
 	for _, s := range ready {
 		s.s.Quit(200 * time.Millisecond)
-		r.attempts[s.idx].Err = errLostRace
+		r.fail(s.idx, unused)
 	}
 	r.wg.Wait()
 	close(r.results)
 	for res := range r.results {
 		if res.err == nil {
 			res.s.Quit(200 * time.Millisecond)
-			res.err = errLostRace
+			res.err = unused
 		}
 		r.fail(res.idx, res.err)
 	}
@@ -190,6 +196,14 @@ type lostRace struct{}
 
 func (lostRace) Error() string { return "not needed: another port won" }
 
+// errDialEnded marks a secure session left unused because the Dial ended
+// without a winner.
+var errDialEnded = dialEnded{}
+
+type dialEnded struct{}
+
+func (dialEnded) Error() string { return "not used: the dial ended before this port's turn" }
+
 func (r *race) start(ctx context.Context, i int) {
 	r.started[i] = time.Now()
 	r.pending++
@@ -205,6 +219,7 @@ func (r *race) fail(i int, err error) {
 	if r.attempts[i].Err == nil {
 		r.attempts[i].Err = err
 		r.attempts[i].Elapsed = time.Since(r.started[i])
+		r.trace.attemptDone(r.attempts[i])
 	}
 }
 
@@ -213,6 +228,8 @@ func (r *race) finish(res attemptResult, mech string) *Client {
 	a.Elapsed = time.Since(r.started[res.idx])
 	r.won = res.idx
 	r.d.log(context.Background(), a.Candidate, r.hostAt(res.idx), "result", a.Elapsed, nil)
+	r.trace.attemptDone(*a)
+	r.trace.winner(a.Candidate)
 	return newClient(r.d, r.hostAt(res.idx), res.s, res.cfg, mech)
 }
 

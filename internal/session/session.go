@@ -223,6 +223,12 @@ func (s *Session) startTLS(cfg Config) error {
 		}
 		return se
 	}
+	if n := s.Conn.Reader().Buffered(); n > 0 {
+		// Nothing was asked: bytes after the EHLO reply are a pre-sent
+		// reply to a STARTTLS not yet issued.
+		peek, _ := s.Conn.Reader().Peek(min(n, 64))
+		return injection(fmt.Sprintf("%d bytes arrived after the EHLO reply and before STARTTLS was sent (%q)", n, wire.Clip(string(peek))))
+	}
 	r, err := s.Conn.Exchange("STARTTLS", "")
 	if err != nil {
 		return err
@@ -252,3 +258,10 @@ func (s *Session) Quit(wait time.Duration) {
 	}
 	s.Conn.Close()
 }
+
+// injection is an ErrInjection found before STARTTLS, whose message the
+// sentinel's (about the bytes after the 220) would misdescribe.
+type injection string
+
+func (e injection) Error() string        { return string(e) }
+func (e injection) Is(target error) bool { return target == ErrInjection }

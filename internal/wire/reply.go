@@ -102,7 +102,8 @@ func readLine(br *bufio.Reader) (string, error) {
 
 // ParseReplyLine splits one reply line into its code, whether more lines
 // follow, and its text. It rejects anything but three digits followed by
-// a space, a hyphen or the end of the line.
+// a space, a hyphen or the end of the line, and text holding control
+// characters other than HT.
 func ParseReplyLine(line string) (code int, more bool, text string, err error) {
 	if len(line) < 3 {
 		return 0, false, "", fmt.Errorf("%w: short reply line %q", ErrProtocol, clip(line))
@@ -116,6 +117,12 @@ func ParseReplyLine(line string) (code int, more bool, text string, err error) {
 	if code < 200 || code > 599 {
 		return 0, false, "", fmt.Errorf("%w: reply code %d out of range in %q", ErrProtocol, code, clip(line))
 	}
+	if i := strings.IndexFunc(line, isControl); i >= 0 {
+		// RFC 5321's textstring is HT and printable characters. A bare CR,
+		// an ESC or a NUL in a reply would be copied into errors, logs and
+		// transcripts, where it can forge lines or drive a terminal.
+		return 0, false, "", fmt.Errorf("%w: reply line %q holds control character %q", ErrProtocol, clip(line), line[i])
+	}
 	if len(line) == 3 {
 		return code, false, "", nil
 	}
@@ -127,6 +134,8 @@ func ParseReplyLine(line string) (code int, more bool, text string, err error) {
 	}
 	return 0, false, "", fmt.Errorf("%w: reply line %q has %q after its code", ErrProtocol, clip(line), line[3])
 }
+
+func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
 
 // ReadReply reads one complete (possibly multi-line) reply within the bounds
 // above. Continuation lines must carry the same code.

@@ -20,6 +20,7 @@ func TestReadReplyParsesValidReplies(t *testing.T) {
 		{"250\r\n", 250, []string{""}, "", ""},
 		{"235 2.7.0 ok\n", 235, []string{"2.7.0 ok"}, "2.7.0", ""},
 		{"220 go\r\nEXTRA", 220, []string{"go"}, "", "EXTRA"},
+		{"250 tab\there ünïcode\r\n", 250, []string{"tab\there ünïcode"}, "", ""},
 	}
 	for _, tt := range tests {
 		br := bufio.NewReader(strings.NewReader(tt.in))
@@ -52,6 +53,10 @@ func TestReadReplyRejectsMalformedAndOversized(t *testing.T) {
 		"line too long":           "250 " + long + "\r\n",
 		"too many lines":          endless,
 		"reply too large":         big,
+		"bare CR in text":         "220 ok\rforged\r\n",
+		"escape in text":          "220 \x1b[2Jhi\r\n",
+		"NUL in continuation":     "250-a\x00\r\n250 b\r\n",
+		"DEL in text":             "250 a\x7f\r\n",
 	}
 	for name, in := range tests {
 		_, err := ReadReply(bufio.NewReader(strings.NewReader(in)))
@@ -103,7 +108,7 @@ func FuzzReadReply(f *testing.F) {
 			t.Fatalf("accepted invalid reply %q: %+v", in, r)
 		}
 		for _, l := range r.Lines {
-			if len(l) > MaxLineBytes || strings.ContainsAny(l, "\n") {
+			if len(l) > MaxLineBytes || strings.IndexFunc(l, isControl) >= 0 {
 				t.Fatalf("line out of bounds in %q", in)
 			}
 		}

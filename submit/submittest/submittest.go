@@ -218,8 +218,9 @@ type Server struct {
 	open      map[net.Conn]struct{} // accepted and not yet closed
 	records   []*connRecord
 	messages  []Message
-	queued    int           // messages given a queue id
-	changed   chan struct{} // closed and replaced when a message arrives
+	queued    int                        // messages given a queue id
+	changed   chan struct{}              // closed and replaced when a message arrives
+	scripts   map[string]*scriptListener // ListenScript listeners by address
 }
 
 // listener is one port with its mode, faults and options.

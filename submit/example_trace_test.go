@@ -1,0 +1,71 @@
+package submit_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"expvar"
+	"fmt"
+	"log"
+	"strings"
+
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// A Trace exports metrics without portwise depending on a metrics library:
+// here expvar counters, in production as well an OpenTelemetry span per
+// attempt or a Prometheus counter vector.
+func ExampleWithTrace() {
+	srv := submittest.NewServer(nil)
+	defer srv.Close()
+	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
+
+	var metrics expvar.Map // publish it with expvar.Publish("smtp", &metrics)
+	trace := &submit.Trace{
+		AttemptDone: func(a submit.Attempt) {
+			outcome := "ok"
+			switch {
+			case errors.Is(a.Err, submit.ErrSTARTTLSStripped):
+				outcome = "stripped"
+			case a.Err != nil:
+				outcome = "failed"
+			}
+			metrics.Add("attempts_"+a.Candidate.Mode.String()+"_"+outcome, 1)
+		},
+		TLSHandshakeDone: func(_ tlsmode.Candidate, st tls.ConnectionState, err error) {
+			if err == nil {
+				metrics.Add("tls_"+strings.ReplaceAll(tls.VersionName(st.Version), " ", ""), 1)
+			}
+		},
+		AuthDone: func(_ tlsmode.Candidate, mech string, err error) {
+			if err == nil {
+				metrics.Add("auth_"+mech, 1)
+			}
+		},
+		WinnerChosen: func(c tlsmode.Candidate) { metrics.Add("winner_"+c.Mode.String(), 1) },
+	}
+
+	d := &submit.Dialer{
+		Candidates: []tlsmode.Candidate{
+			{Port: srv.Port(stripped), Mode: tlsmode.StartTLS},
+			{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
+		},
+		TLSConfig:     srv.ClientTLSConfig(),
+		Auth:          submit.PlainAuth("", "user", "pass"),
+		FallbackDelay: -1,
+	}
+	c, err := d.Dial(submit.WithTrace(context.Background(), trace), "localhost")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.Quit()
+	metrics.Do(func(kv expvar.KeyValue) { fmt.Println(kv.Key, kv.Value) })
+	// Output:
+	// attempts_implicit_ok 1
+	// attempts_starttls_stripped 1
+	// auth_PLAIN 1
+	// tls_TLS1.3 1
+	// winner_implicit 1
+}
