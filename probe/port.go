@@ -206,8 +206,14 @@ func (p *prober) failed(ctx context.Context, r *PortReport, err error) {
 	switch {
 	case errors.As(cause, &stripped) && stripped.Masked != "":
 		p.addf(r, SeverityCritical, CodeSTARTTLSMasked, "port %d: the EHLO reply has %q where STARTTLS belongs: a firewall's SMTP inspection (such as Cisco \"inspect esmtp\") is masking it, so TLS cannot start; disable that inspection, or use port 465 (implicit TLS cannot be rewritten)", r.Port, stripped.Masked)
+	case errors.As(cause, &stripped) && stripped.EHLO != nil:
+		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d: %s", r.Port, stripped.Reason)
 	case errors.As(cause, &stripped):
-		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d does not offer STARTTLS (%s): mail and passwords would travel in clear; either a middlebox strips it or the server has no TLS on this port — do not use it", r.Port, stripped.Reason)
+		offered := strings.Join(r.EHLO, ", ")
+		if offered == "" {
+			offered = "nothing"
+		}
+		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d does not offer STARTTLS (EHLO offered: %s): mail and passwords would travel in clear; either a middlebox strips it or the server has no TLS on this port — do not use it", r.Port, offered)
 	case errors.Is(cause, session.ErrRejected):
 		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d advertises STARTTLS but refused it: %v", r.Port, cause)
 	case errors.Is(cause, wire.ErrInjection):

@@ -29,7 +29,7 @@ func run(t *testing.T, srv *submittest.Server, o probe.Options, cands ...tlsmode
 		o.TLSConfig = srv.ClientTLSConfig()
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 2 * time.Second
+		o.Timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -52,6 +52,7 @@ func codes(r probe.PortReport) []string {
 }
 
 func TestRunFindsEachProblem(t *testing.T) {
+	t.Parallel()
 	srv := submittest.NewServer(t)
 	type listen func() string
 	with := func(mode tlsmode.Mode, o submittest.Options, faults ...submittest.Fault) listen {
@@ -68,7 +69,7 @@ func TestRunFindsEachProblem(t *testing.T) {
 		workMode  tlsmode.Mode // the mode the report says worked
 		msg       string       // part of a finding's message
 		legacy    string
-		noTLSSeen bool
+		timeout   time.Duration // 0: 10s; short only where the wait is the point
 	}{
 		{name: "good STARTTLS", addr: func() string { return srv.StartTLSAddr }, mode: tlsmode.StartTLS, reach: "open", usable: true},
 		{name: "good implicit", addr: func() string { return srv.ImplicitAddr }, mode: tlsmode.Implicit, reach: "open", usable: true},
@@ -93,21 +94,21 @@ func TestRunFindsEachProblem(t *testing.T) {
 		{name: "TLS 1.1 only", addr: with(tlsmode.StartTLS, submittest.Options{MaxTLSVersion: tls.VersionTLS11}), mode: tlsmode.StartTLS, reach: "open",
 			findings: []string{"critical tls-legacy-accepted"}, msg: "only TLS 1.1", legacy: "TLS 1.1"},
 		{name: "blackholed", addr: with(tlsmode.StartTLS, plain, submittest.Blackhole), mode: tlsmode.StartTLS, reach: "timeout",
-			findings: []string{"warning port-blocked"}, msg: "sent nothing"},
+			findings: []string{"warning port-blocked"}, msg: "sent nothing", timeout: 2 * time.Second},
 		{name: "blackholed implicit", addr: with(tlsmode.Implicit, plain, submittest.Blackhole), mode: tlsmode.Implicit, reach: "timeout",
-			findings: []string{"warning port-blocked"}},
+			findings: []string{"warning port-blocked"}, timeout: 2 * time.Second},
 		{name: "refused", addr: with(tlsmode.StartTLS, plain, submittest.Refuse), mode: tlsmode.StartTLS, reach: "refused",
 			findings: []string{"info port-refused"}, msg: "nothing listens"},
 		{name: "clear on implicit port", addr: with(tlsmode.Implicit, plain, submittest.ClearOnImplicit), mode: tlsmode.Implicit, reach: "open", usable: true,
 			findings: []string{"warning wrong-tls-mode"}, workMode: tlsmode.StartTLS, msg: "speaks STARTTLS"},
 		{name: "STARTTLS configured on implicit port", addr: func() string { return srv.ImplicitAddr }, mode: tlsmode.StartTLS, reach: "open", usable: true,
-			findings: []string{"warning wrong-tls-mode"}, workMode: tlsmode.Implicit, msg: "expects implicit TLS"},
+			findings: []string{"warning wrong-tls-mode"}, workMode: tlsmode.Implicit, msg: "expects implicit TLS", timeout: 3 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := tlsmode.Candidate{Port: srv.Port(tc.addr()), Mode: tc.mode}
-			rep := run(t, srv, probe.Options{}, c)
+			rep := run(t, srv, probe.Options{Timeout: tc.timeout}, c)
 			r := rep.Ports[0]
 			if r.Reachability != tc.reach {
 				t.Errorf("Reachability = %q, want %q", r.Reachability, tc.reach)
@@ -160,6 +161,7 @@ func findingText(r probe.PortReport) string {
 }
 
 func TestRunReportsServerDetails(t *testing.T) {
+	t.Parallel()
 	srv := submittest.NewServer(t, submittest.Options{EnableDSN: true, EnableSMTPUTF8: true, EnableREQUIRETLS: true, MaxMessageBytes: 10 << 20})
 	c := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
 	r := run(t, srv, probe.Options{}, c).Ports[0]
@@ -195,6 +197,7 @@ func TestRunReportsServerDetails(t *testing.T) {
 }
 
 func TestRunRecommendsInPolicyOrder(t *testing.T) {
+	t.Parallel()
 	srv := submittest.NewServer(t)
 	blocked := srv.Listen(tlsmode.StartTLS, submittest.Blackhole)
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
@@ -208,7 +211,7 @@ func TestRunRecommendsInPolicyOrder(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var seen []int
-	rep := run(t, srv, probe.Options{Timeout: time.Second, OnPort: func(r probe.PortReport) {
+	rep := run(t, srv, probe.Options{Timeout: 4 * time.Second, OnPort: func(r probe.PortReport) {
 		mu.Lock()
 		seen = append(seen, r.Port)
 		mu.Unlock()
@@ -249,6 +252,7 @@ func TestRunRecommendsInPolicyOrder(t *testing.T) {
 }
 
 func TestRunChecksAuthOnRecommendedPortOnly(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, pass, result string
 		ready              bool
@@ -303,6 +307,7 @@ func TestRunChecksAuthOnRecommendedPortOnly(t *testing.T) {
 }
 
 func TestRunNothingAnswers(t *testing.T) {
+	t.Parallel()
 	srv := submittest.NewServer(t)
 	refused := srv.Listen(tlsmode.StartTLS, submittest.Refuse)
 	refused2 := srv.Listen(tlsmode.Implicit, submittest.Refuse)
@@ -363,6 +368,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 }
 
 func TestRunHostPortChecksOnePort(t *testing.T) {
+	t.Parallel()
 	srv := submittest.NewServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
