@@ -60,16 +60,16 @@ func TestRunFindsEachProblem(t *testing.T) {
 	}
 	plain := submittest.Options{}
 	cases := []struct {
-		name      string
-		addr      listen
-		mode      tlsmode.Mode // the candidate's configured mode
-		reach     string
-		findings  []string // severity and code, in order
-		usable    bool
-		workMode  tlsmode.Mode // the mode the report says worked
-		msg       string       // part of a finding's message
-		legacy    string
-		timeout   time.Duration // 0: 10s; short only where the wait is the point
+		name     string
+		addr     listen
+		mode     tlsmode.Mode // the candidate's configured mode
+		reach    string
+		findings []string // severity and code, in order
+		usable   bool
+		workMode tlsmode.Mode // the mode the report says worked
+		msg      string       // part of a finding's message
+		legacy   string
+		timeout  time.Duration // 0: 10s; short only where the wait is the point
 	}{
 		{name: "good STARTTLS", addr: func() string { return srv.StartTLSAddr }, mode: tlsmode.StartTLS, reach: "open", usable: true},
 		{name: "good implicit", addr: func() string { return srv.ImplicitAddr }, mode: tlsmode.Implicit, reach: "open", usable: true},
