@@ -1,0 +1,195 @@
+// Command portwise answers "why can't my program send mail?" and sends test
+// messages the way portwise's Dialer does.
+//
+//	portwise probe [-json] [-timeout 10s] [-port 587,465] [-ca FILE] [-user U -password-env VAR] HOST
+//	portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR] [-v] HOST[:PORT]
+//
+// probe checks every submission port of HOST concurrently (587, 465, 2525
+// and 25 unless -port says otherwise) and prints a table of what each port
+// does, what is wrong, and which port and TLS mode to configure. It exits 0
+// when a usable secure port exists (and, with -user, the credential works
+// there), 1 when none does, and 2 on a usage error.
+//
+// send composes a plain-text message and submits it through submit.Dialer:
+// port race, verified TLS, AUTH only over TLS. -v prints the session
+// transcript to stderr with the credential and the message redacted.
+//
+// Passwords are never taken on the command line, where other users of the
+// machine can read them: -password-env names the environment variable that
+// holds it.
+//
+// Install with:
+//
+//	go install github.com/portwise/portwise/cmd/portwise@latest
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// cli is the process environment a command runs in.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// colour reports whether stdout is a terminal that wants colour.
+	colour bool
+	// stdinTTY reports whether stdin is a terminal (send then uses a
+	// default body rather than waiting for one).
+	stdinTTY bool
+}
+
+func main() {
+	c := &cli{
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		getenv:   os.Getenv,
+		colour:   isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
+		stdinTTY: isTerminal(os.Stdin),
+	}
+	os.Exit(c.run(os.Args[1:]))
+}
+
+// isTerminal reports whether f is a character device, without a
+// dependency on a terminal package.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+const usage = `usage:
+  portwise probe [-json] [-timeout 10s] [-port 587,465/implicit] [-ca FILE] [-user U -password-env VAR] HOST
+  portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR] [-v] HOST[:PORT]
+
+Run "portwise probe -h" or "portwise send -h" for every flag.
+`
+
+func (c *cli) run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(c.stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "probe":
+		return c.probe(args[1:])
+	case "send":
+		return c.send(args[1:])
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(c.stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(c.stderr, "portwise: unknown command %q\n%s", args[0], usage)
+	return exitUsage
+}
+
+// usageError is a problem with the command line: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// exit prints err and returns its exit code.
+func (c *cli) exit(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(c.stderr, "portwise: %v\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFail
+}
+
+// parse parses flags that may come before or after the positional
+// arguments ("portwise probe HOST -json" works too).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// common holds the flags probe and send share.
+type common struct {
+	ports    string
+	ca       string
+	user     string
+	passEnv  string
+	selected []tlsmode.Candidate
+	tls      *tls.Config
+	auth     submit.Auth
+}
+
+func (o *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.ports, "port", "", "comma-separated ports to use, each `N or N/mode` (mode: starttls, implicit); default 587, 465, 2525 (and 25 for probe)")
+	fs.StringVar(&o.ca, "ca", "", "PEM `file` of CA certificates to trust instead of the system roots")
+	fs.StringVar(&o.user, "user", "", "user name for AUTH (needs -password-env)")
+	fs.StringVar(&o.passEnv, "password-env", "", "name of the environment `variable` holding the password")
+}
+
+// resolve checks the shared flags and builds what they describe.
+func (o *common) resolve(getenv func(string) string) error {
+	if o.ports != "" {
+		for _, p := range strings.Split(o.ports, ",") {
+			cand, err := tlsmode.ParseCandidate(p)
+			if err != nil {
+				return usagef("-port: %v", err)
+			}
+			o.selected = append(o.selected, cand)
+		}
+	}
+	if o.ca != "" {
+		pem, err := os.ReadFile(o.ca)
+		if err != nil {
+			return usagef("-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("-ca: no PEM certificate in %s", o.ca)
+		}
+		o.tls = &tls.Config{RootCAs: pool}
+	}
+	switch {
+	case o.user == "" && o.passEnv != "":
+		return usagef("-password-env needs -user")
+	case o.user != "" && o.passEnv == "":
+		return usagef("-user needs -password-env VAR: passwords are never taken on the command line")
+	case o.user != "":
+		pass := getenv(o.passEnv)
+		if pass == "" {
+			return usagef("-password-env: the environment variable %s is empty or unset", o.passEnv)
+		}
+		o.auth = submit.PasswordAuth(o.user, pass)
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portwise/portwise/probe"
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// binary is the portwise command built once for every test.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portwise-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "portwise")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building portwise: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// portwise runs the command with args, stdin and extra environment.
+func portwise(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running portwise %q: %v", args, err)
+	}
+	return r
+}
+
+// server starts submittest and writes its CA where -ca can read it.
+func server(t *testing.T) (*submittest.Server, string) {
+	srv := submittest.NewServer(t)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srv.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, ca
+}
+
+func ports(srv *submittest.Server, cands ...tlsmode.Candidate) string {
+	var s []string
+	for _, c := range cands {
+		s = append(s, c.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	t.Parallel()
+	_, ca := server(t)
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{nil, nil, "usage:"},
+		{[]string{"frobnicate"}, nil, "unknown command"},
+		{[]string{"probe"}, nil, "one HOST"},
+		{[]string{"probe", "a", "b"}, nil, "one HOST"},
+		{[]string{"probe", "-nosuchflag", "host"}, nil, "flag provided but not defined"},
+		{[]string{"probe", "-port", "99999", "host"}, nil, "invalid port"},
+		{[]string{"probe", "-port", "587/ssh", "host"}, nil, "unknown mode"},
+		{[]string{"probe", "-timeout", "0s", "host"}, nil, "-timeout"},
+		{[]string{"probe", "-user", "u", "host"}, nil, "never taken on the command line"},
+		{[]string{"probe", "-user", "u", "-password-env", "PORTWISE_TEST_UNSET", "host"}, nil, "empty or unset"},
+		{[]string{"probe", "-ca", "/nonexistent/ca.pem", "host"}, nil, "-ca"},
+		{[]string{"probe", "-ca", os.Args[0], "host"}, nil, "no PEM certificate"},
+		{[]string{"probe", "bad host"}, nil, "invalid host"},
+		{[]string{"send", "host"}, nil, "-from and -to"},
+		{[]string{"send", "-from", "a@example.com", "-to", "not an address", "-ca", ca, "host"}, nil, "-to"},
+		{[]string{"send", "-from", "a@example.com", "-to", "b@example.com", "-body-file", "/nonexistent", "host"}, nil, "-body-file"},
+	} {
+		r := portwise(t, "", tc.env, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("portwise %q: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+func TestProbeExitCodes(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	good := []tlsmode.Candidate{
+		{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS},
+		{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
+	}
+	stripped := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)), Mode: tlsmode.StartTLS}
+	refused := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.Refuse)), Mode: tlsmode.StartTLS}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		wants []string
+	}{
+		{"usable", []string{"-ca", ca, "-port", ports(srv, good...), "127.0.0.1"}, 0,
+			[]string{"PORT  ", "Recommendation: " + good[0].String(), "ok, 36"}},
+		{"flags after host", []string{"127.0.0.1", "-ca", ca, "-port", ports(srv, good[1])}, 0,
+			[]string{"Recommendation: " + good[1].String()}},
+		{"bare port takes its usual mode", []string{"-ca", ca, "-port", fmt.Sprint(good[0].Port), "127.0.0.1"}, 0,
+			[]string{"Recommendation: " + good[0].String()}},
+		{"nothing usable", []string{"-ca", ca, "-port", ports(srv, stripped, refused), "127.0.0.1"}, 1,
+			[]string{"starttls-missing", "port-refused", "Recommendation: none", "No port of 127.0.0.1 offers a usable secure session"}},
+		{"untrusted without -ca", []string{"-port", ports(srv, good...), "127.0.0.1"}, 1,
+			[]string{"cert-untrusted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := portwise(t, "", nil, append([]string{"probe"}, tc.args...)...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, r.stdout)
+				}
+			}
+			if strings.Contains(r.stdout, "\x1b[") {
+				t.Errorf("colour codes on a pipe:\n%q", r.stdout)
+			}
+		})
+	}
+}
+
+func TestProbeJSON(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	leaky := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)), Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit}
+	r := portwise(t, "", nil, "probe", "-json", "-ca", ca, "-port", ports(srv, leaky, good), "127.0.0.1")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var rep probe.Report
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("not a Report: %v\n%s", err, r.stdout)
+	}
+	if rep.Host != "127.0.0.1" || len(rep.Ports) != 2 || rep.Recommendation == nil || *rep.Recommendation != good {
+		t.Errorf("report: host %q, %d ports, recommendation %v", rep.Host, len(rep.Ports), rep.Recommendation)
+	}
+	if f := rep.Ports[0].Findings; len(f) != 1 || f[0].Code != probe.CodeAuthBeforeTLS || f[0].Severity != probe.SeverityCritical {
+		t.Errorf("port %d findings %+v, want auth-before-tls", leaky.Port, f)
+	}
+	for _, key := range []string{`"recommendation": {`, `"reachability": "open"`, `"cert_verified": true`, `"auth_mechs_before_tls": [`} {
+		if !strings.Contains(r.stdout, key) {
+			t.Errorf("JSON lacks %s", key)
+		}
+	}
+}
+
+func TestProbeShowsProgressForSlowPort(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	blocked := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.Blackhole)), Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit}
+	r := portwise(t, "", nil, "probe", "-timeout", "3s", "-ca", ca, "-port", ports(srv, blocked, good), "127.0.0.1")
+	if r.code != 0 {
+		t.Errorf("exit %d, want 0 (one port is usable)", r.code)
+	}
+	for _, w := range []string{"waiting for " + blocked.String(), good.String() + ": open, TLS 1.3, usable", blocked.String() + ": timeout"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stdout, "port-blocked") {
+		t.Errorf("stdout lacks port-blocked:\n%s", r.stdout)
+	}
+}
+
+func TestProbeChecksCredentials(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	good := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	for _, tc := range []struct {
+		pass string
+		code int
+		want string
+	}{
+		{"pass", 0, "auth         ok (PLAIN)"},
+		{"s3cret-wrong", 1, "auth-failed"},
+	} {
+		r := portwise(t, "", []string{"PORTWISE_TEST_PW=" + tc.pass}, "probe", "-ca", ca, "-port", good.String(), "-user", "user", "-password-env", "PORTWISE_TEST_PW", "127.0.0.1")
+		if r.code != tc.code || !strings.Contains(r.stdout, tc.want) {
+			t.Errorf("password %q: exit %d, want %d and %q:\n%s%s", tc.pass, r.code, tc.code, tc.want, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, "s3cret") {
+			t.Errorf("the password was printed")
+		}
+	}
+}
+
+func TestSend(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	good := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	body := "Hello from the test.\n.\nA line with a lone dot above.\n"
+	r := portwise(t, body, []string{"PORTWISE_TEST_PW=pass"}, "send", "-v", "-ca", ca, "-port", good.String(),
+		"-user", "user", "-password-env", "PORTWISE_TEST_PW", "-from", "me@example.com", "-to", "you@example.com,them@example.com",
+		"-subject", "Grüße\r\nBcc: evil@example.com", "127.0.0.1")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "via 127.0.0.1 ("+good.String()+", TLS 1.3, AUTH PLAIN)") {
+		t.Errorf("stdout: %q", r.stdout)
+	}
+	secret := base64.StdEncoding.EncodeToString([]byte("\x00user\x00pass"))
+	for _, w := range []string{"C: STARTTLS", "AUTH PLAIN [redacted]", "bytes of message]"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("transcript lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, secret) || strings.Contains(r.stderr, "Hello from the test") {
+		t.Errorf("the transcript shows the credential or the message:\n%s", r.stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := srv.WaitMessages(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msgs[0]
+	data := strings.ReplaceAll(string(m.Data), "\r\n", "\n")
+	if m.From != "me@example.com" || len(m.To) != 2 || m.AuthUser != "user" || !m.TLS {
+		t.Errorf("message from %q to %q, auth %q, TLS %v", m.From, m.To, m.AuthUser, m.TLS)
+	}
+	if !strings.HasSuffix(data, "\n\n"+body) || strings.Contains(data, "\nBcc:") || !strings.Contains(data, "Subject: =?utf-8?q?") {
+		t.Errorf("message as received:\n%s", data)
+	}
+}
+
+func TestSendFailsOnStrippedPort(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	stripped := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)), Mode: tlsmode.StartTLS}
+	r := portwise(t, "body\n", []string{"PORTWISE_TEST_PW=pass"}, "send", "-ca", ca, "-port", stripped.String(),
+		"-user", "user", "-password-env", "PORTWISE_TEST_PW", "-from", "me@example.com", "-to", "you@example.com", "127.0.0.1")
+	if r.code != 1 || !strings.Contains(r.stderr, "STARTTLS") {
+		t.Errorf("exit %d, stderr %q; want 1 and a STARTTLS explanation", r.code, r.stderr)
+	}
+	if len(srv.Messages()) != 0 {
+		t.Errorf("a message went through a stripped port")
+	}
+}

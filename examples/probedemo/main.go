@@ -1,0 +1,57 @@
+// Command probedemo runs an in-process submission server (submittest) with a
+// few of the problems real hosts have, so that portwise probe and portwise
+// send can be tried without any outside network. It writes the server's CA
+// certificate to a file and prints the commands to run, then serves until
+// interrupted.
+//
+//	go run ./examples/probedemo
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+func main() {
+	caFile := flag.String("ca", filepath.Join(os.TempDir(), "portwise-demo-ca.pem"), "where to write the CA certificate")
+	flag.Parse()
+
+	srv := submittest.NewServer(nil)
+	defer srv.Close()
+	listeners := []struct {
+		what string
+		mode tlsmode.Mode
+		addr string
+	}{
+		{"a good STARTTLS port (587)", tlsmode.StartTLS, srv.StartTLSAddr},
+		{"a good implicit TLS port (465)", tlsmode.Implicit, srv.ImplicitAddr},
+		{"a port whose STARTTLS a firewall strips", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)},
+		{"a port offering AUTH before TLS", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)},
+		{"a port that swallows packets (blocked)", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.Blackhole)},
+	}
+	if err := os.WriteFile(*caFile, srv.CACertPEM(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	var ports []string
+	for _, l := range listeners {
+		c := tlsmode.Candidate{Port: srv.Port(l.addr), Mode: l.mode}
+		fmt.Printf("%-14s %s\n", c, l.what)
+		ports = append(ports, c.String())
+	}
+	fmt.Printf("\nCA certificate: %s; account user / pass\n\n", *caFile)
+	fmt.Printf("  go run ./cmd/portwise probe -ca %s -port %s -timeout 3s 127.0.0.1\n", *caFile, strings.Join(ports, ","))
+	fmt.Printf("  PW=pass go run ./cmd/portwise send -v -ca %s -port %s -user user -password-env PW -from me@example.com -to you@example.com 127.0.0.1\n\n", *caFile, ports[0])
+	fmt.Println("serving; Ctrl-C stops")
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt)
+	<-stop
+}
