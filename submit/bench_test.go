@@ -309,3 +309,84 @@ func BenchmarkFallback(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPipelining sends messages over one established session with a
+// 20 ms round trip, to 1 and to 10 recipients. portwise pipelines the
+// envelope (RFC 2920) when the server offers it; go-smtp's client and
+// net/smtp do not.
+func BenchmarkPipelining(b *testing.B) {
+	srv := submittest.NewServer(b, submittest.Options{DiscardData: true})
+	proxy, err := netem.NewProxy(srv.ImplicitAddr, benchOneWay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { proxy.Close() })
+	nd := &netem.Dialer{OneWay: benchOneWay}
+	ctx := context.Background()
+	for _, n := range []int{1, 10} {
+		rcpts := make([]string, n)
+		for i := range rcpts {
+			rcpts[i] = fmt.Sprintf("r%d@example.com", i)
+		}
+		sessions := []struct {
+			name string
+			open func() (send func() error, closer io.Closer, err error)
+		}{
+			{"portwise", func() (func() error, io.Closer, error) {
+				c, err := portwisePath(tlsmode.Implicit).run(ctx, nd, proxy.Addr(), srv.ClientTLSConfig(), false)
+				if err != nil {
+					return nil, nil, err
+				}
+				pc := c.(*submit.Client)
+				return func() error { return pc.Send(ctx, "a@example.com", rcpts, strings.NewReader(benchMsg)) }, c, nil
+			}},
+			{"go-smtp", func() (func() error, io.Closer, error) {
+				c, err := goSMTPPath(tlsmode.Implicit).run(ctx, nd, proxy.Addr(), srv.ClientTLSConfig(), false)
+				if err != nil {
+					return nil, nil, err
+				}
+				gc := c.(*smtp.Client)
+				return func() error { return gc.SendMail("a@example.com", rcpts, strings.NewReader(benchMsg)) }, c, nil
+			}},
+			{"net/smtp", func() (func() error, io.Closer, error) {
+				c, err := netSMTPPath(tlsmode.Implicit).run(ctx, nd, proxy.Addr(), srv.ClientTLSConfig(), false)
+				if err != nil {
+					return nil, nil, err
+				}
+				nc := c.(*netsmtp.Client)
+				return func() error {
+					if err := nc.Mail("a@example.com"); err != nil {
+						return err
+					}
+					for _, r := range rcpts {
+						if err := nc.Rcpt(r); err != nil {
+							return err
+						}
+					}
+					w, err := nc.Data()
+					if err != nil {
+						return err
+					}
+					io.WriteString(w, benchMsg)
+					return w.Close()
+				}, c, nil
+			}},
+		}
+		for _, s := range sessions {
+			b.Run(fmt.Sprintf("rcpts=%d/%s", n, s.name), func(b *testing.B) {
+				send, closer, err := s.open()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer closer.Close()
+				t0 := time.Now()
+				for b.Loop() {
+					if err := send(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+			})
+		}
+	}
+}

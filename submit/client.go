@@ -38,6 +38,9 @@ type Client struct {
 	localName string
 	logger    func(ctx context.Context, step string, d time.Duration, err error)
 	inTx      bool // a MAIL FROM was accepted and its transaction has not ended
+	// pipelining: the server advertised PIPELINING after TLS, so Send
+	// groups MAIL, RCPT and DATA in one flight (RFC 2920).
+	pipelining bool
 
 	mu     sync.Mutex // guards broken and smtpc against Close racing a Send
 	broken error      // set once the connection cannot carry another command
@@ -55,6 +58,7 @@ func newClient(d *Dialer, host string, s *session.Session, cfg *attemptConfig, m
 		mech:      mech,
 		localName: d.localName(),
 	}
+	c.pipelining = s.Caps.Has("PIPELINING")
 	if st, ok := s.Conn.TLS(); ok {
 		c.tlsState = &st
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/portwise/portwise/internal/wire"
 )
 
 // maxLineBytes is RFC 5321's limit on a text line without its CRLF.
@@ -93,9 +94,9 @@ func (c *Client) Send(ctx context.Context, from string, to []string, msg io.Read
 // msg began to be read: until then a broken connection left nothing on the
 // server, so the Mailer may send the message again on another connection.
 //
-// This is the one place where an envelope meets the wire, one command and
-// one reply at a time; a pipelined version (RFC 2920) replaces this
-// function and nothing else.
+// When the server advertises PIPELINING (RFC 2920) the envelope goes as one
+// group; otherwise one command and one reply at a time. Either way every
+// reply is read and checked in order, so per-recipient refusals are exact.
 func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Reader, res *SendResult) (bodyStarted bool, err error) {
 	end, err := c.begin(ctx, commandTimeout)
 	if err != nil {
@@ -103,69 +104,201 @@ func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Read
 	}
 	defer end()
 	t0 := time.Now()
+	if c.pipelining {
+		err = c.envelopePipelined(ctx, env, res)
+	} else {
+		err = c.envelopeSerial(ctx, env, res)
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, c.sendBody(ctx, msg, res, t0)
+}
 
+// envelopeSerial sends RSET (when a transaction was left open), MAIL, each
+// RCPT and DATA, waiting for each reply. It returns nil once the server
+// answered DATA with 354.
+func (c *Client) envelopeSerial(ctx context.Context, env *envelope, res *SendResult) error {
 	if c.inTx {
 		// A previous transaction ended without a final reply (DATA was
 		// refused): clear it, or MAIL would be a nested transaction.
 		r, err := c.conn.Exchange("RSET", "")
 		if err != nil {
-			return false, c.transportErr(ctx, "RSET", err)
+			return c.transportErr(ctx, "RSET", err)
 		}
-		if r.Code != 250 {
-			return false, c.replyErr(r)
+		if err := c.checkRSET(r); err != nil {
+			return err
 		}
-		c.inTx = false
 	}
 	r, err := c.conn.Exchange(env.mail, "")
 	if err != nil {
-		return false, c.transportErr(ctx, "MAIL FROM", err)
+		return c.transportErr(ctx, "MAIL FROM", err)
 	}
-	if r.Code != 250 {
-		return false, c.replyErr(r)
+	if err := c.checkMAIL(r); err != nil {
+		return err
 	}
-	c.inTx = true
-	for i, rcpt := range env.rcpts {
+	for i := range env.rcpts {
 		r, err := c.conn.Exchange(env.rcptCmds[i], "")
 		if err != nil {
-			return false, c.transportErr(ctx, "RCPT TO", err)
+			return c.transportErr(ctx, "RCPT TO", err)
 		}
-		switch {
-		case r.Code == 250 || r.Code == 251:
-			res.Accepted = append(res.Accepted, rcpt)
-		case r.Code == 421:
-			return false, c.replyErr(r)
-		default:
-			res.Rejected = append(res.Rejected, RecipientError{Addr: rcpt, Err: r.Err()})
+		if err := c.checkRCPT(r, env.rcpts[i], res); err != nil {
+			return err
 		}
 	}
 	if len(res.Accepted) == 0 {
-		if r, err := c.conn.Exchange("RSET", ""); err != nil {
-			c.transportErr(ctx, "RSET", err)
-		} else if r.Code == 421 {
-			c.replyErr(r)
-		} else if r.Code == 250 {
-			c.inTx = false
-		}
-		return false, &SendError{Rejected: res.Rejected}
+		return c.abandon(ctx, res)
 	}
 	r, err = c.conn.Exchange("DATA", "")
 	if err != nil {
-		return false, c.transportErr(ctx, "DATA", err)
+		return c.transportErr(ctx, "DATA", err)
 	}
 	if r.Code != 354 {
-		return false, c.replyErr(r)
+		return c.replyErr(r)
 	}
+	return nil
+}
 
+// envelopePipelined sends RSET (when needed), MAIL, every RCPT and DATA in
+// one flight and then reads their replies in order (RFC 2920 §3.1: DATA is
+// the last command of a group). A server that accepts DATA although no
+// recipient was accepted gets an empty message, which it must refuse.
+func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *SendResult) error {
+	rset := c.inTx
+	if rset {
+		if err := c.conn.Queue("RSET", ""); err != nil {
+			return c.transportErr(ctx, "RSET", err)
+		}
+	}
+	cmds := append(append([]string{env.mail}, env.rcptCmds...), "DATA")
+	for _, cmd := range cmds {
+		if err := c.conn.Queue(cmd, ""); err != nil {
+			return c.transportErr(ctx, "MAIL FROM", err)
+		}
+	}
+	if err := c.conn.Flush(); err != nil {
+		return c.transportErr(ctx, "MAIL FROM", err)
+	}
+	// Every reply is read even after a refusal, to keep the stream in step;
+	// the first refusal that matters is returned.
+	var first error
+	read := func(step string) (*wire.Reply, error) {
+		r, err := c.conn.ReadReply()
+		if err != nil {
+			return nil, c.transportErr(ctx, step, err)
+		}
+		if r.Code == 421 {
+			return nil, c.replyErr(r)
+		}
+		return r, nil
+	}
+	if rset {
+		r, err := read("RSET")
+		if err != nil {
+			return err
+		}
+		first = c.checkRSET(r)
+	}
+	r, err := read("MAIL FROM")
+	if err != nil {
+		return err
+	}
+	if err := c.checkMAIL(r); err != nil && first == nil {
+		first = err
+	}
+	for _, rcpt := range env.rcpts {
+		r, err := read("RCPT TO")
+		if err != nil {
+			return err
+		}
+		if first == nil {
+			c.checkRCPT(r, rcpt, res)
+		}
+	}
+	r, err = read("DATA")
+	if err != nil {
+		return err
+	}
+	if r.Code == 354 && (first != nil || len(res.Accepted) == 0) {
+		// The server should have refused DATA; end the empty message at
+		// once so that nothing is delivered, and read its verdict.
+		if r, err = c.conn.Exchange(".", ""); err != nil {
+			return c.transportErr(ctx, "DATA", err)
+		}
+		c.inTx = r.Code != 250
+		if first == nil {
+			first = &SendError{Rejected: res.Rejected}
+		}
+		return first
+	}
+	switch {
+	case first != nil:
+		return first
+	case len(res.Accepted) == 0:
+		// DATA was refused for want of recipients; the transaction is
+		// already over on the server's side.
+		c.inTx = false
+		return &SendError{Rejected: res.Rejected}
+	case r.Code != 354:
+		return c.replyErr(r)
+	}
+	return nil
+}
+
+func (c *Client) checkRSET(r *wire.Reply) error {
+	if r.Code != 250 {
+		return c.replyErr(r)
+	}
+	c.inTx = false
+	return nil
+}
+
+func (c *Client) checkMAIL(r *wire.Reply) error {
+	if r.Code != 250 {
+		return c.replyErr(r)
+	}
+	c.inTx = true
+	return nil
+}
+
+// checkRCPT records one recipient's verdict; only a 421 is an error.
+func (c *Client) checkRCPT(r *wire.Reply, rcpt string, res *SendResult) error {
+	switch {
+	case r.Code == 250 || r.Code == 251:
+		res.Accepted = append(res.Accepted, rcpt)
+	case r.Code == 421:
+		return c.replyErr(r)
+	default:
+		res.Rejected = append(res.Rejected, RecipientError{Addr: rcpt, Err: r.Err()})
+	}
+	return nil
+}
+
+// abandon ends a transaction in which every recipient was refused: RSET,
+// and nothing is sent.
+func (c *Client) abandon(ctx context.Context, res *SendResult) error {
+	if r, err := c.conn.Exchange("RSET", ""); err != nil {
+		c.transportErr(ctx, "RSET", err)
+	} else if r.Code == 421 {
+		c.replyErr(r)
+	} else if r.Code == 250 {
+		c.inTx = false
+	}
+	return &SendError{Rejected: res.Rejected}
+}
+
+// sendBody streams msg after a 354, ends it and reads the final reply.
+func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t0 time.Time) error {
 	dw := newDataWriter(c.conn.Writer())
 	if _, err := io.Copy(dw, msg); err != nil {
 		// DATA cannot be aborted in band: closing the connection before
 		// the final "." makes the server discard the partial message.
 		werr := fmt.Errorf("submit: message not sent, connection closed: %w", err)
 		c.fail(werr)
-		return true, werr
+		return werr
 	}
 	if err := dw.Close(); err != nil {
-		return true, c.transportErr(ctx, "DATA", err)
+		return c.transportErr(ctx, "DATA", err)
 	}
 	res.Size = dw.n - int64(len(".\r\n"))
 	c.conn.Transcript().Note("[%d bytes of message]", dw.n)
@@ -173,23 +306,23 @@ func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Read
 		c.conn.SetDeadline(time.Now().Add(dataTimeout))
 	}
 	if err := c.conn.Flush(); err != nil {
-		return true, c.transportErr(ctx, "DATA", fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
+		return c.transportErr(ctx, "DATA", fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
 	}
-	r, err = c.conn.ReadReply()
+	r, err := c.conn.ReadReply()
 	if err != nil {
-		return true, c.transportErr(ctx, "reply to DATA", fmt.Errorf("%w: the connection broke after the message was sent and before the server answered (%v); it may or may not have been accepted", ErrOutcomeUnknown, err))
+		return c.transportErr(ctx, "reply to DATA", fmt.Errorf("%w: the connection broke after the message was sent and before the server answered (%v); it may or may not have been accepted", ErrOutcomeUnknown, err))
 	}
 	c.inTx = false
 	c.logger(ctx, "send", time.Since(t0), nil)
 	res.Reply = r.String()
 	if r.Code != 250 {
-		return true, c.replyErr(r)
+		return c.replyErr(r)
 	}
 	res.QueueID = QueueID(r.Text())
 	if len(res.Rejected) > 0 {
-		return true, &SendError{Rejected: res.Rejected, Accepted: len(res.Accepted)}
+		return &SendError{Rejected: res.Rejected, Accepted: len(res.Accepted)}
 	}
-	return true, nil
+	return nil
 }
 
 func knownSize(r io.Reader) (int64, bool) {
