@@ -85,7 +85,7 @@ func (d *Dialer) explain(ctx context.Context, c tlsmode.Candidate, cfg *attemptC
 		ctxErr = context.DeadlineExceeded
 	}
 	if ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w: %v", ctxErr, err)
+		err = fmt.Errorf("%w: %w", ctxErr, err)
 	}
 	var stripped *session.StrippedError
 	switch {
@@ -141,7 +141,7 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 	tried = ar.Mechanism
 	if err != nil {
 		if ctx.Err() != nil {
-			err = fmt.Errorf("%w: %v", ctx.Err(), err)
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
 		res.err = err
 		return res

@@ -166,13 +166,35 @@ func (c *Client) transportErr(ctx context.Context, step string, err error) error
 
 // replyErr returns the server's error for a non-2xx/3xx reply; a 421 also
 // marks the connection as closing.
-func (c *Client) replyErr(r *wire.Reply) error {
+func (c *Client) replyErr(command string, r *wire.Reply) error {
 	e := r.Err()
 	if e.Code == 421 {
 		c.fail(e)
 	}
-	return e
+	return &ReplyError{Port: c.cand.Port, Command: command, Err: e}
 }
+
+// ReplyError is the server refusing a command of a session: which port,
+// which command, and the reply. errors.As finds the *smtp.SMTPError in it.
+type ReplyError struct {
+	Port    int
+	Command string // "MAIL FROM", "RCPT TO", "DATA", "the message", "RSET", "NOOP"
+	Err     *smtp.SMTPError
+}
+
+func (e *ReplyError) Error() string {
+	s := fmt.Sprintf("submit: port %d refused %s: %s", e.Port, e.Command, smtpText(e.Err))
+	switch {
+	case e.Err.Code == 421:
+		s += " — the server is closing the session; try again later"
+	case e.Err.Code/100 == 4:
+		s += " — a temporary refusal; try again later"
+	}
+	return s
+}
+
+// Unwrap returns the server's reply.
+func (e *ReplyError) Unwrap() error { return e.Err }
 
 // Noop sends NOOP, to check that an idle connection is still alive.
 func (c *Client) Noop(ctx context.Context) error {
@@ -195,7 +217,7 @@ func (c *Client) simple(ctx context.Context, cmd string) error {
 		return c.transportErr(ctx, cmd, err)
 	}
 	if r.Code != 250 {
-		return c.replyErr(r)
+		return c.replyErr(cmd, r)
 	}
 	return nil
 }

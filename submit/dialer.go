@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -232,18 +231,8 @@ func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := wire.CheckLine(d.localName()); err != nil || strings.Contains(d.localName(), " ") {
-		return nil, fmt.Errorf("submit: invalid LocalName %q: %w", d.LocalName, ErrBadAddress)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, &DialError{Host: h, Err: err}
-	}
-	if p, ok := d.Auth.(preparer); ok {
-		// Fetch what the Auth needs (an OAuth2 token) before spending a
-		// connection: a token endpoint that is down is not a port problem.
-		if err := p.prepare(ctx); err != nil {
-			return nil, &DialError{Host: h, Err: err}
-		}
+	if err := d.dialChecks(ctx, h); err != nil {
+		return nil, err
 	}
 	// An OAuth2 token the server rejected is refreshed and tried once more.
 	return d.dialRenewing(ctx, func(ctx context.Context) *race { return d.newRace(ctx, h, port) })

@@ -184,9 +184,13 @@ func stepErr(port int, step string, err error, elapsed time.Duration, timeout ti
 			se.advice = fmt.Sprintf("port %d is probably blocked by your network or cloud provider (cloud hosts block 25, some networks block 587); try another port", port)
 		} else {
 			se.Err = &explained{fmt.Sprintf("no reply within %s", round(elapsed)), err}
-			se.advice = "the server accepted the connection but stopped answering; if it expects another TLS mode, change tlsmode (465 is implicit TLS, 587/2525 STARTTLS)"
-			if step == "banner" {
+			switch step {
+			case "banner":
 				se.advice = fmt.Sprintf("no SMTP greeting: if port %d expects implicit TLS, use tlsmode.Implicit", port)
+			case "tls":
+				se.advice = "the server stopped answering during the TLS handshake; check that the port speaks the TLS mode configured (465 is implicit TLS, 587/2525 STARTTLS)"
+			default:
+				se.advice = "the server stopped answering in the middle of the session; try again later"
 			}
 		}
 	case errors.Is(err, syscall.ECONNREFUSED):

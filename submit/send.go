@@ -154,7 +154,7 @@ func (c *Client) envelopeSerial(ctx context.Context, env *envelope, res *SendRes
 		return c.transportErr(ctx, "DATA", err)
 	}
 	if r.Code != 354 {
-		return c.replyErr(r)
+		return c.replyErr("DATA", r)
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 			return nil, c.transportErr(ctx, step, err)
 		}
 		if r.Code == 421 {
-			return nil, c.replyErr(r)
+			return nil, c.replyErr(step, r)
 		}
 		return r, nil
 	}
@@ -240,14 +240,14 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 		c.inTx = false
 		return &SendError{Rejected: res.Rejected}
 	case r.Code != 354:
-		return c.replyErr(r)
+		return c.replyErr("DATA", r)
 	}
 	return nil
 }
 
 func (c *Client) checkRSET(r *wire.Reply) error {
 	if r.Code != 250 {
-		return c.replyErr(r)
+		return c.replyErr("RSET", r)
 	}
 	c.inTx = false
 	return nil
@@ -255,7 +255,7 @@ func (c *Client) checkRSET(r *wire.Reply) error {
 
 func (c *Client) checkMAIL(r *wire.Reply) error {
 	if r.Code != 250 {
-		return c.replyErr(r)
+		return c.replyErr("MAIL FROM", r)
 	}
 	c.inTx = true
 	return nil
@@ -267,7 +267,7 @@ func (c *Client) checkRCPT(r *wire.Reply, rcpt string, res *SendResult) error {
 	case r.Code == 250 || r.Code == 251:
 		res.Accepted = append(res.Accepted, rcpt)
 	case r.Code == 421:
-		return c.replyErr(r)
+		return c.replyErr("RCPT TO", r)
 	default:
 		res.Rejected = append(res.Rejected, RecipientError{Addr: rcpt, Err: r.Err()})
 	}
@@ -280,7 +280,7 @@ func (c *Client) abandon(ctx context.Context, res *SendResult) error {
 	if r, err := c.conn.Exchange("RSET", ""); err != nil {
 		c.transportErr(ctx, "RSET", err)
 	} else if r.Code == 421 {
-		c.replyErr(r)
+		c.replyErr("RSET", r)
 	} else if r.Code == 250 {
 		c.inTx = false
 	}
@@ -316,7 +316,7 @@ func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t
 	c.logger(ctx, "send", time.Since(t0), nil)
 	res.Reply = r.String()
 	if r.Code != 250 {
-		return c.replyErr(r)
+		return c.replyErr("the message", r)
 	}
 	res.QueueID = QueueID(r.Text())
 	if len(res.Rejected) > 0 {

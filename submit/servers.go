@@ -125,6 +125,8 @@ func (d *Dialer) dialChecks(ctx context.Context, host string) error {
 		return &DialError{Host: host, Err: err}
 	}
 	if p, ok := d.Auth.(preparer); ok {
+		// Fetch what the Auth needs (an OAuth2 token) before spending a
+		// connection: a token endpoint that is down is not a port problem.
 		if err := p.prepare(ctx); err != nil {
 			return &DialError{Host: host, Err: err}
 		}

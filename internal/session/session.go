@@ -93,7 +93,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		}
 		if err != nil {
 			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-				err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 			}
 			return &Error{Step: name, Err: err}
 		}
