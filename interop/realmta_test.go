@@ -8,20 +8,46 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/smtp"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
+
+// TestMain makes PORTWISE_REALMTA_CA the only root of Go's system pool,
+// for submit.SendMail, which verifies against the system roots. Go loads
+// that pool once per process, so this must happen before any test runs.
+// Every other test passes the CA explicitly in a tls.Config.
+func TestMain(m *testing.M) {
+	os.Exit(runWithRealMTARoots(m))
+}
+
+func runWithRealMTARoots(m *testing.M) int {
+	if ca := os.Getenv("PORTWISE_REALMTA_CA"); os.Getenv("PORTWISE_REALMTA") == "1" && ca != "" {
+		empty, err := os.MkdirTemp("", "portwise-interop-roots-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(empty)
+		os.Setenv("SSL_CERT_FILE", ca)
+		os.Setenv("SSL_CERT_DIR", empty) // nothing else: the test does not depend on the machine's roots
+	}
+	return m.Run()
+}
 
 // mta describes the real Postfix + Dovecot set up by .ci/realmta.sh.
 type mta struct {
@@ -345,4 +371,108 @@ func TestInteropFiveMegabyteMessageArrivesIntact(t *testing.T) {
 		t.Fatalf("hash mismatch")
 	}
 	t.Logf("%d-byte message delivered intact, sha256 %x", len(msg), sha256.Sum256(want))
+}
+
+func TestInteropSendMailWithNetSMTPPlainAuth(t *testing.T) {
+	m := realMTA(t)
+	p := port(t, m.starttls)
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		authHost string // the host given to net/smtp.PlainAuth
+		wantErr  string // "" when the message must be delivered
+	}{
+		{"127.0.0.1", fmt.Sprintf("127.0.0.1:%d", p), "127.0.0.1", ""},
+		{"localhost", fmt.Sprintf("localhost:%d", p), "localhost", ""},
+		// net/smtp.PlainAuth refuses a server whose name is not the host it
+		// was given: SendMail must hand it the host of addr.
+		{"auth host differs", fmt.Sprintf("127.0.0.1:%d", p), "localhost", "wrong host name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := messageID(t)
+			msg := message(m.user, m.user2, id, "sent by submit.SendMail with net/smtp.PlainAuth\r\n")
+			err := submit.SendMail(tc.addr, smtp.PlainAuth("", m.user, m.pass, tc.authHost), m.user, []string{m.user2}, []byte(msg))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("SendMail = %v; want an error with %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), m.pass) {
+					t.Error("the password appears in the error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("SendMail(%s): %v", tc.addr, err)
+			}
+			got := m.waitDelivered(t, mailbox(m.user2), id)
+			// Postfix's Received header records how the message came: over
+			// TLS, with ESMTPSA (ESMTP, TLS, authenticated).
+			for _, w := range []string{"(using TLS", "with ESMTPSA id"} {
+				if !bytes.Contains(got, []byte(w)) {
+					t.Errorf("delivered message lacks %q in its trace headers:\n%s", w, got[:min(len(got), 1500)])
+				}
+			}
+		})
+	}
+}
+
+func TestInteropProbeRecommendsTheSTARTTLSPort(t *testing.T) {
+	m := realMTA(t)
+	cands := m.policy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := probe.Run(ctx, "127.0.0.1", probe.Options{
+		Candidates: cands,
+		TLSConfig:  &tls.Config{RootCAs: m.ca},
+		Timeout:    20 * time.Second,
+		Auth:       submit.PasswordAuth(m.user, m.pass),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	t.Logf("probe report:\n%s", text.String())
+	if rep.Recommendation == nil || *rep.Recommendation != cands[0] || !rep.Ready() {
+		t.Errorf("recommendation %v (ready %v); want %v", rep.Recommendation, rep.Ready(), cands[0])
+	}
+	if len(rep.Ports) != len(cands) {
+		t.Fatalf("%d port reports; want %d", len(rep.Ports), len(cands))
+	}
+	for i, pr := range rep.Ports {
+		if pr.Port != cands[i].Port || pr.Mode != cands[i].Mode {
+			t.Errorf("port report %d is %d/%v; want %v", i, pr.Port, pr.Mode, cands[i])
+		}
+		if pr.Reachability != probe.ReachOpen || !pr.Usable || !pr.CertVerified || pr.CertError != "" {
+			t.Errorf("%v: reach %s, usable %v, cert verified %v (%s), error %q", cands[i], pr.Reachability, pr.Usable, pr.CertVerified, pr.CertError, pr.Error)
+		}
+		if !strings.Contains(pr.Banner, "Postfix") {
+			t.Errorf("%v: banner %q; want Postfix's", cands[i], pr.Banner)
+		}
+		for _, f := range pr.Findings {
+			if f.Severity == probe.SeverityCritical {
+				t.Errorf("%v: critical finding %s: %s", cands[i], f.Code, f.Message)
+			}
+		}
+		if len(pr.AuthMechs) == 0 {
+			t.Errorf("%v: no AUTH mechanisms after TLS", cands[i])
+		}
+	}
+	// smtpd_tls_auth_only: AUTH is advertised only after STARTTLS.
+	sub := rep.Ports[0]
+	if len(sub.AuthMechsBeforeTLS) != 0 {
+		t.Errorf("%v advertises AUTH %v before TLS", cands[0], sub.AuthMechsBeforeTLS)
+	}
+	if !slices.Contains(sub.EHLO, "STARTTLS") || slices.ContainsFunc(sub.EHLO, func(c string) bool { return strings.HasPrefix(strings.ToUpper(c), "AUTH") }) {
+		t.Errorf("%v EHLO before TLS %v; want STARTTLS and no AUTH", cands[0], sub.EHLO)
+	}
+	if !slices.ContainsFunc(sub.EHLOAfterTLS, func(c string) bool { return strings.HasPrefix(strings.ToUpper(c), "AUTH") }) {
+		t.Errorf("%v EHLO after TLS %v; want AUTH", cands[0], sub.EHLOAfterTLS)
+	}
+	if sub.AuthResult != "ok" || sub.AuthMechanism != "PLAIN" {
+		t.Errorf("%v: auth %q with %q; want ok with PLAIN", cands[0], sub.AuthResult, sub.AuthMechanism)
+	}
+	if b, _ := json.Marshal(rep); bytes.Contains(b, []byte(m.pass)) || strings.Contains(text.String(), m.pass) {
+		t.Error("the password appears in the report")
+	}
 }

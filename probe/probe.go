@@ -77,7 +77,7 @@ func DefaultCandidates() []tlsmode.Candidate {
 }
 
 // Report is the outcome of Run. It marshals to JSON with the documented,
-// stable field names; Recommendation marshals as {"Port":587,"Mode":"starttls"}.
+// stable field names; Recommendation marshals as {"port":587,"mode":"starttls"}.
 type Report struct {
 	Host  string       `json:"host"`
 	Ports []PortReport `json:"ports"` // in the order of the candidates

@@ -6,10 +6,11 @@ import (
 	"strings"
 )
 
-// Candidate is one port to try and the mode to speak on it.
+// Candidate is one port to try and the mode to speak on it. It marshals to
+// JSON as {"port":587,"mode":"starttls"}, like the rest of probe's report.
 type Candidate struct {
-	Port int
-	Mode Mode
+	Port int  `json:"port"`
+	Mode Mode `json:"mode"`
 }
 
 // String returns the candidate as "587/starttls".

@@ -2,7 +2,7 @@
 // messages the way portwise's Dialer does.
 //
 //	portwise probe [-json] [-timeout 10s] [-port 587,465] [-ca FILE] [-user U -password-env VAR] HOST
-//	portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR] [-v] HOST[:PORT]
+//	portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] HOST[:PORT]
 //
 // probe checks every submission port of HOST concurrently (587, 465, 2525
 // and 25 unless -port says otherwise) and prints a table of what each port
@@ -14,9 +14,10 @@
 // port race, verified TLS, AUTH only over TLS. -v prints the session
 // transcript to stderr with the credential and the message redacted.
 //
-// Passwords are never taken on the command line, where other users of the
-// machine can read them: -password-env names the environment variable that
-// holds it.
+// Passwords and tokens are never taken on the command line, where other
+// users of the machine can read them: -password-env names the environment
+// variable that holds the password, and send's -xoauth2-token-env the one
+// that holds an OAuth2 access token for XOAUTH2 (Gmail, Microsoft 365).
 //
 // Install with:
 //
@@ -35,6 +36,7 @@ import (
 
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
+	"golang.org/x/oauth2"
 )
 
 // Exit codes.
@@ -77,7 +79,7 @@ func isTerminal(f *os.File) bool {
 
 const usage = `usage:
   portwise probe [-json] [-timeout 10s] [-port 587,465/implicit] [-ca FILE] [-user U -password-env VAR] HOST
-  portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR] [-v] HOST[:PORT]
+  portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] HOST[:PORT]
 
 Run "portwise probe -h" or "portwise send -h" for every flag.
 `
@@ -145,6 +147,7 @@ type common struct {
 	ca       string
 	user     string
 	passEnv  string
+	tokenEnv string // send only: XOAUTH2 access token
 	selected []tlsmode.Candidate
 	tls      *tls.Config
 	auth     submit.Auth
@@ -155,6 +158,11 @@ func (o *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of CA certificates to trust instead of the system roots")
 	fs.StringVar(&o.user, "user", "", "user name for AUTH (needs -password-env)")
 	fs.StringVar(&o.passEnv, "password-env", "", "name of the environment `variable` holding the password")
+}
+
+// registerToken adds -xoauth2-token-env (send only).
+func (o *common) registerToken(fs *flag.FlagSet) {
+	fs.StringVar(&o.tokenEnv, "xoauth2-token-env", "", "name of the environment `variable` holding an OAuth2 access token: AUTH XOAUTH2 as -user instead of a password")
 }
 
 // resolve checks the shared flags and builds what they describe.
@@ -180,8 +188,18 @@ func (o *common) resolve(getenv func(string) string) error {
 		o.tls = &tls.Config{RootCAs: pool}
 	}
 	switch {
+	case o.passEnv != "" && o.tokenEnv != "":
+		return usagef("-password-env and -xoauth2-token-env are mutually exclusive: give one credential")
 	case o.user == "" && o.passEnv != "":
 		return usagef("-password-env needs -user")
+	case o.user == "" && o.tokenEnv != "":
+		return usagef("-xoauth2-token-env needs -user (the account the token was issued for)")
+	case o.tokenEnv != "":
+		tok := getenv(o.tokenEnv)
+		if tok == "" {
+			return usagef("-xoauth2-token-env: the environment variable %s is empty or unset", o.tokenEnv)
+		}
+		o.auth = submit.XOAuth2(o.user, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok}))
 	case o.user != "" && o.passEnv == "":
 		return usagef("-user needs -password-env VAR: passwords are never taken on the command line")
 	case o.user != "":

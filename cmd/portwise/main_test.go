@@ -278,3 +278,94 @@ func TestSendFailsOnStrippedPort(t *testing.T) {
 		t.Errorf("a message went through a stripped port")
 	}
 }
+
+func TestSendXOAuth2(t *testing.T) {
+	t.Parallel()
+	const token = "ya29.portwise-test-token-Zq8xN3"
+	srv := submittest.NewServer(t, submittest.Options{Tokens: map[string]string{"user@example.com": token}})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srv.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	// secrets are the forms a token could leak in: as it is, and inside the
+	// base64 XOAUTH2 initial response.
+	secrets := func(tok string) []string {
+		return []string{tok, base64.StdEncoding.EncodeToString([]byte("user=user@example.com\x01auth=Bearer " + tok + "\x01\x01"))}
+	}
+	for _, tc := range []struct {
+		name   string
+		token  string
+		code   int
+		stdout string
+		stderr []string
+	}{
+		{"accepted", token, 0, "via 127.0.0.1 (" + good.String() + ", TLS 1.3, AUTH XOAUTH2)",
+			[]string{"C: STARTTLS", "AUTH XOAUTH2 [redacted]", "bytes of message]"}},
+		{"rejected", "ya29.expired-token-Pq7Lm2", 1, "",
+			[]string{"AUTH XOAUTH2 [redacted]", "rejected the access token", `status "401"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(srv.Messages())
+			r := portwise(t, "Hello over XOAUTH2.\n", []string{"PORTWISE_TEST_TOKEN=" + tc.token}, "send", "-v", "-ca", ca, "-port", good.String(),
+				"-user", "user@example.com", "-xoauth2-token-env", "PORTWISE_TEST_TOKEN", "-from", "user@example.com", "-to", "you@example.com", "127.0.0.1")
+			if r.code != tc.code || !strings.Contains(r.stdout, tc.stdout) {
+				t.Fatalf("exit %d, want %d; stdout %q, want %q\nstderr:\n%s", r.code, tc.code, r.stdout, tc.stdout, r.stderr)
+			}
+			for _, w := range tc.stderr {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			for _, s := range secrets(tc.token) {
+				if strings.Contains(r.stdout+r.stderr, s) {
+					t.Errorf("the token shows in the output as %q:\n%s%s", s, r.stdout, r.stderr)
+				}
+			}
+			want := before
+			if tc.code == 0 {
+				want++
+			}
+			if tc.code == 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				msgs, err := srv.WaitMessages(ctx, want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m := msgs[want-1]; m.AuthUser != "user@example.com" || !m.TLS {
+					t.Errorf("message authenticated as %q, TLS %v", m.AuthUser, m.TLS)
+				}
+			} else if n := len(srv.Messages()); n != want {
+				t.Errorf("%d messages after a rejected token, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestSendXOAuth2UsageErrors(t *testing.T) {
+	t.Parallel()
+	const token = "ya29.never-printed-Kd93"
+	env := []string{"PORTWISE_TEST_TOKEN=" + token, "PORTWISE_TEST_PW=pass"}
+	base := []string{"send", "-from", "a@example.com", "-to", "b@example.com"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-user", "u", "-password-env", "PORTWISE_TEST_PW", "-xoauth2-token-env", "PORTWISE_TEST_TOKEN", "host"}, "mutually exclusive"},
+		{[]string{"-password-env", "PORTWISE_TEST_PW", "-xoauth2-token-env", "PORTWISE_TEST_TOKEN", "host"}, "mutually exclusive"},
+		{[]string{"-xoauth2-token-env", "PORTWISE_TEST_TOKEN", "host"}, "-xoauth2-token-env needs -user"},
+		{[]string{"-user", "u", "-xoauth2-token-env", "PORTWISE_TEST_UNSET", "host"}, "empty or unset"},
+	} {
+		r := portwise(t, "", env, append(base, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("portwise %q: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+		if strings.Contains(r.stdout+r.stderr, token) {
+			t.Errorf("portwise %q printed the token", tc.args)
+		}
+	}
+	if r := portwise(t, "", env, "probe", "-xoauth2-token-env", "PORTWISE_TEST_TOKEN", "host"); r.code != 2 {
+		t.Errorf("probe accepted -xoauth2-token-env: exit %d", r.code)
+	}
+}

@@ -53,6 +53,7 @@ func (c *cli) send(args []string) int {
 	)
 	fs.Var(&to, "to", "recipient `address`es, comma-separated or repeated (required)")
 	o.register(fs)
+	o.registerToken(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(c.stderr, "usage: portwise send -from A -to B [flags] HOST[:PORT]\n\nSends a test message through the same port race, TLS checks and AUTH rules as submit.Dialer.\nExit status: 0 sent, 1 not sent, 2 usage error.\n\nFlags:")
 		fs.PrintDefaults()

@@ -8,9 +8,11 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,8 +23,26 @@ import (
 )
 
 func main() {
-	caFile := flag.String("ca", filepath.Join(os.TempDir(), "portwise-demo-ca.pem"), "where to write the CA certificate")
-	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "probedemo:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the demo server, writes its CA certificate, prints the
+// listeners and the commands to try to out, and serves until ctx ends.
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("probedemo", flag.ContinueOnError)
+	fs.SetOutput(out)
+	caFile := fs.String("ca", filepath.Join(os.TempDir(), "portwise-demo-ca.pem"), "where to write the CA certificate")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
 
 	srv := submittest.NewServer(nil)
 	defer srv.Close()
@@ -38,20 +58,19 @@ func main() {
 		{"a port that swallows packets (blocked)", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.Blackhole)},
 	}
 	if err := os.WriteFile(*caFile, srv.CACertPEM(), 0o644); err != nil {
-		log.Fatal(err)
+		return fmt.Errorf("writing the CA certificate: %w", err)
 	}
 	var ports []string
 	for _, l := range listeners {
 		c := tlsmode.Candidate{Port: srv.Port(l.addr), Mode: l.mode}
-		fmt.Printf("%-14s %s\n", c, l.what)
+		fmt.Fprintf(out, "%-14s %s\n", c, l.what)
 		ports = append(ports, c.String())
 	}
-	fmt.Printf("\nCA certificate: %s; account user / pass\n\n", *caFile)
-	fmt.Printf("  go run ./cmd/portwise probe -ca %s -port %s -timeout 3s 127.0.0.1\n", *caFile, strings.Join(ports, ","))
-	fmt.Printf("  PW=pass go run ./cmd/portwise send -v -ca %s -port %s -user user -password-env PW -from me@example.com -to you@example.com 127.0.0.1\n\n", *caFile, ports[0])
-	fmt.Println("serving; Ctrl-C stops")
+	fmt.Fprintf(out, "\nCA certificate: %s; account user / pass\n\n", *caFile)
+	fmt.Fprintf(out, "  go run ./cmd/portwise probe -ca %s -port %s -timeout 3s 127.0.0.1\n", *caFile, strings.Join(ports, ","))
+	fmt.Fprintf(out, "  PW=pass go run ./cmd/portwise send -v -ca %s -port %s -user user -password-env PW -from me@example.com -to you@example.com 127.0.0.1\n\n", *caFile, ports[0])
+	fmt.Fprintln(out, "serving; Ctrl-C stops")
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt)
-	<-stop
+	<-ctx.Done()
+	return nil
 }
