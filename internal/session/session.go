@@ -121,16 +121,9 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 
 	if cfg.Candidate.Mode == tlsmode.Implicit {
 		t0 = time.Now()
-		err := s.Conn.Handshake(cfg.TLSConfig)
-		if cfg.TLSDone != nil {
-			st, _ := s.Conn.TLS()
-			cfg.TLSDone(st, err)
-		}
-		if err := step("tls", t0, err); err != nil {
+		if err := step("tls", t0, s.secure(cfg, s.Conn.Handshake)); err != nil {
 			return fail(err)
 		}
-		st, _ := s.Conn.TLS()
-		s.TLS = &st
 	}
 
 	t0 = time.Now()
@@ -166,16 +159,9 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	}
 
 	t0 = time.Now()
-	err = s.Conn.StartTLS(cfg.TLSConfig)
-	if cfg.TLSDone != nil {
-		st, _ := s.Conn.TLS()
-		cfg.TLSDone(st, err)
-	}
-	if err := step("tls", t0, err); err != nil {
+	if err := step("tls", t0, s.secure(cfg, s.Conn.StartTLS)); err != nil {
 		return fail(err)
 	}
-	st, _ := s.Conn.TLS()
-	s.TLS = &st
 
 	t0 = time.Now()
 	s.Caps, err = s.hello(cfg.LocalName, false)
@@ -183,6 +169,20 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return fail(err)
 	}
 	return s, nil
+}
+
+// secure runs a TLS handshake (implicit, or the STARTTLS upgrade), reports
+// it to cfg.TLSDone and records the state.
+func (s *Session) secure(cfg Config, handshake func(*tls.Config) error) error {
+	err := handshake(cfg.TLSConfig)
+	st, _ := s.Conn.TLS()
+	if cfg.TLSDone != nil {
+		cfg.TLSDone(st, err)
+	}
+	if err == nil {
+		s.TLS = &st
+	}
+	return err
 }
 
 // hello sends EHLO. With heloOK, a server that refuses EHLO gets HELO.
