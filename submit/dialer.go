@@ -36,7 +36,8 @@ const (
 // Dialer opens authenticated submission sessions. Its zero value dials the
 // default policy (587 STARTTLS, 465 implicit TLS, 2525 STARTTLS) with
 // verified TLS and no AUTH. A Dialer is safe for concurrent use once
-// configured; do not change its fields while a Dial runs.
+// configured; do not change its fields while a Dial runs, and do not copy a
+// Dialer after its first Dial (it holds its session cache and winners).
 type Dialer struct {
 	// Candidates is the port policy in order of preference. nil means
 	// tlsmode.Default().
@@ -156,10 +157,8 @@ func verified(st tls.ConnectionState, cfg *tls.Config) bool {
 		return false
 	}
 	if len(st.VerifiedChains) > 0 {
-		return true
-	}
-	if st.DidResume && !cfg.InsecureSkipVerify {
-		// A resumed session was verified when it was first established.
+		// Also true of a resumed session: crypto/tls resumes only sessions
+		// whose chains it verified, and restores those chains.
 		return true
 	}
 	return cfg.InsecureSkipVerify && (cfg.VerifyConnection != nil || cfg.VerifyPeerCertificate != nil)

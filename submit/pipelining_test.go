@@ -153,3 +153,54 @@ func TestSendWithoutPipeliningWaitsForEachReply(t *testing.T) {
 		t.Errorf("script: %v", conns[0].Err)
 	}
 }
+
+func TestSendAfterRefusedDataResetsTheTransaction(t *testing.T) {
+	for _, caps := range []string{"", "250-PIPELINING\r\n"} {
+		name := "serial"
+		if caps != "" {
+			name = "pipelined"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			var steps []submittest.Step
+			if caps == "" {
+				steps = implicitScript(caps,
+					submittest.Expect("MAIL FROM:<a@example.com>"), submittest.Send("250 ok\r\n"),
+					submittest.Expect("RCPT TO:<b@example.com>"), submittest.Send("250 ok\r\n"),
+					submittest.Expect("DATA"), submittest.Send("451 4.3.0 try later\r\n"),
+					// The transaction is still open on the server: RSET first.
+					submittest.Expect("RSET"), submittest.Send("250 reset\r\n"),
+					submittest.Expect("MAIL FROM:<a@example.com>"), submittest.Send("250 ok\r\n"),
+					submittest.Expect("RCPT TO:<b@example.com>"), submittest.Send("250 ok\r\n"),
+					submittest.Expect("DATA"), submittest.Send("354 go\r\n"),
+					submittest.ExpectData(), submittest.Send("250 queued\r\n"),
+				)
+			} else {
+				steps = implicitScript(caps,
+					submittest.Expect("MAIL FROM:<a@example.com>"), submittest.Expect("RCPT TO:<b@example.com>"), submittest.Expect("DATA"),
+					submittest.Send("250 ok\r\n250 ok\r\n451 4.3.0 try later\r\n"),
+					submittest.Expect("RSET"), submittest.Expect("MAIL FROM:<a@example.com>"), submittest.Expect("RCPT TO:<b@example.com>"), submittest.Expect("DATA"),
+					submittest.Send("250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+					submittest.ExpectData(), submittest.Send("250 queued\r\n"),
+				)
+			}
+			c, addr := dialScript(t, srv, steps)
+			err := c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
+			var re *submit.ReplyError
+			if !errors.As(err, &re) || re.Err.Code != 451 || re.Command != "DATA" || !submit.IsTemporary(err) {
+				t.Fatalf("err = %v; want a temporary 451 to DATA", err)
+			}
+			if !strings.Contains(err.Error(), "refused DATA") || !strings.Contains(err.Error(), "try again later") {
+				t.Errorf("error does not say what happened: %v", err)
+			}
+			if err := c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+				t.Fatalf("second send: %v", err)
+			}
+			c.Close()
+			conns, _ := srv.WaitScripts(context.Background(), addr)
+			if conns[0].Err != nil {
+				t.Errorf("script: %v", conns[0].Err)
+			}
+		})
+	}
+}

@@ -5,8 +5,8 @@ package netem
 
 import (
 	"context"
-	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,9 +135,7 @@ func (p *Proxy) pump(dst, src net.Conn, onRead func()) {
 	}
 	close(q)
 	<-done
-	if err := src.Close(); err != nil && err != io.EOF {
-		_ = err
-	}
+	src.Close()
 }
 
 // Dialer connects like net.Dialer but first waits one round trip
@@ -152,11 +150,7 @@ type Dialer struct {
 // DialContext implements submit.ContextDialer.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if _, port, err := net.SplitHostPort(addr); err == nil && d.Block != nil {
-		var n int
-		for _, r := range port {
-			n = n*10 + int(r-'0')
-		}
-		if d.Block[n] {
+		if n, _ := strconv.Atoi(port); d.Block[n] {
 			<-ctx.Done()
 			return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
 		}

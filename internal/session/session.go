@@ -197,6 +197,9 @@ func (s *Session) hello(localName string, heloOK bool) (wire.Caps, error) {
 	if r.Code/100 == 4 {
 		return nil, r.Err()
 	}
+	if !heloOK && s.TLS != nil {
+		return nil, fmt.Errorf("the server refused EHLO after STARTTLS: %w", r.Err())
+	}
 	if !heloOK {
 		return nil, &StrippedError{EHLO: r, Reason: fmt.Sprintf(
 			"the server refused EHLO (%s), so STARTTLS cannot be negotiated; a server that does not speak ESMTP, or a middlebox downgrading the session", wire.Clip(r.String()))}
