@@ -144,6 +144,11 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
 		res.err = err
+		// The credential may have reached the server, which then broke
+		// the exchange (closed, timed out, broke the grammar, or sent a
+		// challenge the mechanism cannot answer): its fate is unknown, so
+		// it is not sent again on another port.
+		res.end = ar.Sent
 		return res
 	}
 	if ar.Final.Code == 235 {
@@ -156,7 +161,10 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 	} else {
 		res.err = authReplyErr(ar.Mechanism, smtpErr)
 	}
-	res.end = smtpErr.Code/100 == 5
+	// Only an explicit temporary failure (4xx) lets the next session try
+	// the credential again; a 5xx, or a reply AUTH cannot end with (2xx
+	// other than 235, 3xx), ends the Dial.
+	res.end = smtpErr.Code/100 != 4
 	return res
 }
 

@@ -219,6 +219,15 @@ func hostileCases() []hostileCase {
 		}
 	}
 
+	replayed := func(name string, after []submittest.Step, want error) hostileCase {
+		return hostileCase{name: name, cands: func(srv *submittest.Server) []tlsmode.Candidate {
+			return []tlsmode.Candidate{
+				script(srv, tlsmode.Implicit, cfg, implicitOpening("AUTH PLAIN"), one(submittest.ExpectPrefix("AUTH PLAIN ")), after),
+				script(srv, tlsmode.StartTLS, cfg, starttlsOpening(nil, []string{"AUTH PLAIN"}), authOK),
+			}
+		}, dialer: func(d *submit.Dialer) { d.FallbackDelay = -1; d.Timeout = time.Second }, want: want, auths: 1, within: 3 * time.Second}
+	}
+
 	return []hostileCase{
 		// STARTTLS stripping and downgrade (go-smtp with faults).
 		{name: "STARTTLS removed", cands: starttls(submittest.StripSTARTTLS), want: submit.ErrSTARTTLSStripped},
@@ -319,6 +328,15 @@ func hostileCases() []hostileCase {
 				t.Errorf("won on %d/%v; want the second candidate", c.Port(), c.Mode())
 			}
 		}},
+
+		// Failures after the credential went out: its fate is unknown, so
+		// it is not replayed on the next port (only a 4xx moves on).
+		replayed("connection closed after the credential", one(submittest.Close()), errAny),
+		replayed("RST after the credential", one(submittest.Reset()), errAny),
+		replayed("malformed reply to the credential", one(submittest.Send("2350 ok\r\n")), submit.ErrProtocol),
+		replayed("challenge to PLAIN's initial response", one(submittest.Send("334 \r\n"), submittest.Expect("*"), submittest.Send("501 5.7.0 cancelled\r\n")), errAny),
+		replayed("250 to AUTH", one(submittest.Send("250 2.0.0 fine\r\n")), submit.ErrAuthFailed),
+		replayed("slowloris reply to the credential", one(submittest.SendSlowly("235 ok\r\n", 5*time.Second)), errAny),
 
 		// Injection through what the caller passes.
 		{name: "EHLO name with CR LF", cands: starttls(), dialer: func(d *submit.Dialer) { d.LocalName = "evil\r\nMAIL FROM:<x@example.com>" }, want: submit.ErrBadAddress},

@@ -27,7 +27,8 @@ type RawChallenger interface {
 }
 
 // Auth runs one AUTH exchange (RFC 4954) with the initial response when the
-// mechanism has one. It returns the server's final reply; err is non-nil
+// mechanism has one. It returns the server's final reply, and in any case
+// whether a payload went out (res.Sent); err is non-nil
 // only when the exchange did not reach one (I/O, protocol, or the mechanism
 // refused a challenge, in which case "*" was sent and err wraps
 // ErrAuthAborted). Every payload is redacted in the transcript. The last
@@ -47,6 +48,7 @@ func (c *Conn) Auth(mech sasl.Client) (res AuthResult, err error) {
 		}
 		line += " " + enc
 		shown += " [redacted]"
+		res.Sent = true
 	}
 	r, err := c.Exchange(line, shown)
 	for n := 0; err == nil; n++ {
@@ -78,6 +80,7 @@ func (c *Conn) Auth(mech sasl.Client) (res AuthResult, err error) {
 		if merr != nil {
 			return res, c.abort(fmt.Errorf("%w: %v", ErrAuthAborted, merr))
 		}
+		res.Sent = true
 		r, err = c.Exchange(base64.StdEncoding.EncodeToString(resp), "[redacted]")
 	}
 	return res, err
@@ -88,6 +91,10 @@ type AuthResult struct {
 	Mechanism     string
 	Final         *Reply
 	LastChallenge []byte // the last decoded 334 challenge, if any
+	// Sent reports that a payload of the mechanism (an initial response
+	// or an answer to a challenge, that is, possibly the credential) was
+	// written, even when the exchange then failed.
+	Sent bool
 }
 
 func (c *Conn) abort(cause error) error {
