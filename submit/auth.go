@@ -112,6 +112,7 @@ type loginClient struct {
 	user, pass string
 	initial    bool
 	step       int
+	passSent   bool
 }
 
 func (c *loginClient) Start() (string, []byte, error) {
@@ -137,6 +138,11 @@ func (c *loginClient) NextRaw(text string, decoded []byte) ([]byte, error) {
 		case "user":
 			return []byte(c.user), nil
 		case "pass":
+			if c.passSent {
+				// Answering would send the password twice in one exchange.
+				return nil, errors.New("LOGIN: the server asked for the password a second time; portwise cancelled with \"*\" rather than send it again")
+			}
+			c.passSent = true
 			return []byte(c.pass), nil
 		}
 	}

@@ -337,6 +337,23 @@ func hostileCases() []hostileCase {
 		replayed("challenge to PLAIN's initial response", one(submittest.Send("334 \r\n"), submittest.Expect("*"), submittest.Send("501 5.7.0 cancelled\r\n")), errAny),
 		replayed("250 to AUTH", one(submittest.Send("250 2.0.0 fine\r\n")), submit.ErrAuthFailed),
 		replayed("slowloris reply to the credential", one(submittest.SendSlowly("235 ok\r\n", 5*time.Second)), errAny),
+		{name: "LOGIN prompting for the password twice", cands: scripted(tlsmode.Implicit, implicitOpening("AUTH LOGIN"), one(
+			submittest.Expect("AUTH LOGIN"), submittest.Send("334 UGFzc3dvcmQ6\r\n"), submittest.ExpectMatch(`^[A-Za-z0-9+/=]+$`),
+			submittest.Send("334 UGFzc3dvcmQ6\r\n"), submittest.ExpectMatch(`.`), submittest.Send("501 5.7.0 cancelled\r\n"))),
+			dialer: func(d *submit.Dialer) { d.Auth = submit.LoginAuth(hostileUser, hostilePass) }, want: errAny, auths: 1,
+			check: func(t *testing.T, _ error, _ *submit.Client, conns []submittest.ScriptConn) {
+				n, b64 := 0, base64.StdEncoding.EncodeToString([]byte(hostilePass))
+				for _, c := range conns {
+					for _, l := range c.Lines {
+						if l.Text == b64 {
+							n++
+						}
+					}
+				}
+				if n != 1 {
+					t.Errorf("the password went out %d times; want once", n)
+				}
+			}},
 
 		// Injection through what the caller passes.
 		{name: "EHLO name with CR LF", cands: starttls(), dialer: func(d *submit.Dialer) { d.LocalName = "evil\r\nMAIL FROM:<x@example.com>" }, want: submit.ErrBadAddress},
