@@ -73,6 +73,9 @@ func (e *unofferedError) Unwrap() error { return ErrMechanismUnavailable }
 // response so it costs one round trip. identity is usually "".
 func PlainAuth(identity, username, password string) Auth {
 	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		if err := checkPlain(identity, username, password); err != nil {
+			return nil, err
+		}
 		if !info.Offers("PLAIN") {
 			return nil, errUnoffered("PLAIN", info)
 		}
@@ -97,6 +100,9 @@ func PasswordAuth(username, password string) Auth {
 	return AuthFunc(func(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
 		switch {
 		case info.Offers("PLAIN"):
+			if err := checkPlain("", username, password); err != nil {
+				return nil, err
+			}
 			return sasl.NewPlainClient("", username, password), nil
 		case info.Offers("LOGIN"):
 			return &loginClient{user: username, pass: password}, nil

@@ -66,21 +66,37 @@ func (a *oauthAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, err
 	if !info.Offers(a.mech) {
 		return nil, errUnoffered(a.mech, info)
 	}
+	if err := a.checkUser(); err != nil {
+		return nil, err
+	}
 	tok, err := a.token(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSASLField(a.mech, "access token", tok.AccessToken, "\x00\x01\r\n", true); err != nil {
+		return nil, err
+	}
 	c := &oauthClient{a: a, token: tok.AccessToken, renew: renewalsFrom(ctx)}
 	if a.mech == sasl.OAuthBearer {
-		c.bearer = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.user, Token: tok.AccessToken, Host: info.Host})
+		c.bearer = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: gs2Name(a.user), Token: tok.AccessToken, Host: info.Host})
 	}
 	return c, nil
 }
 
-// prepare fetches the token before Dial spends a connection.
+// prepare checks the user name and fetches the token before Dial spends a
+// connection.
 func (a *oauthAuth) prepare(ctx context.Context) error {
+	if err := a.checkUser(); err != nil {
+		return err
+	}
 	_, err := a.token(ctx)
 	return err
+}
+
+// checkUser refuses a user name holding 0x01, which ends a field of both
+// mechanisms ("user=U\x01auth=Bearer T" would let U supply the token).
+func (a *oauthAuth) checkUser() error {
+	return checkSASLField(a.mech, "user name", a.user, "\x00\x01", false)
 }
 
 // token returns the cached token while it is valid and not rejected, else
