@@ -192,7 +192,9 @@ func SplitHost(hostport string) (host string, port int, err error) {
 }
 
 func validHost(h string) error {
-	if strings.ContainsAny(h, " \t\r\n\x00/@") {
+	// Control characters would reach the TLS SNI, OAUTHBEARER's host=
+	// field, logs and transcripts.
+	if strings.ContainsAny(h, " /@") || strings.ContainsFunc(h, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return fmt.Errorf("submit: invalid host %q", h)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,3 +94,41 @@ func TestSASLIdentitiesCannotForgeFields(t *testing.T) {
 	}
 }
 
+// The host dialled reaches OAUTHBEARER's payload as host=…; a host name
+// with a control character is refused before any connection, even with a
+// NetDialer (a proxy) that would take any name.
+func TestHostWithControlCharacterIsRefused(t *testing.T) {
+	srv := submittest.NewServer(t, submittest.Options{})
+	steps := append(implicitOpening("AUTH OAUTHBEARER"), submittest.ExpectPrefix("AUTH OAUTHBEARER "), submittest.Send("235 2.7.0 ok\r\n"))
+	port := srv.Port(srv.ListenScript(submittest.Options{}, steps...))
+	cfg := srv.ClientTLSConfig()
+	cfg.ServerName = "127.0.0.1"
+	dialled := 0
+	d := &submit.Dialer{
+		Candidates: []tlsmode.Candidate{{Port: port, Mode: tlsmode.Implicit}},
+		TLSConfig:  cfg,
+		Auth:       submit.OAuthBearer("u", oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok", Expiry: time.Now().Add(time.Hour)})),
+		NetDialer: dialFunc(func(ctx context.Context, network, _ string) (net.Conn, error) {
+			dialled++
+			var nd net.Dialer
+			return nd.DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(port))
+		}),
+		Timeout: 3 * time.Second,
+	}
+	for _, host := range []string{"evil\x01auth=x.example.com", "mail\x1b[2J.example.com", "mail.example.com\x7f"} {
+		cl, err := d.Dial(context.Background(), host)
+		if err == nil {
+			cl.Close()
+			t.Errorf("Dial(%q) succeeded", host)
+		}
+	}
+	if dialled != 0 {
+		t.Errorf("%d connections were made", dialled)
+	}
+}
+
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f dialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
+}
