@@ -233,6 +233,7 @@ func parseAutoconfig(doc []byte, email, local, domain string) ([]Server, error) 
 	fill := strings.NewReplacer("%EMAILADDRESS%", email, "%EMAILLOCALPART%", local, "%EMAILDOMAIN%", domain)
 	var servers []Server
 	var skipped []string
+	n := 0 // candidates taken
 	for _, p := range cfg.Providers {
 		for _, o := range p.Outgoing {
 			if !strings.EqualFold(o.Type, "smtp") {
@@ -256,6 +257,11 @@ func parseAutoconfig(doc []byte, email, local, domain string) ([]Server, error) 
 				continue
 			}
 			c := tlsmode.Candidate{Port: port, Mode: mode}
+			if n >= maxSRVRecords {
+				// As with SRV: the document must not make a Dial unbounded.
+				continue
+			}
+			n++
 			i := slices.IndexFunc(servers, func(s Server) bool { return s.Host == host })
 			if i < 0 {
 				servers = append(servers, Server{Host: host, Source: "autoconfig", Username: fill.Replace(strings.TrimSpace(o.Username))})

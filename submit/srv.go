@@ -13,6 +13,10 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
+// maxSRVRecords bounds the records LookupSRV returns, best first; real
+// domains publish one to four.
+const maxSRVRecords = 10
+
 // ErrUntrustedSRV means an SRV record pointed outside the domains the
 // Discovery policy accepts, and was ignored.
 var ErrUntrustedSRV = errors.New("SRV target outside the allowed domains")
@@ -50,7 +54,7 @@ type Discovery struct {
 
 // LookupSRV returns the submission servers the SRV records of domain
 // announce, one Server per record (adjacent records for the same host
-// merged), with Source "srv". A domain without records gives no servers
+// merged; at most 10 records, best first), with Source "srv". A domain without records gives no servers
 // and no error. When targets were rejected by policy, the accepted ones
 // are returned with an error wrapping ErrUntrustedSRV that names the
 // others.
@@ -119,6 +123,12 @@ func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, err
 		recs = recs[n:]
 	}
 
+	if len(ordered) > maxSRVRecords {
+		// Each record is a connection attempt of up to Dialer.Timeout:
+		// whoever writes (or forges) the zone must not make a Dial
+		// unbounded.
+		ordered = ordered[:maxSRVRecords]
+	}
 	var servers []Server
 	for _, r := range ordered {
 		c := tlsmode.Candidate{Port: int(r.srv.Port), Mode: r.mode}
