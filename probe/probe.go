@@ -62,6 +62,13 @@ type Options struct {
 	Auth submit.Auth
 	// LocalName is the EHLO name; "" means "localhost".
 	LocalName string
+	// Discovery, when set and the host has no port, makes Run look up the
+	// host's SRV records (RFC 6186) first and check every accepted
+	// target's ports too, ahead of the candidates on the name itself, as
+	// submit.Dialer does with the same option. Their reports carry Host.
+	// Targets outside Discovery.AllowedDomains are not contacted; why is in
+	// Report.DiscoveryError.
+	Discovery *submit.Discovery
 	// OnPort, when set, is called with each port's report as soon as that
 	// port is done (before the authentication check), one call at a time,
 	// so a command can show progress.
@@ -85,7 +92,13 @@ type Report struct {
 	// offers a usable secure session. When authentication was checked and
 	// failed, the port is still recommended and Ready reports false.
 	Recommendation *tlsmode.Candidate `json:"recommendation"`
-	Advice         string             `json:"advice"` // one sentence for a person
+	// RecommendedHost is the SRV target the recommendation is on, when it
+	// is not Host (Options.Discovery).
+	RecommendedHost string `json:"recommended_host,omitempty"`
+	Advice          string `json:"advice"` // one sentence for a person
+	// DiscoveryError says why SRV discovery found nothing usable or
+	// refused a target (Options.Discovery); empty otherwise.
+	DiscoveryError string `json:"discovery_error,omitempty"`
 }
 
 // Reachability values of a PortReport.
@@ -100,7 +113,10 @@ const (
 // PortReport is what one port showed. Fields that were not observed keep
 // their zero value; booleans and numbers are always present in JSON.
 type PortReport struct {
-	Port int `json:"port"`
+	// Host is the SRV target this port belongs to (Options.Discovery);
+	// empty for the host Run was given.
+	Host string `json:"host,omitempty"`
+	Port int    `json:"port"`
 	// Mode is the mode that worked, or else the one tried; it differs from
 	// ConfiguredMode when the port speaks the other mode (wrong-tls-mode).
 	Mode           tlsmode.Mode  `json:"mode"`
@@ -221,18 +237,42 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
+	rep := &Report{Host: h}
+	type task struct {
+		p *prober
+		c tlsmode.Candidate
+	}
+	var tasks []task
+	if o.Discovery != nil && port == 0 && net.ParseIP(h) == nil {
+		servers, err := o.Discovery.LookupSRV(ctx, h)
+		if err != nil {
+			rep.DiscoveryError = err.Error()
+		}
+		for _, srv := range servers {
+			sp := newProber(srv.Host, o)
+			for _, c := range srv.Candidates {
+				tasks = append(tasks, task{sp, c})
+			}
+		}
+	}
 	p := newProber(h, o)
-	rep := &Report{Host: h, Ports: make([]PortReport, len(cands))}
+	for _, c := range cands {
+		tasks = append(tasks, task{p, c})
+	}
+	rep.Ports = make([]PortReport, len(tasks))
 
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex // serialises OnPort
 	)
-	for i, c := range cands {
+	for i, t := range tasks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pr := p.port(ctx, c)
+			pr := t.p.port(ctx, t.c)
+			if t.p != p {
+				pr.Host = t.p.host
+			}
 			rep.Ports[i] = pr
 			if o.OnPort != nil {
 				mu.Lock()
@@ -248,7 +288,10 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 
 	best := recommend(rep.Ports)
 	if best >= 0 && o.Auth != nil {
-		p.auth(ctx, &rep.Ports[best])
+		tasks[best].p.auth(ctx, &rep.Ports[best])
+	}
+	if best >= 0 {
+		rep.RecommendedHost = rep.Ports[best].Host
 	}
 	rep.Recommendation, rep.Advice = advise(h, rep.Ports, best)
 	return rep, nil

@@ -83,6 +83,9 @@ func advise(host string, ports []PortReport, best int) (*tlsmode.Candidate, stri
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "Use %v", c)
+		if r.Host != "" {
+			fmt.Fprintf(&b, " on %s (from %s's SRV records)", r.Host, host)
+		}
 		if r.Mode != r.ConfiguredMode {
 			fmt.Fprintf(&b, " (%s, not %s as configured)", modeWords(r.Mode), r.ConfiguredMode)
 		}

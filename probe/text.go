@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,7 +34,7 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 	t.add(cell{s: "PORT"}, cell{s: "MODE"}, cell{s: "REACH"}, cell{s: "CONNECT"}, cell{s: "TLS"}, cell{s: "CERTIFICATE"}, cell{s: "AUTH AFTER TLS"}, cell{s: "FINDINGS"})
 	for _, p := range r.Ports {
 		t.add(
-			cell{s: fmt.Sprint(p.Port)},
+			cell{s: portLabel(p)},
 			cell{s: p.Mode.String()},
 			cell{s: p.Reachability, c: reachColor(p.Reachability)},
 			cell{s: connectText(p)},
@@ -48,7 +50,7 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 		if p.Reachability != ReachOpen && len(p.Findings) == 0 {
 			continue
 		}
-		fmt.Fprintf(bw, "\n%s\n", pen.bold(fmt.Sprintf("%d/%s", p.Port, p.Mode)))
+		fmt.Fprintf(bw, "\n%s\n", pen.bold(portLabel(p)+"/"+p.Mode.String()))
 		kv := func(k, v string) {
 			if v != "" {
 				fmt.Fprintf(bw, "  %-12s %s\n", k, v)
@@ -90,13 +92,28 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 	}
 
 	fmt.Fprintln(bw)
+	if r.DiscoveryError != "" {
+		fmt.Fprintf(bw, "%s %s\n", pen.bold("SRV discovery:"), oneLine(r.DiscoveryError))
+	}
 	if r.Recommendation != nil {
-		fmt.Fprintf(bw, "%s %s\n", pen.bold("Recommendation:"), pen.paint(green, r.Recommendation.String()))
+		rec := r.Recommendation.String()
+		if r.RecommendedHost != "" {
+			rec += " on " + r.RecommendedHost
+		}
+		fmt.Fprintf(bw, "%s %s\n", pen.bold("Recommendation:"), pen.paint(green, rec))
 	} else {
 		fmt.Fprintf(bw, "%s %s\n", pen.bold("Recommendation:"), pen.paint(red, "none"))
 	}
 	fmt.Fprintln(bw, r.Advice)
 	return bw.Flush()
+}
+
+// portLabel names a port, with its SRV target's host when it has one.
+func portLabel(p PortReport) string {
+	if p.Host != "" {
+		return net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+	}
+	return strconv.Itoa(p.Port)
 }
 
 func connectText(p PortReport) string {

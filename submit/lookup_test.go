@@ -157,7 +157,7 @@ func TestLookupFollowsPresetsAutoconfigSRVThenMX(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.email, func(t *testing.T) {
-			before := ns.queries.Load()
+			before := ns.Queries()
 			got, err := l.Lookup(context.Background(), tt.email)
 			if err != nil {
 				t.Fatal(err)
@@ -167,7 +167,7 @@ func TestLookupFollowsPresetsAutoconfigSRVThenMX(t *testing.T) {
 			}) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
-			if tt.want[0].Source == "preset" && ns.queries.Load() != before {
+			if tt.want[0].Source == "preset" && ns.Queries() != before {
 				t.Errorf("a preset answer made DNS queries")
 			}
 		})

@@ -25,12 +25,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 
@@ -148,9 +150,11 @@ type common struct {
 	user     string
 	passEnv  string
 	tokenEnv string // send only: XOAUTH2 access token
+	dns      string
 	selected []tlsmode.Candidate
 	tls      *tls.Config
 	auth     submit.Auth
+	resolver *net.Resolver // nil: the system's
 }
 
 func (o *common) register(fs *flag.FlagSet) {
@@ -158,6 +162,15 @@ func (o *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.ca, "ca", "", "PEM `file` of CA certificates to trust instead of the system roots")
 	fs.StringVar(&o.user, "user", "", "user name for AUTH (needs -password-env)")
 	fs.StringVar(&o.passEnv, "password-env", "", "name of the environment `variable` holding the password")
+	fs.StringVar(&o.dns, "dns", "", "DNS server `host:port` to resolve names (and SRV records) with, instead of the system's")
+}
+
+// netDialer is the dialer the flags ask for: nil means submit's default.
+func (o *common) netDialer() submit.ContextDialer {
+	if o.resolver == nil {
+		return nil
+	}
+	return &net.Dialer{Resolver: o.resolver}
 }
 
 // registerToken adds -xoauth2-token-env (send only).
@@ -175,6 +188,16 @@ func (o *common) resolve(getenv func(string) string) error {
 			}
 			o.selected = append(o.selected, cand)
 		}
+	}
+	if o.dns != "" {
+		if _, _, err := net.SplitHostPort(o.dns); err != nil {
+			return usagef("-dns: want host:port, e.g. 127.0.0.1:53: %v", err)
+		}
+		server := o.dns
+		o.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
 	}
 	if o.ca != "" {
 		pem, err := os.ReadFile(o.ca)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/internal/dnstest"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
@@ -367,5 +368,33 @@ func TestSendXOAuth2UsageErrors(t *testing.T) {
 	}
 	if r := portwise(t, "", env, "probe", "-xoauth2-token-env", "PORTWISE_TEST_TOKEN", "host"); r.code != 2 {
 		t.Errorf("probe accepted -xoauth2-token-env: exit %d", r.code)
+	}
+}
+
+// TestProbeSRVWithDNSFlag: -srv probes the SRV targets that -dns's server
+// announces, and -dns also resolves the names dialled.
+func TestProbeSRVWithDNSFlag(t *testing.T) {
+	t.Parallel()
+	srv := submittest.NewServer(t, submittest.Options{Hostname: "mail.example.test"})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srv.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns := dnstest.Start(t,
+		fmt.Sprintf("_submission._tcp.example.test. 60 IN SRV 0 0 %d mail.example.test.", srv.Port(srv.StartTLSAddr)),
+		"mail.example.test. 60 IN A 127.0.0.1",
+		"example.test. 60 IN A 127.0.0.1",
+	)
+	self := tlsmode.Candidate{Port: srv.Port(srv.PlainAddr), Mode: tlsmode.StartTLS} // no STARTTLS: not usable
+	r := portwise(t, "", nil, "probe", "-srv", "-dns", ns.Addr, "-ca", ca, "-timeout", "3s", "-port", self.String(), "example.test")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	want := fmt.Sprintf("Recommendation: %d/starttls on mail.example.test", srv.Port(srv.StartTLSAddr))
+	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "starttls-missing") {
+		t.Errorf("stdout lacks %q or the name's own finding:\n%s", want, r.stdout)
+	}
+	if r := portwise(t, "", nil, "probe", "-dns", "nonsense", "example.test"); r.code != 2 {
+		t.Errorf("-dns without a port: exit %d, want 2", r.code)
 	}
 }

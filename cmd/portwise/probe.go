@@ -28,6 +28,7 @@ func (c *cli) probe(args []string) int {
 		o       common
 		asJSON  = fs.Bool("json", false, "print the report as JSON")
 		timeout = fs.Duration("timeout", probe.DefaultTimeout, "budget of each connection to a port")
+		srv     = fs.Bool("srv", false, "also probe the host's RFC 6186 SRV targets (only those under the host's own domain)")
 	)
 	o.register(fs)
 	fs.Usage = func() {
@@ -54,7 +55,10 @@ func (c *cli) probe(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	opts := probe.Options{Candidates: o.selected, TLSConfig: o.tls, Timeout: *timeout, Auth: o.auth}
+	opts := probe.Options{Candidates: o.selected, TLSConfig: o.tls, Timeout: *timeout, Auth: o.auth, NetDialer: o.netDialer()}
+	if *srv {
+		opts.Discovery = &submit.Discovery{Resolver: o.resolver}
+	}
 	prog := newProgress(c, opts, pos[0], *timeout)
 	opts.OnPort = prog.done
 	go prog.run(ctx)

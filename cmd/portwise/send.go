@@ -96,7 +96,7 @@ func (c *cli) send(args []string) int {
 	}
 	msg := compose(sender, rcpts, *subject, body, time.Now())
 
-	d := &submit.Dialer{Candidates: o.selected, TLSConfig: o.tls, Auth: o.auth, Timeout: *timeout}
+	d := &submit.Dialer{Candidates: o.selected, TLSConfig: o.tls, Auth: o.auth, Timeout: *timeout, NetDialer: o.netDialer()}
 	if *verbose {
 		d.Transcript = c.stderr
 	}
