@@ -150,6 +150,7 @@ type StepError struct {
 	advice  string
 }
 
+// Error names the step and the cause, then the advice for it, if any.
 func (e *StepError) Error() string {
 	s := e.Step + ": " + e.Err.Error()
 	if e.advice != "" {
