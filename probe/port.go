@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,14 +47,14 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 		case step == "connect":
 			p.unreachable(r, cause)
 			return
-		case c.Mode == tlsmode.StartTLS && step == "banner" && (isTimeout(cause) || errors.Is(cause, wire.ErrProtocol)):
+		case c.Mode == tlsmode.StartTLS && step == "banner" && (wire.IsTimeout(cause) || errors.Is(cause, wire.ErrProtocol)):
 			alt := tlsmode.Candidate{Port: c.Port, Mode: tlsmode.Implicit}
 			s2, err2 := p.open(ctx, r, "other-mode", alt, p.tlsConfig(), start.Add(p.timeout), 0)
 			if s2.TLS != nil {
 				r.Mode = alt.Mode
 				p.addf(r, SeverityWarning, CodeWrongTLSMode, "port %d expects implicit TLS (it answered a TLS handshake and sent no greeting in clear), but it is configured for STARTTLS; configure %v", c.Port, alt)
 				s, err = s2, err2
-			} else if isTimeout(cause) {
+			} else if wire.IsTimeout(cause) {
 				p.silent(r)
 				return
 			}
@@ -67,7 +66,7 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 				r.Mode = alt.Mode
 				s, err = s2, err2
 			}
-		case c.Mode == tlsmode.Implicit && step == "tls" && isTimeout(cause):
+		case c.Mode == tlsmode.Implicit && step == "tls" && wire.IsTimeout(cause):
 			p.silent(r)
 			return
 		}
@@ -178,7 +177,7 @@ func (p *prober) unreachable(r *PortReport, err error) {
 	case errors.As(err, &dnsErr):
 		r.Reachability = ReachDNSError
 		p.addf(r, SeverityCritical, CodeDNSError, "the host name %q does not resolve (%v); check its spelling and your DNS", p.host, dnsErr.Err)
-	case isTimeout(err):
+	case wire.IsTimeout(err):
 		r.Reachability = ReachTimeout
 		p.addf(r, SeverityWarning, CodePortBlocked, "port %d: no TCP connection within %s: a firewall drops the packets; cloud providers (AWS, Google Cloud, Azure, ...) block outgoing port 25 by default, and some networks block 587 or 465", r.Port, p.timeout)
 	case errors.Is(err, syscall.ECONNREFUSED):
@@ -226,7 +225,7 @@ func (p *prober) failed(ctx context.Context, r *PortReport, err error) {
 		}
 	case step == "tls":
 		p.addf(r, SeverityCritical, CodeTLSFailed, "port %d: the TLS handshake failed: %v", r.Port, cause)
-	case isTimeout(cause):
+	case wire.IsTimeout(cause):
 		p.addf(r, SeverityCritical, CodeProtocol, "port %d: no reply to %s within %s: the server stopped answering", r.Port, step, p.timeout)
 	case errors.Is(cause, io.EOF) || errors.Is(cause, syscall.ECONNRESET):
 		p.addf(r, SeverityCritical, CodeProtocol, "port %d: the connection was closed during %s (%v): the server or something on the path hung up", r.Port, step, cause)
@@ -294,14 +293,6 @@ func splitErr(err error) (string, error) {
 		return se.Step, se.Err
 	}
 	return "", err
-}
-
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // clearGreeting returns the start of an SMTP reply that arrived where a TLS

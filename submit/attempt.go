@@ -79,7 +79,7 @@ func (d *Dialer) explain(ctx context.Context, c tlsmode.Candidate, cfg *attemptC
 		step, err = se.Step, se.Err
 	}
 	ctxErr := ctx.Err()
-	if dl, ok := ctx.Deadline(); ok && ctxErr == nil && isTimeout(err) && !time.Now().Before(dl) {
+	if dl, ok := ctx.Deadline(); ok && ctxErr == nil && wire.IsTimeout(err) && !time.Now().Before(dl) {
 		// The socket's deadline was the context's: the read can fail an
 		// instant before the context's own timer marks it done.
 		ctxErr = context.DeadlineExceeded

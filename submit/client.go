@@ -182,6 +182,8 @@ type ReplyError struct {
 	Err     *smtp.SMTPError
 }
 
+// Error names the port and the refused command and quotes the reply; for a
+// 4xx it adds that the refusal is temporary, so a person knows to retry.
 func (e *ReplyError) Error() string {
 	s := fmt.Sprintf("submit: port %d refused %s: %s", e.Port, e.Command, smtpText(e.Err))
 	switch {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -150,6 +149,7 @@ type StepError struct {
 	advice  string
 }
 
+// Error names the step and the cause, then the advice for it, if any.
 func (e *StepError) Error() string {
 	s := e.Step + ": " + e.Err.Error()
 	if e.advice != "" {
@@ -178,7 +178,7 @@ func stepErr(port int, step string, err error, elapsed time.Duration, timeout ti
 		// these carry their own advice
 	case errors.As(err, &dnsErr):
 		se.advice = "the host name does not resolve; check its spelling and your DNS"
-	case isTimeout(err):
+	case wire.IsTimeout(err):
 		if step == "connect" {
 			se.Err = &explained{fmt.Sprintf("connection timed out after %s", round(elapsed)), err}
 			se.advice = fmt.Sprintf("port %d is probably blocked by your network or cloud provider (cloud hosts block 25, some networks block 587); try another port", port)
@@ -220,14 +220,6 @@ type explained struct {
 
 func (e *explained) Error() string { return e.msg }
 func (e *explained) Unwrap() error { return e.cause }
-
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
 
 // tlsErr turns a handshake error into one that names what was expected and
 // what the certificate says.
@@ -295,6 +287,6 @@ func IsTemporary(err error) bool {
 	if errors.As(err, &smtpErr) {
 		return smtpErr.Code/100 == 4
 	}
-	return isTimeout(err) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+	return wire.IsTimeout(err) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
 }

@@ -17,7 +17,7 @@ import (
 // A Trace exports metrics without portwise depending on a metrics library:
 // here expvar counters, in production as well an OpenTelemetry span per
 // attempt or a Prometheus counter vector.
-func ExampleWithTrace() {
+func ExampleTrace() {
 	srv := submittest.NewServer(nil)
 	defer srv.Close()
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)

@@ -22,6 +22,7 @@ type RecipientError struct {
 	Err  *smtp.SMTPError
 }
 
+// Error is the address and the server's reply to it.
 func (e RecipientError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Addr, smtpText(e.Err))
 }
@@ -33,6 +34,7 @@ type SendError struct {
 	Accepted int // how many recipients accepted the message
 }
 
+// Error says whether the message went anywhere, then lists each refusal.
 func (e *SendError) Error() string {
 	var b strings.Builder
 	if e.Accepted == 0 {

@@ -58,6 +58,7 @@ type Error struct {
 	Err  error
 }
 
+// Error is the step and its cause.
 func (e *Error) Error() string { return e.Step + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.
@@ -77,6 +78,7 @@ type StrippedError struct {
 	Reason string
 }
 
+// Error is the reason: missing, masked or refused, and what was seen.
 func (e *StrippedError) Error() string { return e.Reason }
 
 // Unwrap returns ErrStripped.

@@ -2,11 +2,13 @@ package wire
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,17 @@ func (c *Conn) setConn(nc net.Conn) {
 	c.nc = nc
 	c.br = bufio.NewReaderSize(nc, 4096)
 	c.bw = bufio.NewWriterSize(nc, 4096)
+}
+
+// IsTimeout reports whether err is a timeout of any kind: a context's
+// deadline, a socket deadline, or a net.Error that says so. submit and probe
+// both word their advice by it, so they must agree on what counts.
+func IsTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // NetConn returns the connection commands travel on (a *tls.Conn after TLS).
