@@ -36,7 +36,7 @@ const (
 const noopTimeout = 10 * time.Second
 
 // ErrMailerClosed is returned by Send after Close.
-var ErrMailerClosed = errors.New("submit: mailer closed")
+var ErrMailerClosed = errors.New("mailer closed")
 
 // MailerOption configures a Mailer.
 type MailerOption func(*mailerConfig)

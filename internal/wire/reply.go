@@ -11,6 +11,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 )
@@ -173,10 +174,14 @@ func ReadReply(br *bufio.Reader) (*Reply, error) {
 // cannot make our error messages huge.
 func clip(s string) string {
 	const max = 80
-	if len(s) > max {
-		return s[:max] + "…"
+	if len(s) <= max {
+		return s
 	}
-	return s
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never split a multi-byte character
+	}
+	return s[:cut] + "…"
 }
 
 // Clip is clip for other packages quoting server text.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestReadReplyParsesValidReplies(t *testing.T) {
@@ -114,4 +115,15 @@ func FuzzReadReply(f *testing.F) {
 		}
 		_ = ParseEHLO(r)
 	})
+}
+
+func TestClipNeverSplitsACharacter(t *testing.T) {
+	s := strings.Repeat("a", 79) + "é and more"
+	got := Clip(s)
+	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || len(got) > 80+len("…") {
+		t.Fatalf("Clip = %q", got)
+	}
+	if Clip("short") != "short" {
+		t.Error("a short string was changed")
+	}
 }
