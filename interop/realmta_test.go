@@ -476,3 +476,62 @@ func TestInteropProbeRecommendsTheSTARTTLSPort(t *testing.T) {
 		t.Error("the password appears in the report")
 	}
 }
+
+// TestInteropMailerConcurrentAndPartialRecipients: a Mailer shared by 10
+// goroutines delivers 50 messages over at most its 3 connections, with
+// pipelined envelopes, and a refused recipient among accepted ones is
+// reported while the others get the message.
+func TestInteropMailerConcurrentAndPartialRecipients(t *testing.T) {
+	m := realMTA(t)
+	d := m.dialer(t, submit.PasswordAuth(m.user, m.pass), tlsmode.Candidate{Port: port(t, m.implicit), Mode: tlsmode.Implicit})
+	var tr submit.Trace
+	var mu sync.Mutex
+	dials := 0
+	tr.WinnerChosen = func(tlsmode.Candidate) { mu.Lock(); dials++; mu.Unlock() }
+	ctx, cancel := context.WithTimeout(submit.WithTrace(context.Background(), &tr), time.Minute)
+	defer cancel()
+	mailer := submit.NewMailer(d, "127.0.0.1")
+	defer mailer.Close()
+
+	const goroutines, per = 10, 5
+	ids := make(chan string, goroutines*per)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range per {
+				id := messageID(t)
+				body := fmt.Sprintf("message %d of goroutine %d\r\n", i, g)
+				if err := mailer.Send(ctx, m.user, []string{m.user2}, strings.NewReader(message(m.user, m.user2, id, body))); err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- id
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	for id := range ids {
+		m.waitDelivered(t, mailbox(m.user2), id)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dials > submit.DefaultMaxConns*2 {
+		t.Errorf("%d connections for %d messages; want the pool reused", dials, goroutines*per)
+	}
+	t.Logf("%d messages over %d connections", goroutines*per, dials)
+
+	// Postfix refuses a recipient that is not fully qualified
+	// (reject_non_fqdn_recipient, in .ci/realmta.sh); the other recipient
+	// still gets the message.
+	id := messageID(t)
+	res, err := mailer.SendWith(ctx, m.user, []string{"nobody@nodot", m.user2}, strings.NewReader(message(m.user, m.user2, id, "partial\r\n")), nil)
+	var se *submit.SendError
+	if !errors.As(err, &se) || len(se.Rejected) != 1 || se.Rejected[0].Addr != "nobody@nodot" || se.Accepted != 1 {
+		t.Fatalf("err = %v; want one refused recipient and one accepted", err)
+	}
+	if se.Rejected[0].Err.Code/100 != 5 || res.QueueID == "" {
+		t.Errorf("refusal %v, queue id %q", se.Rejected[0].Err, res.QueueID)
+	}
+	m.waitDelivered(t, mailbox(m.user2), id)
+}
