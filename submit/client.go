@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,8 +115,8 @@ func (c *Client) MaxMessageSize() (size int64, ok bool) {
 	if !has {
 		return 0, false
 	}
-	var n int64
-	if _, err := fmt.Sscan(p, &n); err != nil || n <= 0 {
+	n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 64)
+	if err != nil || n <= 0 {
 		return 0, false
 	}
 	return n, true

@@ -89,12 +89,14 @@ func (c *Conn) ReadReply() (*Reply, error) {
 		}
 		return nil, err
 	}
-	for i, l := range r.Lines {
-		sep := "-"
-		if i == len(r.Lines)-1 {
-			sep = " "
+	if c.tr != nil {
+		for i, l := range r.Lines {
+			sep := "-"
+			if i == len(r.Lines)-1 {
+				sep = " "
+			}
+			c.tr.line("S", fmt.Sprintf("%03d%s%s", r.Code, sep, l))
 		}
-		c.tr.line("S", fmt.Sprintf("%03d%s%s", r.Code, sep, l))
 	}
 	return r, nil
 }

@@ -81,16 +81,21 @@ func readLine(br *bufio.Reader) (string, error) {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if len(buf)+len(chunk) > MaxLineBytes+2 {
-			return "", fmt.Errorf("%w: reply line longer than %d bytes", ErrProtocol, MaxLineBytes)
+			return "", errLineTooLong
+		}
+		if err == nil {
+			if buf != nil {
+				chunk = append(buf, chunk...)
+			}
+			// One allocation in the common case: the string itself.
+			line := strings.TrimSuffix(strings.TrimSuffix(string(chunk), "\n"), "\r")
+			if len(line) > MaxLineBytes {
+				return "", errLineTooLong
+			}
+			return line, nil
 		}
 		buf = append(buf, chunk...)
 		switch {
-		case err == nil:
-			line := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
-			if len(line) > MaxLineBytes {
-				return "", fmt.Errorf("%w: reply line longer than %d bytes", ErrProtocol, MaxLineBytes)
-			}
-			return line, nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF) && len(buf) > 0:
@@ -100,6 +105,8 @@ func readLine(br *bufio.Reader) (string, error) {
 		}
 	}
 }
+
+var errLineTooLong = fmt.Errorf("%w: reply line longer than %d bytes", ErrProtocol, MaxLineBytes)
 
 // ParseReplyLine splits one reply line into its code, whether more lines
 // follow, and its text. It rejects anything but three digits followed by
