@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/smtp"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/internal/netem"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
@@ -244,82 +244,25 @@ func TestInteropWrongPasswordFailsOnceForTheWholePolicy(t *testing.T) {
 	}
 }
 
-// strippingProxy forwards to target and rewrites STARTTLS in the server's
-// EHLO reply to XXXXXXXA, as some firewalls do. It records what the client
-// sent.
-type strippingProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	sent   bytes.Buffer
-	wg     sync.WaitGroup
-}
-
-func newStrippingProxy(t *testing.T, target string) *strippingProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newStrippingProxy forwards to target and rewrites STARTTLS in the
+// server's replies to XXXXXXXA, as some firewalls do, recording what the
+// client sent.
+func newStrippingProxy(t *testing.T, target string) *netem.Proxy {
+	p, err := netem.Start(target, netem.Options{
+		Rewrite: func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("STARTTLS"), []byte("XXXXXXXA")) },
+		Record:  true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &strippingProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	t.Cleanup(func() { p.Close() })
 	return p
 }
-
-func (p *strippingProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.wg.Add(2)
-		go func() { // server -> client, rewriting
-			defer p.wg.Done()
-			defer c.Close()
-			buf := make([]byte, 4096)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 {
-					c.Write(bytes.ReplaceAll(buf[:n], []byte("STARTTLS"), []byte("XXXXXXXA")))
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // client -> server, recording
-			defer p.wg.Done()
-			defer s.Close()
-			io.Copy(s, io.TeeReader(c, writerFunc(func(b []byte) (int, error) {
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				return p.sent.Write(b)
-			})))
-		}()
-	}
-}
-
-func (p *strippingProxy) clientSent() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sent.String()
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 func TestInteropStrippingMiddlebox(t *testing.T) {
 	m := realMTA(t)
 	p := newStrippingProxy(t, m.starttls)
-	cand := tlsmode.Candidate{Port: port(t, p.ln.Addr().String()), Mode: tlsmode.StartTLS}
+	cand := tlsmode.Candidate{Port: p.Port(), Mode: tlsmode.StartTLS}
 	_, err := m.dialer(t, submit.PlainAuth("", m.user, m.pass), cand).Dial(context.Background(), "127.0.0.1")
 	if !errors.Is(err, submit.ErrSTARTTLSStripped) {
 		t.Fatalf("err = %v; want ErrSTARTTLSStripped", err)
@@ -327,7 +270,7 @@ func TestInteropStrippingMiddlebox(t *testing.T) {
 	if !strings.Contains(err.Error(), "XXXXXXXA") || !strings.Contains(err.Error(), "middlebox") {
 		t.Errorf("error does not explain the masking: %v", err)
 	}
-	sent := p.clientSent()
+	sent := string(p.ClientSent())
 	if strings.Contains(strings.ToUpper(sent), "AUTH") || strings.Contains(sent, "MAIL") {
 		t.Errorf("the client sent more than EHLO through the stripping proxy: %q", sent)
 	}

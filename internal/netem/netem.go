@@ -12,10 +12,22 @@ import (
 	"time"
 )
 
+// Options configure a Proxy.
+type Options struct {
+	// OneWay delays every chunk of data, in each direction.
+	OneWay time.Duration
+	// Rewrite, when set, transforms each chunk the server sends before it
+	// reaches the client, as a middlebox rewriting SMTP would.
+	Rewrite func([]byte) []byte
+	// Record keeps every byte the client sent, for ClientSent.
+	Record bool
+}
+
 // Proxy forwards TCP connections to a target, delivering every chunk of
 // data OneWay after it was read, in order, in both directions.
 type Proxy struct {
 	OneWay time.Duration
+	opts   Options
 	target string
 	ln     net.Listener
 	wg     sync.WaitGroup
@@ -24,15 +36,22 @@ type Proxy struct {
 	conns []net.Conn
 
 	turns atomic.Int64 // client flights: client data sent after server data
+	sent  []byte       // with Options.Record; guarded by mu
 }
 
-// NewProxy listens on a free loopback port and forwards to target.
+// NewProxy listens on a free loopback port and forwards to target with a
+// one-way latency.
 func NewProxy(target string, oneWay time.Duration) (*Proxy, error) {
+	return Start(target, Options{OneWay: oneWay})
+}
+
+// Start listens on a free loopback port and forwards to target as o says.
+func Start(target string, o Options) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{OneWay: oneWay, target: target, ln: ln}
+	p := &Proxy{OneWay: o.OneWay, opts: o, target: target, ln: ln}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -48,6 +67,14 @@ func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 // had last spoken (plus its first send) over every connection: the round
 // trips the protocol made, not counting TCP's own handshake.
 func (p *Proxy) ClientFlights() int64 { return p.turns.Load() }
+
+// ClientSent returns every byte clients sent through the proxy
+// (Options.Record).
+func (p *Proxy) ClientSent() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]byte(nil), p.sent...)
+}
 
 // Reset zeroes the counters.
 func (p *Proxy) Reset() { p.turns.Store(0) }
@@ -82,17 +109,29 @@ func (p *Proxy) serve() {
 		var lastFromServer atomic.Bool
 		lastFromServer.Store(true) // the client's first send is a flight
 		p.wg.Add(2)
-		go func() {
+		go func() { // client -> server
 			defer p.wg.Done()
-			p.pump(s, c, func() {
+			p.pump(s, c, func(b []byte) []byte {
 				if lastFromServer.Swap(false) {
 					p.turns.Add(1)
 				}
+				if p.opts.Record {
+					p.mu.Lock()
+					p.sent = append(p.sent, b...)
+					p.mu.Unlock()
+				}
+				return b
 			})
 		}()
-		go func() {
+		go func() { // server -> client
 			defer p.wg.Done()
-			p.pump(c, s, func() { lastFromServer.Store(true) })
+			p.pump(c, s, func(b []byte) []byte {
+				lastFromServer.Store(true)
+				if p.opts.Rewrite != nil {
+					return p.opts.Rewrite(b)
+				}
+				return b
+			})
 		}()
 	}
 }
@@ -102,8 +141,9 @@ type chunk struct {
 	at   time.Time
 }
 
-// pump copies src to dst, delaying each chunk by OneWay.
-func (p *Proxy) pump(dst, src net.Conn, onRead func()) {
+// pump copies src to dst, passing each chunk through onRead and delaying
+// it by OneWay.
+func (p *Proxy) pump(dst, src net.Conn, onRead func([]byte) []byte) {
 	q := make(chan chunk, 1024)
 	done := make(chan struct{})
 	go func() {
@@ -126,8 +166,8 @@ func (p *Proxy) pump(dst, src net.Conn, onRead func()) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			onRead()
-			q <- chunk{append([]byte(nil), buf[:n]...), time.Now().Add(p.OneWay)}
+			data := onRead(append([]byte(nil), buf[:n]...))
+			q <- chunk{data, time.Now().Add(p.OneWay)}
 		}
 		if err != nil {
 			break
