@@ -100,7 +100,7 @@ func (d *Dialer) explain(ctx context.Context, c tlsmode.Candidate, cfg *attemptC
 	case step == "tls":
 		err = tlsErr(c.Port, c.Mode, cfg.tls.ServerName, err)
 	}
-	return stepErr(c.Port, step, err, elapsed, d.timeout())
+	return stepErr(c.Port, step, err, elapsed)
 }
 
 // authenticate runs AUTH on a ready session. end reports a failure that must
@@ -116,7 +116,7 @@ func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authRes
 		if res.err != nil {
 			var se *StepError
 			if !errors.As(res.err, &se) {
-				res.err = stepErr(c.Port, "auth", res.err, time.Since(t0), d.timeout())
+				res.err = stepErr(c.Port, "auth", res.err, time.Since(t0))
 			}
 		}
 		trace.authDone(c, tried, res.err)

@@ -162,7 +162,7 @@ func (e *StepError) Error() string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 // stepErr classifies err from a step of an attempt on port and adds advice.
-func stepErr(port int, step string, err error, elapsed time.Duration, timeout time.Duration) *StepError {
+func stepErr(port int, step string, err error, elapsed time.Duration) *StepError {
 	se := &StepError{Port: port, Step: step, Err: err, Elapsed: elapsed}
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
@@ -207,7 +207,6 @@ func stepErr(port int, step string, err error, elapsed time.Duration, timeout ti
 	case errors.As(err, &opErr):
 		se.advice = "a network error; check connectivity to the host"
 	}
-	_ = timeout
 	return se
 }
 
