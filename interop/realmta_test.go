@@ -430,10 +430,10 @@ func TestInteropMailerConcurrentAndPartialRecipients(t *testing.T) {
 	var tr submit.Trace
 	var mu sync.Mutex
 	dials := 0
-	tr.WinnerChosen = func(tlsmode.Candidate) { mu.Lock(); dials++; mu.Unlock() }
+	tr.WinnerChosen = func(submit.Attempt) { mu.Lock(); dials++; mu.Unlock() }
 	ctx, cancel := context.WithTimeout(submit.WithTrace(context.Background(), &tr), time.Minute)
 	defer cancel()
-	mailer := submit.NewMailer(d, "127.0.0.1")
+	mailer := &submit.Mailer{Dialer: d, Host: "127.0.0.1"}
 	defer mailer.Close()
 
 	const goroutines, per = 10, 5
@@ -459,7 +459,7 @@ func TestInteropMailerConcurrentAndPartialRecipients(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if dials > submit.DefaultMaxConns*2 {
+	if dials > 3*2 { // MaxConns defaults to 3
 		t.Errorf("%d connections for %d messages; want the pool reused", dials, goroutines*per)
 	}
 	t.Logf("%d messages over %d connections", goroutines*per, dials)
@@ -473,8 +473,8 @@ func TestInteropMailerConcurrentAndPartialRecipients(t *testing.T) {
 	if !errors.As(err, &se) || len(se.Rejected) != 1 || se.Rejected[0].Addr != "nobody@nodot" || se.Accepted != 1 {
 		t.Fatalf("err = %v; want one refused recipient and one accepted", err)
 	}
-	if se.Rejected[0].Err.Code/100 != 5 || res.QueueID == "" {
-		t.Errorf("refusal %v, queue id %q", se.Rejected[0].Err, res.QueueID)
+	if se.Rejected[0].Reply.Code/100 != 5 || res.QueueID == "" {
+		t.Errorf("refusal %v, queue id %q", se.Rejected[0].Reply, res.QueueID)
 	}
 	m.waitDelivered(t, mailbox(m.user2), id)
 }

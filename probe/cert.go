@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/untrusted"
 )
 
 // checkTLS records the TLS parameters and verifies the certificate the way
@@ -22,7 +25,9 @@ func (p *prober) checkTLS(r *PortReport, st tls.ConnectionState) {
 		return
 	}
 	leaf := st.PeerCertificates[0]
-	r.CertSubjects = certNames(leaf)
+	r.CertSubjects = diag.CertNames(leaf)
+	// The names are the server's: they go into messages made safe.
+	names := untrusted.Names(r.CertSubjects, "names")
 	r.CertIssuer = leaf.Issuer.String()
 	for _, c := range st.PeerCertificates {
 		r.CertChain = append(r.CertChain, c.Subject.String())
@@ -44,13 +49,13 @@ func (p *prober) checkTLS(r *PortReport, st tls.ConnectionState) {
 	at := now
 	switch {
 	case now.After(leaf.NotAfter):
-		fail(CodeCertExpired, "the certificate for %s expired on %s; the server's certificate must be renewed", strings.Join(r.CertSubjects, ", "), leaf.NotAfter.UTC().Format(time.DateOnly))
+		fail(CodeCertExpired, "the certificate for %s expired on %s; the server's certificate must be renewed", names, leaf.NotAfter.UTC().Format(time.DateOnly))
 		at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
 	case now.Before(leaf.NotBefore):
-		fail(CodeCertExpired, "the certificate for %s is not valid before %s; check the clocks of the server and of this machine", strings.Join(r.CertSubjects, ", "), leaf.NotBefore.UTC().Format(time.DateTime))
+		fail(CodeCertExpired, "the certificate for %s is not valid before %s; check the clocks of the server and of this machine", names, leaf.NotBefore.UTC().Format(time.DateTime))
 		at = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
 	case leaf.NotAfter.Sub(now) < ExpiringWithin:
-		p.addf(r, SeverityWarning, CodeCertExpiring, "port %d: the certificate for %s expires in %d days (%s); renew it before clients start refusing the server", r.Port, strings.Join(r.CertSubjects, ", "), r.CertDaysLeft, leaf.NotAfter.UTC().Format(time.DateOnly))
+		p.addf(r, SeverityWarning, CodeCertExpiring, "port %d: the certificate for %s expires in %d days (%s); renew it before clients start refusing the server", r.Port, names, r.CertDaysLeft, leaf.NotAfter.UTC().Format(time.DateOnly))
 	}
 
 	inter := x509.NewCertPool()
@@ -77,38 +82,20 @@ func (p *prober) checkTLS(r *PortReport, st tls.ConnectionState) {
 	var unknown x509.UnknownAuthorityError
 	switch {
 	case err == nil:
-	case errors.As(err, &unknown) && selfSigned(leaf):
-		fail(CodeCertUntrusted, "the certificate for %s is self-signed, so nothing vouches for it; install a certificate from a public CA (or add this one to the trusted roots)", strings.Join(r.CertSubjects, ", "))
+	case errors.As(err, &unknown) && diag.SelfSigned(leaf):
+		fail(CodeCertUntrusted, "the certificate for %s is self-signed, so nothing vouches for it; install a certificate from a public CA (or pass this one with -ca FILE)", names)
 	case errors.As(err, &unknown):
-		fail(CodeCertUntrusted, "the certificate for %s is issued by %q, which is not among the trusted roots; the server may be missing its intermediate certificate, or its CA must be added to the roots", strings.Join(r.CertSubjects, ", "), leaf.Issuer.String())
+		fail(CodeCertUntrusted, "the certificate for %s is issued by \"%s\", which is not among the trusted roots; the server may be missing its intermediate certificate, or its CA must be passed with -ca FILE", names, untrusted.Name(leaf.Issuer.String()))
 	default:
-		fail(CodeCertUntrusted, "the certificate for %s does not verify: %v", strings.Join(r.CertSubjects, ", "), err)
+		fail(CodeCertUntrusted, "the certificate for %s does not verify: %s", names, untrusted.Reply(err.Error()))
 	}
 
 	if err := leaf.VerifyHostname(p.serverName); err != nil {
-		fail(CodeCertNameMismatch, "the certificate covers %s, not %q; connect with a name it covers (the provider documents the right host name)", strings.Join(r.CertSubjects, ", "), p.serverName)
+		fail(CodeCertNameMismatch, "the certificate covers %s, not \"%s\"; connect with a name it covers (the provider documents the right host name)", names, untrusted.Name(p.serverName))
 	}
 
 	r.CertVerified = len(problems) == 0
 	if len(problems) > 0 {
 		r.CertError = strings.Join(problems, "; ")
 	}
-}
-
-// certNames lists the names a certificate covers.
-func certNames(c *x509.Certificate) []string {
-	names := append([]string(nil), c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		names = append(names, ip.String())
-	}
-	if len(names) == 0 && c.Subject.CommonName != "" {
-		names = append(names, "CN="+c.Subject.CommonName)
-	}
-	return names
-}
-
-func selfSigned(c *x509.Certificate) bool {
-	// CheckSignatureFrom would insist on the CA flag, which self-signed
-	// server certificates rarely carry.
-	return c.Issuer.String() == c.Subject.String() && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }

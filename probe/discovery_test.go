@@ -13,6 +13,7 @@ import (
 	"github.com/portwise/portwise/internal/dnstest"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/discover"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -21,28 +22,28 @@ func srvRecord(service, domain string, port int, target string) string {
 	return fmt.Sprintf("_%s._tcp.%s. 60 IN SRV 0 0 %d %s", service, domain, port, target)
 }
 
-// TestRunChecksSRVTargets: with Options.Discovery the domain's SRV targets
+// TestRunChecksSRVTargets: with Options.Discover the domain's SRV targets
 // are probed first, each against its own certificate name, and a target
 // outside the allowed domains is never contacted.
 func TestRunChecksSRVTargets(t *testing.T) {
 	srv := submittest.NewServer(t, submittest.Options{Hostname: "mail.example.test"})
 	attacker := srv.ListenWith(tlsmode.Implicit, submittest.Options{Hostname: "mail.attacker.test"})
 	ns := dnstest.Start(t,
-		srvRecord("submissions", "example.test", srv.Port(srv.ImplicitAddr), "mail.example.test."),
+		srvRecord("submissions", "example.test", srv.Implicit.Port, "mail.example.test."),
 		"mail.example.test. 60 IN A 127.0.0.1",
 		"example.test. 60 IN A 127.0.0.1",
-		srvRecord("submissions", "evil.test", srv.Port(attacker), "mail.attacker.test."),
+		srvRecord("submissions", "evil.test", attacker.Port, "mail.attacker.test."),
 		"mail.attacker.test. 60 IN A 127.0.0.1",
 		"evil.test. 60 IN A 127.0.0.1",
 	)
 	o := probe.Options{
 		// On the name itself: the STARTTLS listener, whose certificate is
 		// for mail.example.test, not example.test.
-		Candidates: []tlsmode.Candidate{{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}},
+		Candidates: []tlsmode.Candidate{{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS}},
 		TLSConfig:  &tls.Config{RootCAs: srv.CertPool()},
 		Timeout:    3 * time.Second,
 		NetDialer:  &net.Dialer{Resolver: ns.Resolver},
-		Discovery:  &submit.Discovery{Resolver: ns.Resolver},
+		Discover:   (&discover.SRV{Resolver: ns.Resolver}).Lookup,
 		Auth:       submit.PlainAuth("", "user", "pass"),
 	}
 	rep, err := probe.Run(context.Background(), "example.test", o)
@@ -74,11 +75,11 @@ func TestRunChecksSRVTargets(t *testing.T) {
 	// A forged answer is reported, not followed.
 	before := 0
 	for _, c := range srv.Conns() {
-		if c.Addr == attacker {
+		if c.Addr == srv.Addr(attacker) {
 			before++
 		}
 	}
-	o.Candidates = []tlsmode.Candidate{{Port: srv.Port(srv.PlainAddr), Mode: tlsmode.StartTLS}}
+	o.Candidates = []tlsmode.Candidate{{Port: srv.Plain.Port, Mode: tlsmode.StartTLS}}
 	o.Auth = nil
 	rep, err = probe.Run(context.Background(), "evil.test", o)
 	if err != nil {
@@ -88,7 +89,7 @@ func TestRunChecksSRVTargets(t *testing.T) {
 		t.Errorf("discovery error %q, ports %+v", rep.DiscoveryError, rep.Ports)
 	}
 	for _, c := range srv.Conns() {
-		if c.Addr == attacker {
+		if c.Addr == srv.Addr(attacker) {
 			before--
 		}
 	}

@@ -21,8 +21,8 @@ func ExampleRun() {
 	// TLSConfig nil (the system roots).
 	rep, err := probe.Run(context.Background(), "127.0.0.1", probe.Options{
 		Candidates: []tlsmode.Candidate{
-			{Port: srv.Port(stripped), Mode: tlsmode.StartTLS},
-			{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
+			{Port: stripped.Port, Mode: tlsmode.StartTLS},
+			{Port: srv.Implicit.Port, Mode: tlsmode.Implicit},
 		},
 		TLSConfig: srv.ClientTLSConfig(),
 		Timeout:   10 * time.Second,

@@ -29,11 +29,11 @@ func TestReportGolden(t *testing.T) {
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	leaky := srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)
 	refused := srv.Listen(tlsmode.StartTLS, submittest.Refuse)
-	addrs := []string{srv.StartTLSAddr, srv.ImplicitAddr, expiring, stripped, leaky, refused}
+	addrs := []tlsmode.Candidate{srv.StartTLS, srv.Implicit, expiring, stripped, leaky, refused}
 	modes := []tlsmode.Mode{tlsmode.StartTLS, tlsmode.Implicit, tlsmode.Implicit, tlsmode.StartTLS, tlsmode.StartTLS, tlsmode.StartTLS}
 	var cands []tlsmode.Candidate
 	for i, a := range addrs {
-		cands = append(cands, tlsmode.Candidate{Port: srv.Port(a), Mode: modes[i]})
+		cands = append(cands, tlsmode.Candidate{Port: a.Port, Mode: modes[i]})
 	}
 	rep := run(t, srv, probe.Options{}, cands...)
 	normalise(rep, cands)

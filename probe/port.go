@@ -5,15 +5,17 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/portwise/portwise/internal/diag"
 	"github.com/portwise/portwise/internal/session"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/internal/wire"
+	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -45,28 +47,28 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 		step, cause := splitErr(err)
 		switch {
 		case step == "connect":
-			p.unreachable(r, cause)
+			p.unreachable(r, cause, time.Since(start))
 			return
-		case c.Mode == tlsmode.StartTLS && step == "banner" && (wire.IsTimeout(cause) || errors.Is(cause, wire.ErrProtocol)):
+		case c.Mode == tlsmode.StartTLS && step == "banner" && (diag.IsTimeout(cause) || errors.Is(cause, wire.ErrProtocol)):
 			alt := tlsmode.Candidate{Port: c.Port, Mode: tlsmode.Implicit}
 			s2, err2 := p.open(ctx, r, "other-mode", alt, p.tlsConfig(), start.Add(p.timeout), 0)
 			if s2.TLS != nil {
 				r.Mode = alt.Mode
-				p.addf(r, SeverityWarning, CodeWrongTLSMode, "port %d expects implicit TLS (it answered a TLS handshake and sent no greeting in clear), but it is configured for STARTTLS; configure %v", c.Port, alt)
+				p.addf(r, SeverityWarning, CodeWrongTLSMode, "port %d expects implicit TLS (it answered a TLS handshake and sent no greeting in clear), but it is configured for STARTTLS; use -port %v", c.Port, alt)
 				s, err = s2, err2
-			} else if wire.IsTimeout(cause) {
+			} else if diag.IsTimeout(cause) {
 				p.silent(r)
 				return
 			}
-		case c.Mode == tlsmode.Implicit && step == "tls" && clearGreeting(cause) != "":
-			p.addf(r, SeverityWarning, CodeWrongTLSMode, "port %d answered in clear (%q) instead of starting TLS: it speaks STARTTLS, but it is configured for implicit TLS; configure %d/starttls", c.Port, clearGreeting(cause), c.Port)
+		case c.Mode == tlsmode.Implicit && step == "tls" && diag.ClearGreeting(cause) != "":
+			p.addf(r, SeverityWarning, CodeWrongTLSMode, "port %d answered in clear (\"%s\") instead of starting TLS: it speaks STARTTLS, but it is configured for implicit TLS; use -port %d/starttls", c.Port, untrusted.Name(diag.ClearGreeting(cause)), c.Port)
 			alt := tlsmode.Candidate{Port: c.Port, Mode: tlsmode.StartTLS}
 			s2, err2 := p.open(ctx, r, "other-mode", alt, p.tlsConfig(), time.Now().Add(p.timeout), 0)
 			if s2.Banner != "" {
 				r.Mode = alt.Mode
 				s, err = s2, err2
 			}
-		case c.Mode == tlsmode.Implicit && step == "tls" && wire.IsTimeout(cause):
+		case c.Mode == tlsmode.Implicit && step == "tls" && diag.IsTimeout(cause):
 			p.silent(r)
 			return
 		}
@@ -74,10 +76,10 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 
 	p.observe(r, s)
 	if mechs := s.PreTLSCaps.AuthMechs(); len(mechs) > 0 {
-		p.addf(r, SeverityCritical, CodeAuthBeforeTLS, "port %d advertises AUTH %s before TLS: a client that authenticates now sends its password in clear (portwise never does); offer AUTH only after STARTTLS (Postfix: smtpd_tls_auth_only = yes)", r.Port, strings.Join(mechs, " "))
+		p.addf(r, SeverityCritical, CodeAuthBeforeTLS, "port %d advertises AUTH %s before TLS: a client that authenticates now sends its password in clear (portwise never does); offer AUTH only after STARTTLS (Postfix: smtpd_tls_auth_only = yes)", r.Port, untrusted.Text(strings.Join(mechs, " "), untrusted.MaxText))
 	}
 	if err != nil {
-		p.failed(ctx, r, err)
+		p.failed(ctx, r, err, time.Since(start))
 		return
 	}
 	s.Quit(quitWait)
@@ -90,7 +92,30 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 	if !r.Usable {
 		r.Error = r.CertError
 	}
+	p.checkAuthOffered(r)
 	p.legacy(ctx, r)
+}
+
+// usableMechs are the SASL mechanisms portwise can authenticate with.
+var usableMechs = []string{"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER", "CRAM-MD5"}
+
+// checkAuthOffered notes a submission port whose post-TLS EHLO offers no
+// AUTH, or only mechanisms portwise cannot use (Exchange's NTLM, say).
+// Port 25 relays mail between servers and needs no AUTH.
+func (p *prober) checkAuthOffered(r *PortReport) {
+	if r.Port == 25 {
+		return
+	}
+	if len(r.AuthMechs) == 0 {
+		p.addf(r, SeverityWarning, CodeAuthMissing, "port %d offers no AUTH after TLS: the server accepts mail here only from addresses it trusts (an IP-authorised relay) or is not configured for submission; a client with credentials cannot log in", r.Port)
+		return
+	}
+	for _, m := range r.AuthMechs {
+		if slices.Contains(usableMechs, m) {
+			return
+		}
+	}
+	p.addf(r, SeverityWarning, CodeAuthUnusable, "port %d offers only AUTH %s after TLS, which portwise does not speak (it speaks %s); enable PLAIN or LOGIN on the server (Exchange: Basic authentication on the receive connector), or XOAUTH2", r.Port, untrusted.Text(strings.Join(r.AuthMechs, " "), untrusted.MaxText), strings.Join(usableMechs, ", "))
 }
 
 // open runs the session steps for c until deadline, recording each step
@@ -98,24 +123,31 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 func (p *prober) open(ctx context.Context, r *PortReport, attempt string, c tlsmode.Candidate, cfg *tls.Config, deadline time.Time, greet time.Duration) (*session.Session, error) {
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var d session.ContextDialer = p.dialer
+	var d submit.ContextDialer = p.dialer
 	if greet > 0 {
 		d = greetDialer{d: p.dialer, wait: greet}
 	}
-	return session.Open(actx, session.Config{
+	s, err := session.Open(actx, session.Config{
 		Host:      p.host,
 		Candidate: c,
 		TLSConfig: cfg,
 		LocalName: p.localName,
-		NetDialer: d,
+		Dial:      d.DialContext,
 		Step: func(step string, dur time.Duration, err error) {
 			st := Step{Attempt: attempt, Name: step, Elapsed: dur}
 			if err != nil {
-				st.Error = err.Error()
+				st.Error = untrusted.Reply(err.Error())
 			}
 			r.Steps = append(r.Steps, st)
 		},
 	})
+	var se *session.Error
+	if errors.As(err, &se) && actx.Err() != nil && ctx.Err() == nil {
+		// The connection's budget ran out (its socket closed by the
+		// deadline): a timeout, whatever the read saw.
+		se.Err = diag.ErrTimeout
+	}
+	return s, err
 }
 
 // tlsConfig is the configuration of every probe handshake: the caller's,
@@ -140,7 +172,8 @@ func (p *prober) tlsConfig() *tls.Config {
 	return cfg
 }
 
-// observe copies what the session saw into r.
+// observe copies what the session saw into r. The values are the
+// server's, raw: WriteText makes them safe to print.
 func (p *prober) observe(r *PortReport, s *session.Session) {
 	r.Banner = s.Banner
 	r.EHLO = s.PreTLSCaps.List()
@@ -171,21 +204,21 @@ func (p *prober) observe(r *PortReport, s *session.Session) {
 }
 
 // unreachable describes a failed TCP connection.
-func (p *prober) unreachable(r *PortReport, err error) {
-	var dnsErr *net.DNSError
-	switch {
-	case errors.As(err, &dnsErr):
+func (p *prober) unreachable(r *PortReport, err error, elapsed time.Duration) {
+	d := diag.Classify("connect", tlsmode.Candidate{Port: r.Port, Mode: r.Mode}, p.host, elapsed, err)
+	switch d.Kind {
+	case diag.KindDNS:
 		r.Reachability = ReachDNSError
-		p.addf(r, SeverityCritical, CodeDNSError, "the host name %q does not resolve (%v); check its spelling and your DNS", p.host, dnsErr.Err)
-	case wire.IsTimeout(err):
+		p.finding(r, SeverityCritical, CodeDNSError, d)
+	case diag.KindBlocked:
 		r.Reachability = ReachTimeout
 		p.addf(r, SeverityWarning, CodePortBlocked, "port %d: no TCP connection within %s: a firewall drops the packets; cloud providers (AWS, Google Cloud, Azure, ...) block outgoing port 25 by default, and some networks block 587 or 465", r.Port, p.timeout)
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case diag.KindRefused:
 		r.Reachability = ReachRefused
 		p.addf(r, SeverityInfo, CodePortRefused, "port %d: connection refused: nothing listens there", r.Port)
 	default:
 		r.Reachability = ReachUnreachable
-		p.addf(r, SeverityWarning, CodePortBlocked, "port %d: %v: the network or a firewall rejects the connection", r.Port, err)
+		p.addf(r, SeverityWarning, CodePortBlocked, "port %d: %s: the network or a firewall rejects the connection", r.Port, d.Detail)
 	}
 	r.Error = r.Findings[len(r.Findings)-1].Message
 }
@@ -198,49 +231,81 @@ func (p *prober) silent(r *PortReport) {
 	r.Error = r.Findings[len(r.Findings)-1].Message
 }
 
-// failed describes a session that did not become secure.
-func (p *prober) failed(ctx context.Context, r *PortReport, err error) {
+// failed describes a session that did not become secure, in the words of
+// the shared diagnosis (internal/diag), worded for a person at the command
+// line.
+func (p *prober) failed(ctx context.Context, r *PortReport, err error, elapsed time.Duration) {
 	step, cause := splitErr(err)
-	var stripped *session.StrippedError
-	switch {
-	case errors.As(cause, &stripped) && stripped.Masked != "":
-		p.addf(r, SeverityCritical, CodeSTARTTLSMasked, "port %d: the EHLO reply has %q where STARTTLS belongs: a firewall's SMTP inspection (such as Cisco \"inspect esmtp\") is masking it, so TLS cannot start; disable that inspection, or use port 465 (implicit TLS cannot be rewritten)", r.Port, stripped.Masked)
-	case errors.As(cause, &stripped) && stripped.EHLO != nil:
-		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d: %s", r.Port, stripped.Reason)
-	case errors.As(cause, &stripped):
-		offered := strings.Join(r.EHLO, ", ")
-		if offered == "" {
-			offered = "nothing"
-		}
-		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d does not offer STARTTLS (EHLO offered: %s): mail and passwords would travel in clear; either a middlebox strips it or the server has no TLS on this port — do not use it", r.Port, offered)
-	case errors.Is(cause, session.ErrRejected):
-		p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d advertises STARTTLS but refused it: %v", r.Port, cause)
-	case errors.Is(cause, wire.ErrInjection):
-		p.addf(r, SeverityCritical, CodeSTARTTLSInjection, "port %d: %v: something on the path injects SMTP replies (CVE-2011-0411 style); do not use this port", r.Port, cause)
-	case step == "tls" && versionProblem(cause):
-		if v := p.legacy(ctx, r); v != "" {
-			// legacy reported the finding, as critical: nothing newer works
+	d := diag.Classify(step, tlsmode.Candidate{Port: r.Port, Mode: r.Mode}, p.host, elapsed, cause)
+	switch d.Kind {
+	case diag.KindMasked:
+		p.addf(r, SeverityCritical, CodeSTARTTLSMasked, "port %d: %s; a firewall's SMTP inspection (such as Cisco \"inspect esmtp\") is masking it, so TLS cannot start; disable that inspection, or use port 465 (implicit TLS cannot be rewritten)", r.Port, d.Detail)
+	case diag.KindStripped:
+		var stripped *session.StrippedError
+		if errors.As(cause, &stripped) && stripped.EHLO == nil {
+			offered := untrusted.Text(strings.Join(r.EHLO, ", "), untrusted.MaxText)
+			if offered == "" {
+				offered = "nothing"
+			}
+			p.addf(r, SeverityCritical, CodeSTARTTLSMissing, "port %d does not offer STARTTLS (EHLO offered: %s): mail and passwords would travel in clear; either a middlebox strips it or the server has no TLS on this port — do not use it", r.Port, offered)
 		} else {
-			p.addf(r, SeverityCritical, CodeTLSFailed, "port %d: the TLS handshake failed: %v; the server offers no TLS version portwise accepts", r.Port, cause)
+			p.finding(r, SeverityCritical, CodeSTARTTLSMissing, d)
 		}
-	case step == "tls":
-		p.addf(r, SeverityCritical, CodeTLSFailed, "port %d: the TLS handshake failed: %v", r.Port, cause)
-	case wire.IsTimeout(cause):
-		p.addf(r, SeverityCritical, CodeProtocol, "port %d: no reply to %s within %s: the server stopped answering", r.Port, step, p.timeout)
-	case errors.Is(cause, io.EOF) || errors.Is(cause, syscall.ECONNRESET):
-		p.addf(r, SeverityCritical, CodeProtocol, "port %d: the connection was closed during %s (%v): the server or something on the path hung up", r.Port, step, cause)
+	case diag.KindInjection:
+		p.finding(r, SeverityCritical, CodeSTARTTLSInjection, d)
+	case diag.KindTLSVersion:
+		if v := p.legacy(ctx, r); v == "" {
+			p.finding(r, SeverityCritical, CodeTLSFailed, d)
+		} // else legacy reported it, as critical: nothing newer works
+	case diag.KindTLSAlert, diag.KindTLSFailed, diag.KindCertUnverified:
+		p.finding(r, SeverityCritical, CodeTLSFailed, d)
+	case diag.KindRefusedTemporary:
+		p.finding(r, SeverityWarning, CodeProtocol, d)
 	default:
-		p.addf(r, SeverityCritical, CodeProtocol, "port %d: %s failed: %v", r.Port, step, cause)
+		p.finding(r, SeverityCritical, CodeProtocol, d)
 	}
 	r.Error = r.Findings[len(r.Findings)-1].Message
 }
 
-// legacy tries a handshake limited to TLS 1.0 and 1.1. It returns the
-// version accepted, or "". When TLS 1.2 worked the finding is a warning;
-// when it did not, the legacy version is all the port speaks.
+// finding adds the diagnosis as one finding: "port N: step: what was seen
+// — what to do", on one line.
+func (p *prober) finding(r *PortReport, severity, code string, d diag.Diagnosis) {
+	msg := fmt.Sprintf("port %d: %s", r.Port, d.Line())
+	if a := d.Advice(diag.CLI); a != "" {
+		msg += " — " + a
+	}
+	r.Findings = append(r.Findings, Finding{Severity: severity, Code: code, Message: msg})
+}
+
+// legacy finds the lowest legacy TLS version the port accepts: a
+// handshake limited to TLS 1.0, then one limited to TLS 1.1. It returns
+// that version, or "". When TLS 1.2 worked the finding is a warning; when
+// it did not, legacy TLS is all the port speaks.
 func (p *prober) legacy(ctx context.Context, r *PortReport) string {
+	var version string
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+		if version = p.legacyHandshake(ctx, r, v); version != "" {
+			break
+		}
+	}
+	if version == "" {
+		return ""
+	}
+	r.TLSLegacy = version
+	if r.TLSVersion != "" {
+		p.addf(r, SeverityWarning, CodeTLSLegacy, "port %d also accepts %s, which is deprecated (RFC 8996); disable TLS 1.0 and 1.1 on the server", r.Port, version)
+	} else {
+		r.TLSVersion = version
+		p.addf(r, SeverityCritical, CodeTLSLegacy, "port %d speaks only %s: portwise and current mail clients require TLS 1.2 or later (RFC 8996); the server's TLS configuration must be updated", r.Port, version)
+	}
+	return version
+}
+
+// legacyHandshake tries a handshake limited to version v and returns the
+// version negotiated, or "".
+func (p *prober) legacyHandshake(ctx context.Context, r *PortReport, v uint16) string {
 	cfg := p.tlsConfig()
-	cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	cfg.MinVersion, cfg.MaxVersion = v, v
 	cfg.CipherSuites = nil
 	for _, cs := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
 		cfg.CipherSuites = append(cfg.CipherSuites, cs.ID)
@@ -251,7 +316,7 @@ func (p *prober) legacy(ctx context.Context, r *PortReport) string {
 	defer cancel()
 	t0 := time.Now()
 	s, err := session.Open(actx, session.Config{
-		Host: p.host, Candidate: c, TLSConfig: cfg, LocalName: p.localName, NetDialer: p.dialer,
+		Host: p.host, Candidate: c, TLSConfig: cfg, LocalName: p.localName, Dial: p.dialer.DialContext,
 		TLSDone: func(st tls.ConnectionState, err error) {
 			if err == nil && st.HandshakeComplete {
 				version = tls.VersionName(st.Version)
@@ -263,22 +328,12 @@ func (p *prober) legacy(ctx context.Context, r *PortReport) string {
 	}
 	st := Step{Attempt: "tls-legacy", Name: "tls", Elapsed: time.Since(t0)}
 	if version == "" {
-		st.Error = "no TLS 1.0/1.1 handshake"
+		st.Error = "no " + tls.VersionName(v) + " handshake"
 		if err != nil {
-			st.Error += ": " + err.Error()
+			st.Error += ": " + untrusted.Reply(err.Error())
 		}
 	}
 	r.Steps = append(r.Steps, st)
-	if version == "" {
-		return ""
-	}
-	r.TLSLegacy = version
-	if r.TLSVersion != "" {
-		p.addf(r, SeverityWarning, CodeTLSLegacy, "port %d also accepts %s, which is deprecated (RFC 8996); disable TLS 1.0 and 1.1 on the server", r.Port, version)
-	} else {
-		r.TLSVersion = version
-		p.addf(r, SeverityCritical, CodeTLSLegacy, "port %d speaks only %s: portwise and current mail clients require TLS 1.2 or later (RFC 8996); the server's TLS configuration must be updated", r.Port, version)
-	}
 	return version
 }
 
@@ -295,33 +350,10 @@ func splitErr(err error) (string, error) {
 	return "", err
 }
 
-// clearGreeting returns the start of an SMTP reply that arrived where a TLS
-// record was expected, or "".
-func clearGreeting(err error) string {
-	var rh tls.RecordHeaderError
-	if !errors.As(err, &rh) {
-		return ""
-	}
-	h := rh.RecordHeader[:]
-	if h[0] < '1' || h[0] > '5' || h[1] < '0' || h[1] > '9' || h[2] < '0' || h[2] > '9' {
-		return ""
-	}
-	return strings.TrimSpace(string(h))
-}
-
-// versionProblem reports a handshake that failed on the protocol version.
-func versionProblem(err error) bool {
-	var alert tls.AlertError
-	if errors.As(err, &alert) && alert == 70 { // protocol_version
-		return true
-	}
-	return strings.Contains(err.Error(), "protocol version")
-}
-
 // greetDialer bounds the wait for the first byte a server sends, so a port
 // that stays silent in clear can still be tried with implicit TLS.
 type greetDialer struct {
-	d    session.ContextDialer
+	d    submit.ContextDialer
 	wait time.Duration
 }
 

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -62,13 +64,14 @@ type Options struct {
 	Auth submit.Auth
 	// LocalName is the EHLO name; "" means "localhost".
 	LocalName string
-	// Discovery, when set and the host has no port, makes Run look up the
-	// host's SRV records (RFC 6186) first and check every accepted
-	// target's ports too, ahead of the candidates on the name itself, as
-	// submit.Dialer does with the same option. Their reports carry Host.
-	// Targets outside Discovery.AllowedDomains are not contacted; why is in
+	// Discover, when set and the host has no port, makes Run find servers
+	// for the host first (for RFC 6186 SRV records, a discover.SRV's
+	// Lookup) and check every one's ports too, ahead of the candidates on
+	// the name itself, as submit.Dialer does with the same option. Their
+	// reports carry Host. What went wrong finding them (a target outside
+	// discover.SRV.AllowedDomains, not contacted) is in
 	// Report.DiscoveryError.
-	Discovery *submit.Discovery
+	Discover func(ctx context.Context, host string) ([]submit.Server, error)
 	// OnPort, when set, is called with each port's report as soon as that
 	// port is done (before the authentication check), one call at a time,
 	// so a command can show progress.
@@ -205,6 +208,8 @@ const (
 	CodeCertExpired       = "cert-expired"         // outside its validity period
 	CodeCertExpiring      = "cert-expiring"        // ends within 14 days
 	CodeAuthFailed        = "auth-failed"          // the credential check failed
+	CodeAuthMissing       = "auth-missing"         // a submission port offers no AUTH after TLS
+	CodeAuthUnusable      = "auth-unusable"        // only mechanisms portwise cannot use (NTLM, GSSAPI)
 	CodeProtocol          = "protocol-error"       // any other failure of the SMTP dialogue
 )
 
@@ -221,11 +226,11 @@ type Finding struct {
 // cannot use or a ctx that ends; unreachable ports are findings in the
 // report, not errors.
 func Run(ctx context.Context, host string, o Options) (*Report, error) {
-	h, port, err := submit.SplitHost(host)
+	h, port, err := plan.SplitHost(host)
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
-	cands := plan(o, port)
+	cands := candidates(o, port)
 	if len(cands) == 0 {
 		return nil, errors.New("probe: no candidates to check")
 	}
@@ -243,12 +248,15 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 		c tlsmode.Candidate
 	}
 	var tasks []task
-	if o.Discovery != nil && port == 0 && net.ParseIP(h) == nil {
-		servers, err := o.Discovery.LookupSRV(ctx, h)
+	if o.Discover != nil && port == 0 && net.ParseIP(h) == nil {
+		servers, err := o.Discover(ctx, h)
 		if err != nil {
-			rep.DiscoveryError = err.Error()
+			rep.DiscoveryError = untrusted.Text(err.Error(), 2*untrusted.MaxText)
 		}
 		for _, srv := range servers {
+			if plan.ValidHost(srv.Host) != nil {
+				continue
+			}
 			sp := newProber(srv.Host, o)
 			for _, c := range srv.Candidates {
 				tasks = append(tasks, task{sp, c})
@@ -297,26 +305,27 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// plan lists the candidates to check.
-func plan(o Options, port int) []tlsmode.Candidate {
+// candidates lists the candidates to check, as the Dialer would plan them.
+// A port without a stated mode is checked with its usual one
+// (tlsmode.ForPort); the check tries the other mode when the port shows
+// the symptoms of speaking it.
+func candidates(o Options, port int) []tlsmode.Candidate {
 	cands := slices.Clone(o.Candidates)
 	if cands == nil {
 		cands = DefaultCandidates()
 	}
 	for _, p := range o.Ports {
 		if !slices.ContainsFunc(cands, func(c tlsmode.Candidate) bool { return c.Port == p }) {
-			cands = append(cands, tlsmode.Candidate{Port: p, Mode: tlsmode.ForPort(p)})
+			cands = append(cands, tlsmode.Candidate{Port: p})
 		}
 	}
-	if port == 0 {
-		return cands
-	}
-	for _, c := range cands {
-		if c.Port == port {
-			return []tlsmode.Candidate{c}
+	cands = plan.Candidates(cands, port)
+	for i, c := range cands {
+		if c.Mode == 0 {
+			cands[i].Mode = tlsmode.ForPort(c.Port)
 		}
 	}
-	return []tlsmode.Candidate{{Port: port, Mode: tlsmode.ForPort(port)}}
+	return cands
 }
 
 // prober holds what every port's check shares.
@@ -339,7 +348,7 @@ func newProber(host string, o Options) *prober {
 		p.dialer = &net.Dialer{}
 	}
 	if p.localName == "" {
-		p.localName = submit.DefaultLocalName
+		p.localName = "localhost"
 	}
 	p.serverName = host
 	if o.TLSConfig != nil && o.TLSConfig.ServerName != "" {

@@ -54,9 +54,9 @@ func codes(r probe.PortReport) []string {
 func TestRunFindsEachProblem(t *testing.T) {
 	t.Parallel()
 	srv := submittest.NewServer(t)
-	type listen func() string
+	type listen func() tlsmode.Candidate
 	with := func(mode tlsmode.Mode, o submittest.Options, faults ...submittest.Fault) listen {
-		return func() string { return srv.ListenWith(mode, o, faults...) }
+		return func() tlsmode.Candidate { return srv.ListenWith(mode, o, faults...) }
 	}
 	plain := submittest.Options{}
 	cases := []struct {
@@ -71,8 +71,8 @@ func TestRunFindsEachProblem(t *testing.T) {
 		legacy   string
 		timeout  time.Duration // 0: 10s; short only where the wait is the point
 	}{
-		{name: "good STARTTLS", addr: func() string { return srv.StartTLSAddr }, mode: tlsmode.StartTLS, reach: "open", usable: true},
-		{name: "good implicit", addr: func() string { return srv.ImplicitAddr }, mode: tlsmode.Implicit, reach: "open", usable: true},
+		{name: "good STARTTLS", addr: func() tlsmode.Candidate { return srv.StartTLS }, mode: tlsmode.StartTLS, reach: "open", usable: true},
+		{name: "good implicit", addr: func() tlsmode.Candidate { return srv.Implicit }, mode: tlsmode.Implicit, reach: "open", usable: true},
 		{name: "STARTTLS stripped", addr: with(tlsmode.StartTLS, plain, submittest.StripSTARTTLS), mode: tlsmode.StartTLS, reach: "open",
 			findings: []string{"critical starttls-missing"}, msg: "does not offer STARTTLS"},
 		{name: "STARTTLS masked", addr: with(tlsmode.StartTLS, plain, submittest.MaskSTARTTLS), mode: tlsmode.StartTLS, reach: "open",
@@ -101,13 +101,13 @@ func TestRunFindsEachProblem(t *testing.T) {
 			findings: []string{"info port-refused"}, msg: "nothing listens"},
 		{name: "clear on implicit port", addr: with(tlsmode.Implicit, plain, submittest.ClearOnImplicit), mode: tlsmode.Implicit, reach: "open", usable: true,
 			findings: []string{"warning wrong-tls-mode"}, workMode: tlsmode.StartTLS, msg: "speaks STARTTLS"},
-		{name: "STARTTLS configured on implicit port", addr: func() string { return srv.ImplicitAddr }, mode: tlsmode.StartTLS, reach: "open", usable: true,
+		{name: "STARTTLS configured on implicit port", addr: func() tlsmode.Candidate { return srv.Implicit }, mode: tlsmode.StartTLS, reach: "open", usable: true,
 			findings: []string{"warning wrong-tls-mode"}, workMode: tlsmode.Implicit, msg: "expects implicit TLS", timeout: 3 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := tlsmode.Candidate{Port: srv.Port(tc.addr()), Mode: tc.mode}
+			c := tlsmode.Candidate{Port: (tc.addr()).Port, Mode: tc.mode}
 			rep := run(t, srv, probe.Options{Timeout: tc.timeout}, c)
 			r := rep.Ports[0]
 			if r.Reachability != tc.reach {
@@ -163,7 +163,7 @@ func findingText(r probe.PortReport) string {
 func TestRunReportsServerDetails(t *testing.T) {
 	t.Parallel()
 	srv := submittest.NewServer(t, submittest.Options{EnableDSN: true, EnableSMTPUTF8: true, EnableREQUIRETLS: true, MaxMessageBytes: 10 << 20})
-	c := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	c := tlsmode.Candidate{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS}
 	r := run(t, srv, probe.Options{}, c).Ports[0]
 	checks := []struct {
 		what string
@@ -203,11 +203,11 @@ func TestRunRecommendsInPolicyOrder(t *testing.T) {
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	leaky := srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)
 	cands := []tlsmode.Candidate{
-		{Port: srv.Port(blocked), Mode: tlsmode.StartTLS},
-		{Port: srv.Port(stripped), Mode: tlsmode.StartTLS},
-		{Port: srv.Port(leaky), Mode: tlsmode.StartTLS},
-		{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
-		{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS},
+		{Port: blocked.Port, Mode: tlsmode.StartTLS},
+		{Port: stripped.Port, Mode: tlsmode.StartTLS},
+		{Port: leaky.Port, Mode: tlsmode.StartTLS},
+		{Port: srv.Implicit.Port, Mode: tlsmode.Implicit},
+		{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS},
 	}
 	var mu sync.Mutex
 	var seen []int
@@ -264,9 +264,9 @@ func TestRunChecksAuthOnRecommendedPortOnly(t *testing.T) {
 			srv := submittest.NewServer(t)
 			leaky := srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)
 			cands := []tlsmode.Candidate{
-				{Port: srv.Port(leaky), Mode: tlsmode.StartTLS},
-				{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
-				{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS},
+				{Port: leaky.Port, Mode: tlsmode.StartTLS},
+				{Port: srv.Implicit.Port, Mode: tlsmode.Implicit},
+				{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS},
 			}
 			rep := run(t, srv, probe.Options{Auth: submit.PasswordAuth("user", tc.pass)}, cands...)
 			r := rep.Ports[1]
@@ -312,8 +312,8 @@ func TestRunNothingAnswers(t *testing.T) {
 	refused := srv.Listen(tlsmode.StartTLS, submittest.Refuse)
 	refused2 := srv.Listen(tlsmode.Implicit, submittest.Refuse)
 	rep := run(t, srv, probe.Options{},
-		tlsmode.Candidate{Port: srv.Port(refused), Mode: tlsmode.StartTLS},
-		tlsmode.Candidate{Port: srv.Port(refused2), Mode: tlsmode.Implicit})
+		tlsmode.Candidate{Port: refused.Port, Mode: tlsmode.StartTLS},
+		tlsmode.Candidate{Port: refused2.Port, Mode: tlsmode.Implicit})
 	if rep.Recommendation != nil || rep.Ready() {
 		t.Errorf("Recommendation = %v, want none", rep.Recommendation)
 	}
@@ -353,7 +353,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"", probe.Options{}},
 		{"a b", probe.Options{}},
 		{"host", probe.Options{Candidates: []tlsmode.Candidate{{Port: 0, Mode: tlsmode.StartTLS}}}},
-		{"host", probe.Options{Candidates: []tlsmode.Candidate{{Port: 587}}}},
+		{"host", probe.Options{Candidates: []tlsmode.Candidate{{Port: 587, Mode: 9}}}},
 		{"host", probe.Options{Candidates: []tlsmode.Candidate{}}},
 	} {
 		if _, err := probe.Run(context.Background(), tc.host, tc.o); err == nil {
@@ -372,11 +372,11 @@ func TestRunHostPortChecksOnePort(t *testing.T) {
 	srv := submittest.NewServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rep, err := probe.Run(ctx, srv.ImplicitAddr, probe.Options{TLSConfig: srv.ClientTLSConfig(), Ports: []int{1}})
+	rep, err := probe.Run(ctx, srv.Addr(srv.Implicit), probe.Options{TLSConfig: srv.ClientTLSConfig(), Ports: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Ports) != 1 || rep.Ports[0].Port != srv.Port(srv.ImplicitAddr) || rep.Ports[0].ConfiguredMode != tlsmode.StartTLS {
+	if len(rep.Ports) != 1 || rep.Ports[0].Port != srv.Implicit.Port || rep.Ports[0].ConfiguredMode != tlsmode.StartTLS {
 		t.Fatalf("ports %+v", rep.Ports)
 	}
 	// ForPort says STARTTLS for an odd port; the probe finds it is implicit.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -62,15 +64,21 @@ func (p *prober) auth(ctx context.Context, r *PortReport) {
 		r.Steps = append(r.Steps, st)
 		return
 	}
-	// One candidate was dialled, so its attempt error is the whole story.
-	var de *submit.DialError
-	if errors.As(err, &de) && len(de.Attempts) == 1 && de.Attempts[0].Err != nil {
-		err = de.Attempts[0].Err
+	// One candidate was dialled, so its attempt's failure is the whole
+	// story; it is worded as the command words it, on one line.
+	msg := fmt.Sprintf("port %d: authentication failed: %s", r.Port, untrusted.Reply(err.Error()))
+	var se *submit.StepError
+	if errors.As(err, &se) {
+		d := diag.Classify(se.Step, se.Candidate, se.Host, se.Elapsed, se.Err)
+		msg = fmt.Sprintf("port %d: %s", r.Port, d.Line())
+		if a := d.Advice(diag.CLI); a != "" {
+			msg += " — " + a
+		}
 	}
-	st.Error = err.Error()
+	st.Error = msg
 	r.Steps = append(r.Steps, st)
 	r.AuthResult = "failed"
-	p.addf(r, SeverityCritical, CodeAuthFailed, "port %d: authentication failed: %v", r.Port, err)
+	r.Findings = append(r.Findings, Finding{Severity: SeverityCritical, Code: CodeAuthFailed, Message: msg})
 }
 
 // advise returns the recommendation and the sentence explaining it.
@@ -147,15 +155,7 @@ func modeWords(m tlsmode.Mode) string {
 	return m.String()
 }
 
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(100 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
+func roundDuration(d time.Duration) time.Duration { return diag.Round(d) }
 
 // Ready reports whether a program configured with the recommendation
 // would work: there is a usable secure port and, when authentication was

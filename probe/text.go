@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portwise/portwise/internal/untrusted"
 )
 
 // TextOptions change how a Report is rendered as text.
@@ -40,7 +42,7 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 			cell{s: connectText(p)},
 			tlsCell(p),
 			certCell(p),
-			cell{s: dash(strings.Join(p.AuthMechs, " "))},
+			cell{s: dash(untrusted.Text(strings.Join(p.AuthMechs, " "), 40))},
 			findingsCell(p),
 		)
 	}
@@ -56,8 +58,11 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 				fmt.Fprintf(bw, "  %-12s %s\n", k, v)
 			}
 		}
-		kv("banner", oneLine(p.Banner))
-		kv("before TLS", strings.Join(p.EHLO, ", "))
+		// Everything below that the server wrote is made safe and bounded
+		// (untrusted): a banner or a certificate name cannot drive the
+		// terminal or break the layout.
+		kv("banner", safe(oneLine(p.Banner)))
+		kv("before TLS", safe(strings.Join(p.EHLO, ", ")))
 		if p.TLSVersion != "" {
 			tlsLine := p.TLSVersion
 			if p.TLSCipher != "" {
@@ -74,44 +79,44 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 			kv("TLS", tlsLine)
 		}
 		if len(p.CertSubjects) > 0 {
-			kv("certificate", fmt.Sprintf("%s; issuer %s; until %s (%d days)", strings.Join(p.CertSubjects, ", "), p.CertIssuer, p.CertNotAfter.Format(time.DateOnly), p.CertDaysLeft))
+			kv("certificate", fmt.Sprintf("%s; issuer %s; until %s (%d days)", untrusted.Names(p.CertSubjects, "names"), untrusted.Name(p.CertIssuer), p.CertNotAfter.Format(time.DateOnly), p.CertDaysLeft))
 		}
-		kv("after TLS", strings.Join(p.EHLOAfterTLS, ", "))
+		kv("after TLS", safe(strings.Join(p.EHLOAfterTLS, ", ")))
 		if p.EHLO != nil || p.EHLOAfterTLS != nil {
 			kv("extensions", extensions(p))
 		}
 		switch p.AuthResult {
 		case "ok":
-			kv("auth", pen.paint(green, "ok ("+p.AuthMechanism+")"))
+			kv("auth", pen.paint(green, "ok ("+untrusted.Name(p.AuthMechanism)+")"))
 		case "failed":
 			kv("auth", pen.paint(red, "failed"))
 		}
 		for _, f := range p.Findings {
-			fmt.Fprintf(bw, "  %s %s: %s\n", pen.paint(severityColor(f.Severity), fmt.Sprintf("%-12s", f.Severity)), f.Code, f.Message)
+			fmt.Fprintf(bw, "  %s %s: %s\n", pen.paint(severityColor(f.Severity), fmt.Sprintf("%-12s", f.Severity)), f.Code, safe(f.Message))
 		}
 	}
 
 	fmt.Fprintln(bw)
 	if r.DiscoveryError != "" {
-		fmt.Fprintf(bw, "%s %s\n", pen.bold("SRV discovery:"), oneLine(r.DiscoveryError))
+		fmt.Fprintf(bw, "%s %s\n", pen.bold("SRV discovery:"), safe(oneLine(r.DiscoveryError)))
 	}
 	if r.Recommendation != nil {
 		rec := r.Recommendation.String()
 		if r.RecommendedHost != "" {
-			rec += " on " + r.RecommendedHost
+			rec += " on " + untrusted.Name(r.RecommendedHost)
 		}
 		fmt.Fprintf(bw, "%s %s\n", pen.bold("Recommendation:"), pen.paint(green, rec))
 	} else {
 		fmt.Fprintf(bw, "%s %s\n", pen.bold("Recommendation:"), pen.paint(red, "none"))
 	}
-	fmt.Fprintln(bw, r.Advice)
+	fmt.Fprintln(bw, safe(r.Advice))
 	return bw.Flush()
 }
 
 // portLabel names a port, with its SRV target's host when it has one.
 func portLabel(p PortReport) string {
 	if p.Host != "" {
-		return net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+		return net.JoinHostPort(untrusted.Name(p.Host), strconv.Itoa(p.Port))
 	}
 	return strconv.Itoa(p.Port)
 }
@@ -221,6 +226,10 @@ func sizeText(n int64) string {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " / ") }
+
+// safe makes a value from the server (or a message quoting one) safe and
+// bounded for a terminal, on one line.
+func safe(s string) string { return untrusted.Text(s, 4*untrusted.MaxText) }
 
 func dash(s string) string {
 	if s == "" {

@@ -4,22 +4,28 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"log/slog"
 	"net"
 	netsmtp "net/smtp"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 	"golang.org/x/oauth2"
 )
 
-// The public contract of /work/shared/API.md, checked by the compiler: a
+// The public contract of package submit, checked by the compiler: a
 // renamed or re-typed name breaks this file before it breaks a user.
+// Changing this file changes the contract; say so in CHANGELOG.md.
 var (
 	_ submit.ContextDialer = &net.Dialer{}
 
@@ -32,15 +38,20 @@ var (
 		FallbackDelay: time.Duration(0),
 		NetDialer:     submit.ContextDialer(nil),
 		Logger:        (*slog.Logger)(nil),
+		Transcript:    io.Writer(nil),
+		SessionCache:  tls.ClientSessionCache(nil),
+		Discover:      func(context.Context, string) ([]submit.Server, error) { return nil, nil },
+		Winners:       submit.WinnerStore(nil),
+		WinnerTTL:     time.Duration(0),
 	}
-	_ func(*submit.Dialer, context.Context, string) (*submit.Client, error) = (*submit.Dialer).Dial
+	_ func(*submit.Dialer, context.Context, string) (*submit.Client, error)          = (*submit.Dialer).Dial
+	_ func(*submit.Dialer, context.Context, []submit.Server) (*submit.Client, error) = (*submit.Dialer).DialServers
 
 	_ func(*submit.Client) int                                                 = (*submit.Client).Port
 	_ func(*submit.Client) tlsmode.Mode                                        = (*submit.Client).Mode
 	_ func(*submit.Client) (tls.ConnectionState, bool)                         = (*submit.Client).ConnectionState
 	_ func(*submit.Client) string                                              = (*submit.Client).Mechanism
 	_ func(*submit.Client, context.Context, string, []string, io.Reader) error = (*submit.Client).Send
-	_ func(*submit.Client) *smtp.Client                                        = (*submit.Client).SMTP
 	_ func(*submit.Client) error                                               = (*submit.Client).Quit
 	_ func(*submit.Client) error                                               = (*submit.Client).Close
 
@@ -54,45 +65,98 @@ var (
 	_ func(...submit.Auth) submit.Auth                           = submit.AnyAuth
 	_ func(string, netsmtp.Auth, string, []string, []byte) error = submit.SendMail
 
-	_ = []error{
-		submit.ErrSTARTTLSStripped,
-		submit.ErrResponseInjection,
-		submit.ErrPlaintextAuth,
-		submit.ErrAuthFailed,
-		submit.ErrOutcomeUnknown,
-	}
-
-	_                                 = submit.Attempt{Candidate: tlsmode.Candidate{}, Err: error(nil), Elapsed: time.Duration(0)}
-	_                                 = submit.DialError{Host: "", Attempts: []submit.Attempt(nil)}
+	_                                 = submit.Attempt{Host: "", Candidate: tlsmode.Candidate{}, Addr: "", Err: error(nil), Elapsed: time.Duration(0)}
+	_                                 = submit.DialError{Host: "", Attempts: []submit.Attempt(nil), Err: error(nil), Discovery: error(nil)}
 	_ func(*submit.DialError) string  = (*submit.DialError).Error
 	_ func(*submit.DialError) []error = (*submit.DialError).Unwrap
+	_ func(*submit.DialError) string  = (*submit.DialError).Advice
+	_ func(*submit.DialError) bool    = (*submit.DialError).Temporary
+	_                                 = submit.StepError{Step: "", Host: "", Candidate: tlsmode.Candidate{}, Elapsed: 0, Reply: (*submit.Reply)(nil), Err: error(nil)}
+	_ func(*submit.StepError) string  = (*submit.StepError).Advice
+	_ func(*submit.StepError) bool    = (*submit.StepError).Temporary
+	_ error                           = &submit.Reply{Code: 535, Enhanced: "5.7.8", Text: ""}
+	_ func(*submit.Reply) bool        = (*submit.Reply).Temporary
 	_ func(error) bool                = submit.IsTemporary
 
-	_ func(*submit.Dialer, string, ...submit.MailerOption) *submit.Mailer      = submit.NewMailer
+	_ = &submit.Mailer{Dialer: (*submit.Dialer)(nil), Host: "", MaxConns: 0, MaxIdle: 0, MaxMessages: 0,
+		IdleTimeout: time.Duration(0), IdleCheck: time.Duration(0)}
 	_ func(*submit.Mailer, context.Context, string, []string, io.Reader) error = (*submit.Mailer).Send
 	_ func(*submit.Mailer) error                                               = (*submit.Mailer).Close
 
-	_ error = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Err: (*smtp.SMTPError)(nil)}}}
+	_ error                            = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Reply: (*submit.Reply)(nil)}}}
+	_ func(*submit.SendError) []string = (*submit.SendError).Retry
+	_                                  = submit.DSNOptions{Return: "HDRS", Notify: []string{"FAILURE"}, EnvelopeID: ""}
 
 	_ func(string) (*submit.Dialer, string, error) = submit.ParseURL
+	_ func(string) string                          = submit.RedactURL
 
-	_                                                        = submit.Server{Host: "", Candidates: []tlsmode.Candidate(nil), Source: ""}
-	_ func(context.Context, string) ([]submit.Server, error) = submit.Lookup
+	_ = submit.Server{Host: "", Candidates: []tlsmode.Candidate(nil), Source: "", Origin: "", Provider: "", Username: ""}
+
+	_ func(context.Context, *submit.Trace) context.Context = submit.WithTrace
+	_                                                      = submit.Trace{ConnectStart: func(submit.Attempt) {}, AttemptDone: func(submit.Attempt) {}}
 )
 
-// TestContractDefaults checks the documented defaults of the Dialer's zero
-// fields, which programs rely on without setting them.
-func TestContractDefaults(t *testing.T) {
-	if submit.DefaultTimeout != 30*time.Second || submit.DefaultFallbackDelay != 300*time.Millisecond || submit.DefaultLocalName != "localhost" {
-		t.Fatalf("defaults are %v, %v, %q; API.md says 30s, 300ms, \"localhost\"",
-			submit.DefaultTimeout, submit.DefaultFallbackDelay, submit.DefaultLocalName)
-	}
-	sentinels := []error{submit.ErrSTARTTLSStripped, submit.ErrResponseInjection, submit.ErrPlaintextAuth, submit.ErrAuthFailed, submit.ErrOutcomeUnknown}
+// TestSentinelsAreDistinct: programs branch on the sentinels, so none may
+// match another.
+func TestSentinelsAreDistinct(t *testing.T) {
+	sentinels := []error{submit.ErrSTARTTLSStripped, submit.ErrResponseInjection, submit.ErrPlaintextAuth, submit.ErrAuthFailed,
+		submit.ErrOutcomeUnknown, submit.ErrWrongMode, submit.ErrCertificate, submit.ErrTLSVersion, submit.ErrProtocol,
+		submit.ErrBadAddress, submit.ErrMechanismUnavailable, submit.ErrTokenUnavailable, submit.ErrLineTooLong,
+		submit.ErrBadURL, submit.ErrExtensionMissing, submit.ErrMailerClosed, submit.ErrMessageTooLarge}
 	for i, a := range sentinels {
 		for j, b := range sentinels {
 			if i != j && errors.Is(a, b) {
 				t.Errorf("sentinel %v is %v: programs could not tell them apart", a, b)
 			}
 		}
+	}
+}
+
+// TestExportedNamesBudget keeps package submit small: every exported name
+// is a promise once tagged, so the package holds at most 60 top-level ones
+// (constants, variables, functions and types; not methods or fields).
+func TestExportedNamesBudget(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil && d.Name.IsExported() {
+					names = append(names, d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					switch s := s.(type) {
+					case *ast.TypeSpec:
+						if s.Name.IsExported() {
+							names = append(names, s.Name.Name)
+						}
+					case *ast.ValueSpec:
+						for _, n := range s.Names {
+							if n.IsExported() {
+								names = append(names, n.Name)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	t.Logf("%d exported names: %s", len(names), strings.Join(names, " "))
+	if len(names) > 60 {
+		t.Errorf("package submit exports %d top-level names; the budget is 60", len(names))
 	}
 }

@@ -4,204 +4,394 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
+	"net"
 	"strconv"
+	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/internal/session"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// attemptConfig is what one attempt was opened with.
-type attemptConfig struct {
-	tls      *tls.Config
-	deadline time.Time
+// attempt is one target of a Dial: one connection through connect,
+// banner, EHLO, the STARTTLS guard, TLS and EHLO again (session.Open), and
+// then, on the session the race hands to the Dial, AUTH.
+type attempt struct {
+	d      *Dialer
+	race   context.Context // cancelled with a cause when the race ends
+	caller context.Context // the Dial's context
+	t      plan.Target
+	start  time.Time
+	cfg    *tls.Config
+	trace  *Trace
+
+	mu   sync.Mutex
+	ctx  context.Context // the attempt's: the race's, with the attempt's deadline
+	stop context.CancelCauseFunc
 }
 
-// open runs one attempt up to a secure session with its post-TLS EHLO read.
-// The attempt's budget (Timeout) starts at start and also covers the AUTH
-// that may follow: the connection's deadline stays set when open returns.
-func (d *Dialer) open(ctx context.Context, host string, c tlsmode.Candidate, start time.Time) (*session.Session, *attemptConfig, error) {
-	timeout := d.timeout()
-	if c.Mode == tlsmode.Plaintext && d.Auth != nil {
-		err := fmt.Errorf("%w: port %d is configured as plaintext, and credentials never travel in clear; use tlsmode.StartTLS or tlsmode.Implicit", ErrPlaintextAuth, c.Port)
-		d.log(ctx, c, host, "auth", 0, err)
-		return nil, nil, &StepError{Port: c.Port, Step: "auth", Err: err}
+func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, start time.Time, tr *Trace) *attempt {
+	return &attempt{d: d, race: race, caller: caller, t: t, start: start, trace: tr}
+}
+
+// open runs the attempt up to a secure session with its post-TLS EHLO
+// read. The attempt's budget (Timeout) starts at a.start and also covers
+// the AUTH that may follow: the socket's deadline stays set.
+func (a *attempt) open() (*session.Session, error) {
+	c := a.t.Candidate
+	switch {
+	case c.Mode == tlsmode.Plaintext && a.d.Auth != nil:
+		return nil, a.explain("auth", diag.Configf("port %d is configured as plaintext, and credentials never travel in clear: %w", c.Port, ErrPlaintextAuth))
+	case c.Mode != tlsmode.StartTLS && c.Mode != tlsmode.Implicit && c.Mode != tlsmode.Plaintext:
+		return nil, a.explain("connect", diag.Configf("invalid mode %v in candidate %v", c.Mode, c))
 	}
-	if c.Mode != tlsmode.StartTLS && c.Mode != tlsmode.Implicit && c.Mode != tlsmode.Plaintext {
-		return nil, nil, &StepError{Port: c.Port, Step: "connect", Err: fmt.Errorf("invalid mode %v in candidate", c.Mode)}
-	}
-	cfg := &attemptConfig{tls: d.tlsConfig(host), deadline: start.Add(timeout)}
-	actx, cancel := context.WithDeadline(ctx, cfg.deadline)
-	defer cancel()
+	a.cfg = a.d.tlsConfig(a.t.Host)
+	dctx, cancelDeadline := context.WithDeadlineCause(a.race, a.start.Add(a.d.timeout()), diag.ErrTimeout)
+	ctx, stop := context.WithCancelCause(dctx)
+	a.mu.Lock()
+	a.ctx, a.stop = ctx, stop
+	a.mu.Unlock()
+	defer func() {
+		// From here on the session (if any) belongs to the Dial, and the
+		// attempt's context says nothing about its failures.
+		a.mu.Lock()
+		a.ctx = nil
+		a.mu.Unlock()
+		stop(nil)
+		cancelDeadline()
+	}()
 
 	var tr *wire.Transcript
-	if d.Transcript != nil {
-		tr = wire.NewTranscript(d.Transcript, strconv.Itoa(c.Port)+" ", &d.trMu)
+	if a.d.Transcript != nil {
+		tr = wire.NewTranscript(a.d.Transcript, strconv.Itoa(c.Port)+" ", &a.d.trMu)
 	}
-	trace := ContextTrace(ctx)
-	s, err := session.Open(actx, session.Config{
-		Host:       host,
+	// A port stated as STARTTLS that stays silent may speak implicit TLS:
+	// say so instead of waiting out the whole Timeout. The mode is never
+	// switched; the attempt fails, naming the mode the port speaks.
+	var watch *silenceWatch
+	if c.Mode == tlsmode.StartTLS && !a.t.Detect {
+		watch = a.watchSilence()
+		defer watch.done()
+	}
+	dial := a.trace.dialer(a.d.netDialer(), a.t).DialContext
+	if watch != nil {
+		dial = watch.wrap(dial)
+	}
+	step := ""
+	s, err := session.Open(ctx, session.Config{
+		Host:       a.t.Host,
 		Candidate:  c,
-		TLSConfig:  cfg.tls,
-		LocalName:  d.localName(),
-		NetDialer:  trace.dialer(d.netDialer(), c),
+		TLSConfig:  a.cfg,
+		LocalName:  a.d.localName(),
+		Dial:       dial,
 		Transcript: tr,
-		Step: func(step string, dur time.Duration, err error) {
-			d.log(ctx, c, host, step, dur, err)
-			if err == nil && (step == "starttls" || step == "connect" && c.Mode == tlsmode.Implicit) {
-				trace.tlsStart(c)
+		Step: func(name string, dur time.Duration, err error) {
+			step = name
+			a.d.log(a.caller, c, a.t.Host, name, dur, err)
+			switch {
+			case name == "connect" && err == nil && watch != nil:
+				watch.connected()
+			case name == "banner" && watch != nil:
+				watch.done()
+			}
+			if err == nil && (name == "starttls" || name == "connect" && c.Mode == tlsmode.Implicit) {
+				a.trace.tlsStart(a.info(nil))
 			}
 		},
-		TLSDone: func(st tls.ConnectionState, err error) { trace.tlsDone(c, st, err) },
+		TLSDone: func(st tls.ConnectionState, err error) {
+			info := a.info(nil)
+			info.TLS, info.Err = &st, err
+			a.trace.tlsDone(info)
+		},
 	})
 	if err != nil {
-		return nil, nil, d.explain(ctx, c, cfg, err, time.Since(start))
+		var se *session.Error
+		if errors.As(err, &se) {
+			step, err = se.Step, se.Err
+		}
+		serr := a.explain(step, err)
+		if errors.Is(serr, ErrSTARTTLSStripped) {
+			info := a.info(serr)
+			a.trace.stripped(info)
+		}
+		return nil, serr
 	}
 	if c.Mode != tlsmode.Plaintext {
-		if st, ok := s.Conn.TLS(); !ok || !verified(st, cfg.tls) {
-			s.Quit(100 * time.Millisecond)
-			err := fmt.Errorf("%w: TLSConfig.InsecureSkipVerify is set without a VerifyConnection callback, so the server is unauthenticated; add its CA to TLSConfig.RootCAs instead", ErrCertificate)
-			return nil, nil, &StepError{Port: c.Port, Step: "tls", Err: err, Elapsed: time.Since(start)}
+		if st, ok := s.Conn.TLS(); !ok || !verified(st, a.cfg) {
+			s.Quit(quitWait)
+			return nil, a.explain("tls", diag.Configf("%w: TLSConfig.InsecureSkipVerify is set without a VerifyConnection callback, so the server is unauthenticated", ErrCertificate))
 		}
 	}
-	return s, cfg, nil
+	return s, nil
 }
 
-// explain turns a session error into a StepError that names the step, wraps
-// the right sentinel, and says what to do.
-func (d *Dialer) explain(ctx context.Context, c tlsmode.Candidate, cfg *attemptConfig, err error, elapsed time.Duration) error {
-	step := "connect"
-	var se *session.Error
-	if errors.As(err, &se) {
-		step, err = se.Step, se.Err
-	}
-	ctxErr := ctx.Err()
-	if dl, ok := ctx.Deadline(); ok && ctxErr == nil && wire.IsTimeout(err) && !time.Now().Before(dl) {
-		// The socket's deadline was the context's: the read can fail an
-		// instant before the context's own timer marks it done.
-		ctxErr = context.DeadlineExceeded
-	}
-	if ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w: %w", ctxErr, err)
-	}
-	var stripped *session.StrippedError
+// info is the attempt as Trace hooks see it.
+func (a *attempt) info(err error) Attempt {
+	return Attempt{Host: a.t.Host, Candidate: a.t.Candidate, Addr: net.JoinHostPort(a.t.Host, strconv.Itoa(a.t.Candidate.Port)),
+		Elapsed: time.Since(a.start), Err: err}
+}
+
+// explain turns the failure of step into the attempt's StepError. Whose
+// failure it was is decided here, once: the caller's context, the race
+// (another port won, the Dial ended), the attempt's own Timeout, a wrong
+// mode found by the silence watch, or else the step's own error. err nil
+// means the attempt was stopped with a secure session in hand.
+func (a *attempt) explain(step string, err error) *StepError {
+	a.mu.Lock()
+	ctx := a.ctx
+	a.mu.Unlock()
 	switch {
-	case errors.As(err, &stripped):
-		err = fmt.Errorf("%w: %s", ErrSTARTTLSStripped, stripped.Reason)
-		ContextTrace(ctx).stripped(c, err)
-	case errors.Is(err, session.ErrRejected):
-		err = fmt.Errorf("%w: %v", ErrSTARTTLSStripped, err)
-		ContextTrace(ctx).stripped(c, err)
-	case errors.Is(err, wire.ErrInjection):
-		err = fmt.Errorf("%w: %v — a man in the middle may be trying to inject SMTP replies; portwise dropped the connection", ErrResponseInjection, err)
-	case step == "tls":
-		err = tlsErr(c.Port, c.Mode, cfg.tls.ServerName, err)
+	case a.caller.Err() != nil:
+		err = a.caller.Err()
+	case a.race.Err() != nil:
+		err = context.Cause(a.race)
+	case ctx != nil && ctx.Err() != nil:
+		err = context.Cause(ctx)
+	case err == nil:
+		err = diag.ErrDialEnded
+	case diag.IsTimeout(err) && !errors.Is(err, diag.ErrTimeout):
+		// The socket's deadline is the attempt's budget: a timeout of
+		// the attempt, never the caller's context.DeadlineExceeded.
+		err = diag.ErrTimeout
 	}
-	return stepErr(c.Port, step, err, elapsed)
+	se := newStepError(step, a.t.Host, a.t.Candidate, time.Since(a.start), err)
+	if step != "" {
+		a.d.log(a.caller, a.t.Candidate, a.t.Host, "failed", se.Elapsed, se)
+	}
+	return se
 }
 
-// authenticate runs AUTH on a ready session. end reports a failure that must
-// end the whole Dial: the server rejected the credential, which must not be
-// replayed on another port.
-func (d *Dialer) authenticate(ctx context.Context, r attemptResult) (res authResult) {
-	res.r = r
-	s, c := r.s, r.s.Candidate
-	t0 := time.Now()
-	trace, tried := ContextTrace(ctx), ""
-	defer func() {
-		d.log(ctx, c, s.Host, "auth", time.Since(t0), res.err)
-		if res.err != nil {
-			var se *StepError
-			if !errors.As(res.err, &se) {
-				res.err = stepErr(c.Port, "auth", res.err, time.Since(t0))
-			}
+// silenceWatch checks, when a STARTTLS port has sent not a byte a while
+// after connecting, whether it answers a TLS handshake instead, and then
+// stops the attempt with a WrongModeError.
+type silenceWatch struct {
+	a      *attempt
+	once   sync.Once
+	greet  chan struct{} // closed once the greeting came (or the attempt ended)
+	heard  chan struct{} // closed once the server sent a byte
+	heardO sync.Once
+	wg     sync.WaitGroup
+	armOne sync.Once
+}
+
+func (a *attempt) watchSilence() *silenceWatch {
+	return &silenceWatch{a: a, greet: make(chan struct{}), heard: make(chan struct{})}
+}
+
+// wrap makes the attempt's connection tell the watch when the server
+// first sends a byte: a slow greeting is not silence.
+func (w *silenceWatch) wrap(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
 		}
-		trace.authDone(c, tried, res.err)
+		return &heardConn{Conn: nc, w: w}, nil
+	}
+}
+
+// heardConn is a connection that reports its first byte read.
+type heardConn struct {
+	net.Conn
+	w *silenceWatch
+}
+
+func (c *heardConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.w.heardO.Do(func() { close(c.w.heard) })
+	}
+	return n, err
+}
+
+// connected starts the clock: the greeting is due from now.
+func (w *silenceWatch) connected() {
+	w.armOne.Do(func() {
+		w.wg.Add(1)
+		go w.run()
+	})
+}
+
+// done ends the watch and waits for it.
+func (w *silenceWatch) done() {
+	w.once.Do(func() { close(w.greet) })
+	w.wg.Wait()
+}
+
+func (w *silenceWatch) run() {
+	defer w.wg.Done()
+	a := w.a
+	wait := min(time.Second, a.d.timeout()/4)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	a.mu.Lock()
+	ctx := a.ctx
+	a.mu.Unlock()
+	select {
+	case <-w.greet:
+		return
+	case <-w.heard:
+		return
+	case <-ctx.Done():
+		return
+	case <-timer.C:
+	}
+	seen := a.answersTLS(ctx)
+	select {
+	case <-w.greet:
+	case <-w.heard:
+	default:
+		if seen != "" {
+			a.stop(&diag.WrongModeError{Port: a.t.Candidate.Port, Stated: tlsmode.StartTLS, Speaks: tlsmode.Implicit, Seen: seen})
+		}
+	}
+}
+
+// answersTLS tries a TLS handshake on the attempt's port, only to learn
+// whether the port speaks implicit TLS: nothing is sent after it. It
+// returns what proves it, or "".
+func (a *attempt) answersTLS(ctx context.Context) string {
+	addr := net.JoinHostPort(a.t.Host, strconv.Itoa(a.t.Candidate.Port))
+	nc, err := a.d.netDialer().DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return ""
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	cfg := a.cfg.Clone()
+	// Whether it verifies does not matter here: only that it is TLS.
+	cfg.InsecureSkipVerify, cfg.VerifyConnection, cfg.VerifyPeerCertificate = true, nil, nil
+	cfg.ClientSessionCache = nil
+	tc := tls.Client(nc, cfg)
+	if tc.HandshakeContext(ctx) != nil {
+		return ""
+	}
+	return "it answered a TLS handshake, " + tls.VersionName(tc.ConnectionState().Version) + ", and sent no greeting in clear"
+}
+
+// authResult is the outcome of AUTH on a secure session.
+type authResult struct {
+	mech  string
+	err   error
+	sent  bool      // a payload of the mechanism (maybe the credential) went out
+	renew renewFunc // renews the credential the server rejected, if it can be
+}
+
+// renewFunc renews a rejected credential; retry reports a new one to try.
+type renewFunc func(ctx context.Context) (retry bool, err error)
+
+// rejectionHandler is implemented by mechanisms whose rejection carries
+// details (XOAUTH2's JSON error challenge) and whose credential can be
+// renewed (an OAuth2 access token).
+type rejectionHandler interface {
+	rejected(final *wire.Reply, lastChallenge []byte) (note string, renew renewFunc)
+}
+
+// authenticate runs AUTH on the session the race handed to the Dial.
+func (d *Dialer) authenticate(ctx context.Context, rd *ready) (res authResult) {
+	a, s := rd.attempt, rd.session
+	c := a.t.Candidate
+	t0 := time.Now()
+	info := a.info(nil)
+	defer func() {
+		d.log(ctx, c, a.t.Host, "auth", time.Since(t0), res.err)
+		info.Elapsed, info.Mechanism, info.Err = time.Since(a.start), res.mech, res.err
+		a.trace.authDone(info)
 	}()
 	st, ok := s.Conn.TLS()
-	if !ok || !verified(st, r.cfg.tls) {
-		// Checked from the real connection, not from the mode: whatever the
+	if !ok || !verified(st, a.cfg) {
+		// Checked on the real connection, not from the mode: whatever the
 		// server advertised, credentials need verified TLS.
-		res.err = fmt.Errorf("%w: the connection on port %d has no verified TLS", ErrPlaintextAuth, c.Port)
+		res.err = a.explain("auth", diag.Configf("%w: the connection on port %d has no verified TLS", ErrPlaintextAuth, c.Port))
 		return res
 	}
-	info := &AuthInfo{Host: s.Host, Mechanisms: s.Caps.AuthMechs(), TLS: &st}
-	trace.authStart(c, info.Mechanisms)
-	mech, err := d.Auth.Start(ctx, info)
-	if err != nil {
-		res.err = err
+	info.TLS, info.Mechanisms = &st, s.Caps.AuthMechs()
+	a.trace.authStart(info)
+	mech, err := d.Auth.Start(ctx, &AuthInfo{Host: a.t.Host, Mechanisms: s.Caps.AuthMechs(), TLS: &st})
+	switch {
+	case err != nil:
+		res.err = a.explain("auth", err)
+		return res
+	case isNil(mech):
+		res.err = a.explain("auth", diag.Configf("submit: the Auth (%T) returned no SASL client and no error", d.Auth))
 		return res
 	}
 	stop := context.AfterFunc(ctx, func() { s.Conn.Close() })
 	defer stop()
-	ar, err := s.Conn.Auth(mech)
-	tried = ar.Mechanism
-	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("%w: %w", ctx.Err(), err)
-		}
-		res.err = err
+	ar, err := s.Conn.Auth(checkFields(mech))
+	res.sent, res.mech = ar.Sent, ar.Mechanism
+	switch {
+	case err != nil:
 		// The credential may have reached the server, which then broke
-		// the exchange (closed, timed out, broke the grammar, or sent a
-		// challenge the mechanism cannot answer): its fate is unknown, so
-		// it is not sent again on another port.
-		res.end = ar.Sent
-		return res
+		// the exchange: its fate is unknown, and the Dial ends.
+		res.err = a.explain("auth", err)
+	case ar.Final.Code == 235:
+	default:
+		re := ar.Final.Err("AUTH " + ar.Mechanism)
+		if h, ok := mech.(rejectionHandler); ok {
+			re.Note, res.renew = h.rejected(ar.Final, ar.LastChallenge)
+		}
+		res.err = a.explain("auth", re)
 	}
-	if ar.Final.Code == 235 {
-		res.mech = ar.Mechanism
-		return res
-	}
-	smtpErr := ar.Final.Err()
-	if ex, ok := mech.(failureExplainer); ok {
-		res.err = ex.explainFailure(smtpErr, ar.LastChallenge)
-	} else {
-		res.err = authReplyErr(ar.Mechanism, smtpErr)
-	}
-	// Only an explicit temporary failure (4xx) lets the next session try
-	// the credential again; a 5xx, or a reply AUTH cannot end with (2xx
-	// other than 235, 3xx), ends the Dial.
-	res.end = smtpErr.Code/100 != 4
 	return res
 }
 
-// failureExplainer is implemented by mechanisms whose failures carry
-// details in the last challenge (XOAUTH2's JSON error).
-type failureExplainer interface {
-	explainFailure(e *smtp.SMTPError, lastChallenge []byte) error
+// fieldChecker is a SASL client whose payloads are checked before they go
+// out, whoever built it.
+type fieldChecker struct {
+	sasl.Client
+	mech string
 }
 
-// authReplyErr maps an AUTH failure reply to an error a person understands.
-// 5xx wraps ErrAuthFailed; 4xx is temporary.
-func authReplyErr(mech string, e *smtp.SMTPError) error {
-	var hint string
-	switch {
-	case e.Code == 535:
-		hint = "the server rejected the user name or password; check them — providers such as Gmail and Microsoft 365 need an app password or OAuth2 (XOAUTH2)"
-	case e.Code == 534:
-		hint = "the server considers " + mech + " too weak for this account; use OAuth2 (XOAUTH2) or the mechanism the provider documents (Gmail also says this when the account needs an app password)"
-	case e.Code == 538:
-		hint = "the server requires encryption for " + mech + "; portwise authenticates only over verified TLS, so the server wants more than this connection gives (another port or TLS mode), or a stronger mechanism"
-	case e.Code == 454 || e.Code/100 == 4:
-		return fmt.Errorf("AUTH %s got a temporary failure (%s); try again later: %w", mech, smtpText(e), e)
-	case e.Code == 504:
-		hint = "the server does not support " + mech
-	default:
-		hint = "the server refused authentication"
-	}
-	return fmt.Errorf("%w: AUTH %s: %s (%s): %w", ErrAuthFailed, mech, hint, smtpText(e), e)
+// rawFieldChecker is a fieldChecker for a client that wants raw
+// challenges (LOGIN prompts sent in clear).
+type rawFieldChecker struct {
+	fieldChecker
+	raw wire.RawChallenger
 }
 
-func smtpText(e *smtp.SMTPError) string {
-	s := strconv.Itoa(e.Code)
-	if e.EnhancedCode != (smtp.EnhancedCode{}) && e.EnhancedCode != smtp.NoEnhancedCode {
-		s += fmt.Sprintf(" %d.%d.%d", e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2])
+// checkFields wraps mech so that no payload can forge the fields of PLAIN,
+// LOGIN, XOAUTH2 or OAUTHBEARER, whichever Auth built it (net/smtp's
+// PlainAuth, a go-sasl client, a custom one).
+func checkFields(mech sasl.Client) sasl.Client {
+	fc := fieldChecker{Client: mech}
+	if raw, ok := mech.(wire.RawChallenger); ok {
+		return &rawFieldChecker{fieldChecker: fc, raw: raw}
 	}
-	if e.Message != "" {
-		s += " " + wire.Clip(e.Message)
+	return &fc
+}
+
+func (c *fieldChecker) Start() (string, []byte, error) {
+	mech, ir, err := c.Client.Start()
+	if err != nil {
+		return mech, ir, err
 	}
-	return s
+	c.mech = mech
+	if ir != nil {
+		if err := checkPayload(mech, ir, true); err != nil {
+			return "", nil, err
+		}
+	}
+	return mech, ir, nil
+}
+
+func (c *fieldChecker) Next(challenge []byte) ([]byte, error) {
+	resp, err := c.Client.Next(challenge)
+	if err == nil {
+		err = checkPayload(c.mech, resp, false)
+	}
+	return resp, err
+}
+
+func (c *rawFieldChecker) NextRaw(text string, decoded []byte) ([]byte, error) {
+	resp, err := c.raw.NextRaw(text, decoded)
+	if err == nil {
+		err = checkPayload(c.mech, resp, false)
+	}
+	return resp, err
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/untrusted"
 )
 
 // AuthInfo is what an Auth sees of a server when it chooses a mechanism:
@@ -44,10 +46,6 @@ func (f AuthFunc) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error
 	return f(ctx, info)
 }
 
-// ErrMechanismUnavailable means the server does not offer the mechanism an
-// Auth needs (after TLS).
-var ErrMechanismUnavailable = errors.New("authentication mechanism not offered")
-
 func errUnoffered(want string, info *AuthInfo) error {
 	return &unofferedError{want: want, offered: info.Mechanisms}
 }
@@ -62,7 +60,7 @@ type unofferedError struct {
 func (e *unofferedError) Error() string {
 	offered := "no AUTH at all"
 	if len(e.offered) > 0 {
-		offered = strings.Join(e.offered, " ")
+		offered = untrusted.Text(strings.Join(e.offered, " "), untrusted.MaxText)
 	}
 	return fmt.Sprintf("%v: %s needed, the server offers %s after TLS", ErrMechanismUnavailable, e.want, offered)
 }
@@ -88,6 +86,9 @@ func PlainAuth(identity, username, password string) Auth {
 // "Password:", "password", base64 or not) and aborts on any other.
 func LoginAuth(username, password string) Auth {
 	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		if err := checkLogin(username, password); err != nil {
+			return nil, err
+		}
 		if !info.Offers("LOGIN") {
 			return nil, errUnoffered("LOGIN", info)
 		}
@@ -105,6 +106,9 @@ func PasswordAuth(username, password string) Auth {
 			}
 			return sasl.NewPlainClient("", username, password), nil
 		case info.Offers("LOGIN"):
+			if err := checkLogin(username, password); err != nil {
+				return nil, err
+			}
 			return &loginClient{user: username, pass: password}, nil
 		}
 		return nil, errUnoffered("PLAIN or LOGIN", info)
@@ -152,11 +156,12 @@ func (c *loginClient) NextRaw(text string, decoded []byte) ([]byte, error) {
 			return []byte(c.pass), nil
 		}
 	}
-	return nil, fmt.Errorf("LOGIN: the server prompted %q, which asks for neither the user name nor the password, so portwise cancelled with \"*\" without answering; use PlainAuth if the server offers PLAIN", clipPrompt(text, decoded))
+	return nil, fmt.Errorf("LOGIN: the server prompted \"%s\", which asks for neither the user name nor the password, so portwise cancelled with \"*\" without answering; use PlainAuth if the server offers PLAIN", clipPrompt(text, decoded))
 }
 
 func loginPrompt(p string) string {
-	p = strings.ToLower(strings.TrimSpace(p))
+	// aiosmtpd and older Exchange pad the prompt with NUL ("User Name\x00").
+	p = strings.ToLower(strings.TrimRight(strings.TrimSpace(p), "\x00 \t"))
 	p = strings.TrimSuffix(p, ":")
 	switch strings.ReplaceAll(p, " ", "") {
 	case "username", "user":
@@ -169,20 +174,8 @@ func loginPrompt(p string) string {
 
 func clipPrompt(text string, decoded []byte) string {
 	s := text
-	if decoded != nil && isPrintable(decoded) {
+	if decoded != nil && utf8.Valid(decoded) {
 		s = string(decoded)
 	}
-	if len(s) > 40 {
-		s = s[:40] + "…"
-	}
-	return s
-}
-
-func isPrintable(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c > 0x7e {
-			return false
-		}
-	}
-	return true
+	return untrusted.Text(s, 60)
 }

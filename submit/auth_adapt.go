@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/diag"
 )
 
 // SASL adapts any go-sasl client: newClient is called once per connection
@@ -17,9 +18,12 @@ import (
 // ErrMechanismUnavailable.
 func SASL(newClient func() sasl.Client) Auth {
 	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		if newClient == nil {
+			return nil, diag.Configf("submit.SASL: the Auth has no constructor")
+		}
 		c := newClient()
-		if c == nil {
-			return nil, errors.New("submit.SASL: the constructor returned a nil sasl.Client")
+		if isNil(c) {
+			return nil, diag.Configf("submit.SASL: the constructor returned a nil sasl.Client")
 		}
 		mech, ir, err := c.Start()
 		if err != nil {
@@ -83,6 +87,9 @@ func AnyAuth(auths ...Auth) Auth {
 type anyAuth []Auth
 
 func (as anyAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
+	if err := as.check(); err != nil {
+		return nil, err
+	}
 	var wants []string
 	for _, a := range as {
 		c, err := a.Start(ctx, info)
@@ -100,12 +107,25 @@ func (as anyAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error
 		}
 	}
 	if len(wants) == 0 {
-		return nil, errors.New("submit.AnyAuth: no Auth given")
+		return nil, diag.Configf("submit.AnyAuth: no Auth given")
 	}
 	return nil, errUnoffered("one of "+strings.Join(wants, ", "), info)
 }
 
+// check refuses nil members, whose Start would panic.
+func (as anyAuth) check() error {
+	for i, a := range as {
+		if isNil(a) {
+			return diag.Configf("submit.AnyAuth: Auth %d is a nil %T", i, a)
+		}
+	}
+	return nil
+}
+
 func (as anyAuth) prepare(ctx context.Context) error {
+	if err := as.check(); err != nil {
+		return err
+	}
 	for _, a := range as {
 		if p, ok := a.(preparer); ok {
 			if err := p.prepare(ctx); err != nil {

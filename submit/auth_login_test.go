@@ -1,4 +1,4 @@
-package submit
+package submit_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -18,22 +19,17 @@ import (
 func TestLoginOneStepVariant(t *testing.T) {
 	srv := submittest.NewServer(t)
 	for _, clear := range []bool{false, true} {
-		addr := srv.ListenWith(tlsmode.StartTLS, submittest.Options{LoginPrompts: [2]string{"Username:", "password"}, LoginPromptsClear: clear})
+		c := srv.ListenWith(tlsmode.StartTLS, submittest.Options{LoginPrompts: [2]string{"Username:", "password"}, LoginPromptsClear: clear})
 		var tr bytes.Buffer
-		d := &Dialer{
-			Candidates: []tlsmode.Candidate{{Port: srv.Port(addr), Mode: tlsmode.StartTLS}},
-			TLSConfig:  srv.ClientTLSConfig(),
-			Timeout:    5 * time.Second,
-			Transcript: &tr,
-			Auth: AuthFunc(func(context.Context, *AuthInfo) (sasl.Client, error) {
-				return &loginClient{user: "user", pass: "pass", initial: true}, nil
-			}),
-		}
-		c, err := d.Dial(context.Background(), "127.0.0.1")
+		d := srv.Dialer(submit.AuthFunc(func(context.Context, *submit.AuthInfo) (sasl.Client, error) {
+			return submit.NewLoginOneStep("user", "pass"), nil
+		}), c)
+		d.Timeout, d.Transcript = 5*time.Second, &tr
+		cl, err := d.Dial(context.Background(), "127.0.0.1")
 		if err != nil {
 			t.Fatalf("clear=%v: %v", clear, err)
 		}
-		c.Quit()
+		cl.Quit()
 		prompt := "password"
 		if !clear {
 			prompt = base64.StdEncoding.EncodeToString([]byte(prompt))

@@ -5,19 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
+	"github.com/portwise/portwise/internal/untrusted"
+	"github.com/portwise/portwise/internal/wire"
 	"golang.org/x/oauth2"
 )
-
-// ErrTokenUnavailable means an OAuth2 token source could not give an access
-// token (the token endpoint is unreachable, the refresh token was revoked).
-// Dial returns it before any connection is made; the source's own error
-// (often an *oauth2.RetrieveError) is wrapped too.
-var ErrTokenUnavailable = errors.New("cannot get an OAuth2 access token")
 
 // XOAuth2 authenticates with Google's and Microsoft's XOAUTH2 mechanism,
 // sending "user=<username>\x01auth=Bearer <token>\x01\x01" as an initial
@@ -32,6 +26,10 @@ var ErrTokenUnavailable = errors.New("cannot get an OAuth2 access token")
 // the most common OAuth failure. A source made by RefreshingTokenSource can
 // always be made to refresh; a cfg.TokenSource only refreshes a token whose
 // recorded expiry has passed.
+//
+// A token a server rejected is never sent again: until the source gives a
+// different one, every Dial fails before connecting, wrapping both
+// ErrAuthFailed and ErrTokenUnavailable.
 //
 // ts is called at most once per Dial while its token is valid; it should
 // cache (every oauth2 source does).
@@ -76,7 +74,7 @@ func (a *oauthAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, err
 	if err := checkSASLField(a.mech, "access token", tok.AccessToken, "\x00\x01\r\n", true); err != nil {
 		return nil, err
 	}
-	c := &oauthClient{a: a, token: tok.AccessToken, renew: renewalsFrom(ctx)}
+	c := &oauthClient{a: a, token: tok.AccessToken}
 	if a.mech == sasl.OAuthBearer {
 		c.bearer = sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: gs2Name(a.user), Token: tok.AccessToken, Host: info.Host})
 	}
@@ -153,16 +151,31 @@ func (a *oauthAuth) fetch(ctx context.Context) (*oauth2.Token, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, a.user, ctx.Err())
 	}
+	a.mu.Lock()
+	rejected := a.rejected
+	a.mu.Unlock()
 	switch {
 	case r.err != nil:
-		return nil, fmt.Errorf("%w for %s: %w — check that the token endpoint is reachable; if the refresh token was revoked or has expired, authorise the application again to get a new one", ErrTokenUnavailable, a.user, r.err)
+		// The token endpoint's error body is the endpoint's text.
+		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, untrusted.Name(a.user), untrusted.Error(r.err))
 	case r.t == nil || r.t.AccessToken == "":
-		return nil, fmt.Errorf("%w for %s: the token source returned no access token", ErrTokenUnavailable, a.user)
+		return nil, fmt.Errorf("%w for %s: the token source returned no access token", ErrTokenUnavailable, untrusted.Name(a.user))
+	case r.t.AccessToken == rejected:
+		return nil, fmt.Errorf("%w for %s: the token source gave again the access token a server rejected, so portwise will not send it; give XOAuth2 or OAuthBearer a source that can refresh (submit.RefreshingTokenSource), or a new token: %w",
+			ErrTokenUnavailable, untrusted.Name(a.user), ErrAuthFailed)
 	}
 	a.mu.Lock()
 	a.tok = r.t
 	a.mu.Unlock()
 	return r.t, nil
+}
+
+// reject records that a server refused the access token: it is never
+// handed out again.
+func (a *oauthAuth) reject(token string) {
+	a.mu.Lock()
+	a.rejected = token
+	a.mu.Unlock()
 }
 
 // refresh fetches a new token after a server refused the access token
@@ -172,21 +185,14 @@ func (a *oauthAuth) refresh(ctx context.Context, rejected string) (bool, error) 
 		return false, err
 	}
 	defer a.unlock()
-	a.mu.Lock()
-	a.rejected = rejected // never hand it out again from the cache
-	a.mu.Unlock()
 	if t := a.cached(); t != nil {
 		return true, nil // another Dial refreshed it meanwhile
 	}
 	if e, ok := a.ts.(tokenExpirer); ok {
 		e.expire(rejected)
 	}
-	t, err := a.fetch(ctx)
-	if err != nil {
-		return false, fmt.Errorf("the server rejected the access token and a new one could not be fetched: %w", err)
-	}
-	if t.AccessToken == rejected {
-		return false, errNoFreshToken
+	if _, err := a.fetch(ctx); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -196,7 +202,6 @@ func (a *oauthAuth) refresh(ctx context.Context, rejected string) (bool, error) 
 type oauthClient struct {
 	a      *oauthAuth
 	token  string
-	renew  *renewals   // of the Dial that started this client; nil outside one
 	bearer sasl.Client // OAUTHBEARER's initial response comes from go-sasl
 	steps  int
 }
@@ -223,38 +228,26 @@ func (c *oauthClient) Next([]byte) ([]byte, error) {
 	return []byte{}, nil
 }
 
-// explainFailure turns a rejection into an ErrAuthFailed that names what
-// the server said (status and scope from its JSON challenge), and records
-// with the Dial a way to refresh the rejected token.
-func (c *oauthClient) explainFailure(e *smtp.SMTPError, last []byte) error {
-	if e.Code/100 != 5 {
-		return authReplyErr(c.a.mech, e)
+// rejected records a 5xx rejection of the token, so it is never sent
+// again, and reads the status and scope the server gave in its JSON error
+// challenge (never the token). The renewal asks the source for a new token.
+func (c *oauthClient) rejected(final *wire.Reply, last []byte) (note string, renew renewFunc) {
+	if final.Code/100 != 5 {
+		return "", nil
 	}
-	if c.renew != nil {
-		a, rejected := c.a, c.token
-		c.renew.add(func(ctx context.Context) (bool, error) { return a.refresh(ctx, rejected) })
-	}
-	var detail string
+	c.a.reject(c.token)
 	var je struct {
 		Status string `json:"status"`
 		Scope  string `json:"scope"`
 	}
 	if len(last) > 0 && json.Unmarshal(last, &je) == nil && (je.Status != "" || je.Scope != "") {
-		detail = " (status " + strconv.Quote(clipField(je.Status))
+		note = "the server says: status \"" + untrusted.Name(je.Status) + "\""
 		if je.Scope != "" {
-			detail += ", scope " + strconv.Quote(clipField(je.Scope))
+			note += ", scope \"" + untrusted.Name(je.Scope) + "\""
 		}
-		detail += ")"
 	}
-	return fmt.Errorf("%w: AUTH %s for %s: the server rejected the access token%s; it has expired or been revoked, or was issued without the scope the server needs (%s): %w",
-		ErrAuthFailed, c.a.mech, c.a.user, detail, smtpText(e), e)
-}
-
-func clipField(s string) string {
-	if len(s) > 100 {
-		return s[:100] + "…"
-	}
-	return s
+	a, token := c.a, c.token
+	return note, func(ctx context.Context) (bool, error) { return a.refresh(ctx, token) }
 }
 
 // tokenExpirer is implemented by sources that can be told a token was
@@ -319,5 +312,3 @@ func (s *refreshingSource) expire(access string) {
 		s.tok = &t
 	}
 }
-
-var errNoFreshToken = errors.New("the server rejected the access token, and the token source gave the same one again, so portwise did not retry; give XOAuth2 or OAuthBearer a source that can refresh (submit.RefreshingTokenSource), or fetch a new token")

@@ -143,7 +143,7 @@ func TestOAuthRefreshesAnExpiredTokenBeforeDialling(t *testing.T) {
 		submit.RefreshingTokenSource(context.Background(), ep.config(), expired),
 	} {
 		before := ep.count()
-		c, err := dialerFor(srv, submit.XOAuth2(testUser, ts), cand(srv, srv.StartTLSAddr, tlsmode.StartTLS)).Dial(context.Background(), "127.0.0.1")
+		c, err := dialerFor(srv, submit.XOAuth2(testUser, ts), cand(srv, srv.StartTLS, tlsmode.StartTLS)).Dial(context.Background(), "127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +169,7 @@ func TestOAuthRejectionWithoutAFreshTokenIsNotRetried(t *testing.T) {
 		{"cfg.TokenSource cannot be forced", []string{"fresh-access"},
 			func(ep *tokenEndpoint, stored *oauth2.Token) oauth2.TokenSource {
 				return ep.config().TokenSource(context.Background(), stored)
-			}, 0, 1, []string{`status "401"`, `scope "https://mail.google.com/"`, "did not retry", "RefreshingTokenSource"}},
+			}, 0, 1, []string{`status "401"`, `scope "https://mail.google.com/"`, "will not send it", "RefreshingTokenSource"}},
 		{"the new token is rejected too", []string{"also-wrong-access"},
 			func(ep *tokenEndpoint, stored *oauth2.Token) oauth2.TokenSource {
 				return submit.RefreshingTokenSource(context.Background(), ep.config(), stored)
@@ -288,7 +288,7 @@ func TestOAuthRefreshThroughAnyAuthOnlyForTheRejectedToken(t *testing.T) {
 	ep := newTokenEndpoint(t, "fresh-access")
 	stored := &oauth2.Token{AccessToken: "stale-access", RefreshToken: refreshSecret, Expiry: time.Now().Add(time.Hour)}
 	oauth := submit.XOAuth2(testUser, submit.RefreshingTokenSource(context.Background(), ep.config(), stored))
-	c, err := dialerFor(srv, submit.AnyAuth(oauth, submit.PasswordAuth(testUser, "wrong")), cand(srv, srv.StartTLSAddr, tlsmode.StartTLS)).Dial(context.Background(), "127.0.0.1")
+	c, err := dialerFor(srv, submit.AnyAuth(oauth, submit.PasswordAuth(testUser, "wrong")), cand(srv, srv.StartTLS, tlsmode.StartTLS)).Dial(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

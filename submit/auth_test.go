@@ -41,7 +41,7 @@ func static(token string) oauth2.TokenSource {
 // traced dials srv's STARTTLS listener with a transcript and a debug log.
 func traced(srv *submittest.Server, auth submit.Auth) (*submit.Dialer, *bytes.Buffer, *bytes.Buffer) {
 	var logs, tr bytes.Buffer
-	d := dialerFor(srv, auth, cand(srv, srv.StartTLSAddr, tlsmode.StartTLS))
+	d := dialerFor(srv, auth, cand(srv, srv.StartTLS, tlsmode.StartTLS))
 	d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d.Transcript = &tr
 	return d, &logs, &tr
@@ -231,10 +231,10 @@ func TestAuthFailureRepliesAreExplained(t *testing.T) {
 		temporary bool
 		words     []string
 	}{
-		{"535 5.7.8 Username and Password not accepted", submit.PlainAuth("", "user", "pass"), true, false, []string{"rejected the user name or password", "app password", "535 5.7.8"}},
-		{"534 5.7.9 Application-specific password required", submit.PlainAuth("", "user", "pass"), true, false, []string{"too weak", "OAuth2", "534 5.7.9"}},
-		{"538 5.7.11 Encryption required for requested authentication mechanism", submit.LoginAuth("user", "pass"), true, false, []string{"requires encryption for LOGIN", "538 5.7.11"}},
-		{"454 4.7.0 Temporary authentication failure", submit.PlainAuth("", "user", "pass"), false, true, []string{"temporary failure", "try again later", "454 4.7.0"}},
+		{"535 5.7.8 Username and Password not accepted", submit.PlainAuth("", "user", "pass"), true, false, []string{"rejected: 535 5.7.8 Username and Password not accepted", "check the user name and password", "app password"}},
+		{"534 5.7.9 Application-specific password required", submit.PlainAuth("", "user", "pass"), true, false, []string{"app password", "OAuth2", "534 5.7.9"}},
+		{"538 5.7.11 Encryption required for requested authentication mechanism", submit.LoginAuth("user", "pass"), true, false, []string{"AUTH LOGIN rejected: 538 5.7.11", "requires more encryption"}},
+		{"454 4.7.0 Temporary authentication failure", submit.PlainAuth("", "user", "pass"), false, true, []string{"temporary reply to AUTH PLAIN: 454 4.7.0", "try again later"}},
 		{"454 4.7.0 Temporary authentication failure", submit.XOAuth2("user", static("t")), false, true, []string{"try again later"}},
 	}
 	for _, tt := range tests {
@@ -317,7 +317,7 @@ func (a *serverInfoAuth) Start(si *netsmtp.ServerInfo) (string, []byte, error) {
 func TestFromNetSMTPSeesTheVerifiedConnection(t *testing.T) {
 	srv := authServer(t, "PLAIN", "CRAM-MD5")
 	a := &serverInfoAuth{Auth: netsmtp.PlainAuth("", testUser, testPass, "127.0.0.1")}
-	c, err := dialerFor(srv, submit.FromNetSMTP(a), cand(srv, srv.ImplicitAddr, tlsmode.Implicit)).Dial(context.Background(), "127.0.0.1")
+	c, err := dialerFor(srv, submit.FromNetSMTP(a), cand(srv, srv.Implicit, tlsmode.Implicit)).Dial(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestFromNetSMTPSeesTheVerifiedConnection(t *testing.T) {
 	}
 	// net/smtp's own check of the host name still applies.
 	wrong := submit.FromNetSMTP(netsmtp.PlainAuth("", testUser, testPass, "mail.example.com"))
-	_, err = dialerFor(srv, wrong, cand(srv, srv.ImplicitAddr, tlsmode.Implicit)).Dial(context.Background(), "127.0.0.1")
+	_, err = dialerFor(srv, wrong, cand(srv, srv.Implicit, tlsmode.Implicit)).Dial(context.Background(), "127.0.0.1")
 	if err == nil || !strings.Contains(err.Error(), "wrong host name") {
 		t.Errorf("err = %v; want net/smtp's wrong host name", err)
 	}

@@ -37,7 +37,7 @@ type path struct {
 
 func portwisePath(mode tlsmode.Mode) path {
 	return path{"portwise", func(ctx context.Context, nd *netem.Dialer, addr string, cfg *tls.Config, send bool) (io.Closer, error) {
-		_, p, _ := submit.SplitHost(addr)
+		p := port(addr)
 		d := &submit.Dialer{
 			Candidates: []tlsmode.Candidate{{Port: p, Mode: mode}},
 			TLSConfig:  cfg,
@@ -128,11 +128,11 @@ func netSMTPSend(c *netsmtp.Client) error {
 func BenchmarkRoundTrips(b *testing.B) {
 	srv := submittest.NewServer(b)
 	for _, mode := range []tlsmode.Mode{tlsmode.StartTLS, tlsmode.Implicit} {
-		target := srv.StartTLSAddr
+		target := srv.StartTLS
 		if mode == tlsmode.Implicit {
-			target = srv.ImplicitAddr
+			target = srv.Implicit
 		}
-		proxy, err := netem.NewProxy(target, benchOneWay)
+		proxy, err := netem.NewProxy(srv.Addr(target), benchOneWay)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func BenchmarkSendThroughput(b *testing.B) {
 	cfg := srv.ClientTLSConfig()
 	ctx := context.Background()
 	b.Run("portwise", func(b *testing.B) {
-		d := &submit.Dialer{Candidates: []tlsmode.Candidate{{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit}}, TLSConfig: cfg, Auth: submit.PlainAuth("", "user", "pass")}
+		d := &submit.Dialer{Candidates: []tlsmode.Candidate{{Port: srv.Implicit.Port, Mode: tlsmode.Implicit}}, TLSConfig: cfg, Auth: submit.PlainAuth("", "user", "pass")}
 		c, err := d.Dial(ctx, "127.0.0.1")
 		if err != nil {
 			b.Fatal(err)
@@ -179,7 +179,7 @@ func BenchmarkSendThroughput(b *testing.B) {
 		}
 	})
 	b.Run("go-smtp", func(b *testing.B) {
-		c, err := smtp.DialTLS(srv.ImplicitAddr, cfg)
+		c, err := smtp.DialTLS(srv.Addr(srv.Implicit), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -195,7 +195,7 @@ func BenchmarkSendThroughput(b *testing.B) {
 		}
 	})
 	b.Run("net/smtp", func(b *testing.B) {
-		conn, err := tls.Dial("tcp", srv.ImplicitAddr, cfg)
+		conn, err := tls.Dial("tcp", srv.Addr(srv.Implicit), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func (noCache) Put(string, *tls.ClientSessionState)        {}
 // client's Finished either way.)
 func BenchmarkTLSResumption(b *testing.B) {
 	srv := submittest.NewServer(b)
-	proxy, err := netem.NewProxy(srv.StartTLSAddr, benchOneWay)
+	proxy, err := netem.NewProxy(srv.Addr(srv.StartTLS), benchOneWay)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func BenchmarkTLSResumption(b *testing.B) {
 		nd   submit.ContextDialer
 		max  uint16
 	}{
-		{"loopback-implicit-tls13", srv.ImplicitAddr, tlsmode.Implicit, nil, 0},
+		{"loopback-implicit-tls13", srv.Addr(srv.Implicit), tlsmode.Implicit, nil, 0},
 		{"rtt20ms-starttls-tls12", proxy.Addr(), tlsmode.StartTLS, &netem.Dialer{OneWay: benchOneWay}, tls.VersionTLS12},
 	} {
 		for _, cache := range []struct {
@@ -253,7 +253,7 @@ func BenchmarkTLSResumption(b *testing.B) {
 			b.Run(net.name+"/"+cache.name, func(b *testing.B) {
 				cfg := srv.ClientTLSConfig()
 				cfg.MaxVersion = net.max
-				_, p, _ := submit.SplitHost(net.addr)
+				p := port(net.addr)
 				d := &submit.Dialer{
 					Candidates:   []tlsmode.Candidate{{Port: p, Mode: net.mode}},
 					TLSConfig:    cfg,
@@ -285,7 +285,7 @@ func BenchmarkTLSResumption(b *testing.B) {
 // The go-mail comparison itself lives in bench/fallback (its own module).
 func BenchmarkFallback(b *testing.B) {
 	srv := submittest.NewServer(b)
-	good := srv.Port(srv.ImplicitAddr)
+	good := srv.Implicit.Port
 	const blocked = 1 // never dialled for real: the NetDialer swallows it
 	for _, tt := range []struct {
 		name     string
@@ -320,7 +320,7 @@ func BenchmarkFallback(b *testing.B) {
 // net/smtp do not.
 func BenchmarkPipelining(b *testing.B) {
 	srv := submittest.NewServer(b, submittest.Options{DiscardData: true})
-	proxy, err := netem.NewProxy(srv.ImplicitAddr, benchOneWay)
+	proxy, err := netem.NewProxy(srv.Addr(srv.Implicit), benchOneWay)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,20 +1,16 @@
 package submit
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
-	"github.com/portwise/portwise/internal/session"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -44,15 +40,15 @@ type Client struct {
 	// groups MAIL, RCPT and DATA in one flight (RFC 2920).
 	pipelining bool
 
-	mu     sync.Mutex // guards broken and smtpc against Close racing a Send
+	mu     sync.Mutex // guards broken against Close racing a Send
 	broken error      // set once the connection cannot carry another command
-	smtpc  *smtp.Client
 }
 
-func newClient(d *Dialer, host string, s *session.Session, cfg *attemptConfig, mech string) *Client {
+func newClient(d *Dialer, rd *ready, mech string) *Client {
+	s := rd.session
 	s.Conn.SetDeadline(time.Time{})
 	c := &Client{
-		host:      host,
+		host:      rd.attempt.t.Host,
 		cand:      s.Candidate,
 		conn:      s.Conn,
 		caps:      s.Caps,
@@ -65,7 +61,7 @@ func newClient(d *Dialer, host string, s *session.Session, cfg *attemptConfig, m
 		c.tlsState = &st
 	}
 	c.logger = func(ctx context.Context, step string, dur time.Duration, err error) {
-		d.log(ctx, c.cand, host, step, dur, err)
+		d.log(ctx, c.cand, c.host, step, dur, err)
 	}
 	return c
 }
@@ -129,7 +125,7 @@ func (c *Client) begin(ctx context.Context, fallback time.Duration) (end func(),
 	broken := c.broken
 	c.mu.Unlock()
 	if broken != nil {
-		return nil, fmt.Errorf("submit: the connection is no longer usable: %w", broken)
+		return nil, fmt.Errorf("submit: the connection to %s is no longer usable: %w", c.cand, broken)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -153,52 +149,32 @@ func (c *Client) fail(err error) {
 	}
 }
 
-// check turns a transport error into the error to return, cancelling
-// nothing but marking the client broken.
-func (c *Client) transportErr(ctx context.Context, step string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		// Both wrapped: a deadline after the final "." is still
-		// ErrOutcomeUnknown.
-		err = fmt.Errorf("%w (%w)", ctxErr, err)
+// transportErr is the error of a step whose connection failed: the
+// connection is marked broken. The caller's context, when it ended, is
+// what the error says, deterministically.
+func (c *Client) transportErr(ctx context.Context, t0 time.Time, step string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(err, ErrOutcomeUnknown) {
+			// Both: the message may have been accepted.
+			err = fmt.Errorf("%w (%w)", err, ctxErr)
+		} else {
+			err = ctxErr
+		}
 	}
-	err = fmt.Errorf("submit: %s on port %d: %w", step, c.cand.Port, err)
-	c.fail(err)
-	return err
+	se := newStepError(step, c.host, c.cand, time.Since(t0), err)
+	c.fail(se)
+	return se
 }
 
-// replyErr returns the server's error for a non-2xx/3xx reply; a 421 also
-// marks the connection as closing.
-func (c *Client) replyErr(command string, r *wire.Reply) error {
-	e := r.Err()
-	if e.Code == 421 {
-		c.fail(e)
+// replyErr returns the server's refusal of command; a 421 also marks the
+// connection as closing.
+func (c *Client) replyErr(t0 time.Time, command string, r *wire.Reply) error {
+	se := newStepError(command, c.host, c.cand, time.Since(t0), r.Err(command))
+	if r.Code == 421 {
+		c.fail(se)
 	}
-	return &ReplyError{Port: c.cand.Port, Command: command, Err: e}
+	return se
 }
-
-// ReplyError is the server refusing a command of a session: which port,
-// which command, and the reply. errors.As finds the *smtp.SMTPError in it.
-type ReplyError struct {
-	Port    int
-	Command string // "MAIL FROM", "RCPT TO", "DATA", "the message", "RSET", "NOOP"
-	Err     *smtp.SMTPError
-}
-
-// Error names the port and the refused command and quotes the reply; for a
-// 4xx it adds that the refusal is temporary, so a person knows to retry.
-func (e *ReplyError) Error() string {
-	s := fmt.Sprintf("submit: port %d refused %s: %s", e.Port, e.Command, smtpText(e.Err))
-	switch {
-	case e.Err.Code == 421:
-		s += " — the server is closing the session; try again later"
-	case e.Err.Code/100 == 4:
-		s += " — a temporary refusal; try again later"
-	}
-	return s
-}
-
-// Unwrap returns the server's reply.
-func (e *ReplyError) Unwrap() error { return e.Err }
 
 // Noop sends NOOP, to check that an idle connection is still alive.
 func (c *Client) Noop(ctx context.Context) error {
@@ -216,12 +192,13 @@ func (c *Client) simple(ctx context.Context, cmd string) error {
 		return err
 	}
 	defer end()
+	t0 := time.Now()
 	r, err := c.conn.Exchange(cmd, "")
 	if err != nil {
-		return c.transportErr(ctx, cmd, err)
+		return c.transportErr(ctx, t0, cmd, err)
 	}
 	if r.Code != 250 {
-		return c.replyErr(cmd, r)
+		return c.replyErr(t0, cmd, r)
 	}
 	return nil
 }
@@ -235,13 +212,14 @@ func (c *Client) Quit() error {
 		return c.Close()
 	}
 	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	t0 := time.Now()
 	r, err := c.conn.Exchange("QUIT", "")
 	cerr := c.Close()
 	if err != nil {
-		return err
+		return newStepError("QUIT", c.host, c.cand, time.Since(t0), err)
 	}
 	if r.Code != 221 {
-		return r.Err()
+		return newStepError("QUIT", c.host, c.cand, time.Since(t0), r.Err("QUIT"))
 	}
 	return cerr
 }
@@ -259,29 +237,3 @@ func (c *Client) Close() error {
 	}
 	return err
 }
-
-// SMTP returns a go-smtp client on the same connection, for what this API
-// lacks. It is created on first use; it re-sends EHLO to learn the
-// capabilities. Do not interleave its use with Send. Its
-// TLSConnectionState reports false: use ConnectionState.
-func (c *Client) SMTP() *smtp.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.smtpc != nil {
-		return c.smtpc
-	}
-	c.conn.SetDeadline(time.Time{})
-	greeting := []byte("220 " + c.host + " portwise session\r\n")
-	c.smtpc = smtp.NewClient(&greetedConn{Conn: c.conn.NetConn(), r: io.MultiReader(bytes.NewReader(greeting), c.conn.Reader())})
-	c.smtpc.Hello(c.localName)
-	return c.smtpc
-}
-
-// greetedConn replays a greeting to go-smtp's client, which expects to read
-// one, then reads what the wire layer may already have buffered.
-type greetedConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (g *greetedConn) Read(p []byte) (int, error) { return g.r.Read(p) }

@@ -7,16 +7,15 @@ package submit
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -26,21 +25,24 @@ type ContextDialer interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Defaults of the Dialer's zero fields.
+// The defaults of the Dialer's zero fields.
 const (
-	DefaultTimeout       = 30 * time.Second
-	DefaultFallbackDelay = 300 * time.Millisecond
-	DefaultLocalName     = "localhost"
+	defaultTimeout       = 30 * time.Second
+	defaultFallbackDelay = 300 * time.Millisecond
+	defaultLocalName     = "localhost"
+	defaultWinnerTTL     = 24 * time.Hour
 )
 
 // Dialer opens authenticated submission sessions. Its zero value dials the
 // default policy (587 STARTTLS, 465 implicit TLS, 2525 STARTTLS) with
-// verified TLS and no AUTH. A Dialer is safe for concurrent use once
-// configured; do not change its fields while a Dial runs, and do not copy a
-// Dialer after its first Dial (it holds its session cache and winners).
+// verified TLS and no AUTH. Its knobs are fields, as net.Dialer's and
+// http.Transport's are: the zero value of each works and its doc says the
+// default. A Dialer is safe for concurrent use once configured; do not
+// change its fields while a Dial runs, and do not copy a Dialer after its
+// first Dial (it holds its session cache and winners).
 type Dialer struct {
 	// Candidates is the port policy in order of preference. nil means
-	// tlsmode.Default().
+	// tlsmode.Default(). A candidate without a Mode has its mode detected.
 	Candidates []tlsmode.Candidate
 	// TLSConfig is cloned for each attempt. ServerName defaults to the host
 	// dialled; MinVersion is raised to TLS 1.2 when lower. Certificates must
@@ -56,8 +58,9 @@ type Dialer struct {
 	// Timeout bounds one attempt, from connect through AUTH; 0 means 30s.
 	Timeout time.Duration
 	// FallbackDelay is the head start each candidate gets before the next
-	// one starts. 0 means 300ms; a negative value tries candidates strictly
-	// one after another.
+	// one starts; a candidate that fails lets the next start at once. 0
+	// means 300ms; a negative value tries candidates strictly one after
+	// another.
 	FallbackDelay time.Duration
 	// NetDialer makes the TCP connections; nil means a *net.Dialer.
 	NetDialer ContextDialer
@@ -67,17 +70,17 @@ type Dialer struct {
 	Logger *slog.Logger
 	// Transcript, when set, receives a swaks-style record of every session
 	// ("C:" and "S:" lines, timestamped, prefixed with the port), with AUTH
-	// payloads and message bodies redacted.
+	// payloads and message bodies redacted and the server's text escaped.
 	Transcript io.Writer
 	// SessionCache resumes TLS sessions across dials. nil means a cache of
 	// 64 entries shared by this Dialer; set it to share one between Dialers.
 	SessionCache tls.ClientSessionCache
 
-	// Discovery, when set, makes Dial of a host without a port look up the
-	// host's RFC 6186 SRV records first and race their targets ahead of
-	// the static policy on the host itself. See Discovery for the trust
-	// rules; nil means no lookup.
-	Discovery *Discovery
+	// Discover, when set, finds servers for a host dialled without a port,
+	// which race ahead of the policy on the host itself: for RFC 6186 SRV
+	// records, the Lookup method of a discover.SRV. Its error, if the
+	// Dial then fails, is in DialError.Discovery.
+	Discover func(ctx context.Context, host string) ([]Server, error)
 	// Winners remembers, per host dialled, the server and candidate that
 	// last won, so the next Dial starts with it and staggers the rest
 	// behind. nil means an in-memory store of this Dialer; set one to
@@ -98,12 +101,12 @@ func (d *Dialer) timeout() time.Duration {
 	if d.Timeout > 0 {
 		return d.Timeout
 	}
-	return DefaultTimeout
+	return defaultTimeout
 }
 
 func (d *Dialer) fallbackDelay() time.Duration {
 	if d.FallbackDelay == 0 {
-		return DefaultFallbackDelay
+		return defaultFallbackDelay
 	}
 	return d.FallbackDelay
 }
@@ -112,7 +115,7 @@ func (d *Dialer) localName() string {
 	if d.LocalName != "" {
 		return d.LocalName
 	}
-	return DefaultLocalName
+	return defaultLocalName
 }
 
 func (d *Dialer) netDialer() ContextDialer {
@@ -164,86 +167,51 @@ func verified(st tls.ConnectionState, cfg *tls.Config) bool {
 	return cfg.InsecureSkipVerify && (cfg.VerifyConnection != nil || cfg.VerifyPeerCertificate != nil)
 }
 
-// SplitHost splits "host", "host:port", "[v6]:port" or a bare IPv6 literal
-// into the host name and the port (0 when absent).
-func SplitHost(hostport string) (host string, port int, err error) {
-	hostport = strings.TrimSpace(hostport)
-	if hostport == "" {
-		return "", 0, errors.New("submit: empty host")
-	}
-	h, p, err := net.SplitHostPort(hostport)
-	if err != nil {
-		if ip := net.ParseIP(strings.Trim(hostport, "[]")); ip != nil {
-			return ip.String(), 0, nil
-		}
-		if strings.Contains(err.Error(), "missing port") {
-			return hostport, 0, validHost(hostport)
-		}
-		return "", 0, fmt.Errorf("submit: invalid host %q: %v", hostport, err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		return "", 0, fmt.Errorf("submit: invalid port %q in %q: want 1-65535", p, hostport)
-	}
-	if h == "" {
-		return "", 0, fmt.Errorf("submit: no host name in %q", hostport)
-	}
-	return h, n, validHost(h)
-}
-
-func validHost(h string) error {
-	// Control characters would reach the TLS SNI, OAUTHBEARER's host=
-	// field, logs and transcripts.
-	if strings.ContainsAny(h, " /@") || strings.ContainsFunc(h, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("submit: invalid host %q", h)
-	}
-	return nil
-}
-
-// plan returns the candidates for a Dial of host (with an optional port).
-func (d *Dialer) plan(port int) []tlsmode.Candidate {
-	cands := d.Candidates
-	if cands == nil {
-		cands = tlsmode.Default()
-	}
-	if port == 0 {
-		return append([]tlsmode.Candidate(nil), cands...)
-	}
-	for _, c := range cands {
-		if c.Port == port {
-			return []tlsmode.Candidate{c}
-		}
-	}
-	return []tlsmode.Candidate{{Port: port, Mode: tlsmode.ForPort(port)}}
-}
-
 // Dial returns an authenticated client for host. host without a port tries
 // every candidate in policy order, staggered by FallbackDelay; "host:port"
-// tries only that port. Candidates race for a secure session; AUTH then
-// runs on one session at a time, so a credential is sent at most once per
-// Dial however many ports race. When no candidate succeeds the error is a
-// *DialError listing every attempt.
+// tries only that port, with the mode of the policy's candidate for it, or
+// else both modes, raced. Candidates race for a secure session; AUTH then
+// runs on the first one only, so a credential goes to one port per Dial
+// whatever the reply. When no candidate succeeds the error is a *DialError
+// listing every attempt.
 //
 // With XOAuth2 or OAuthBearer the token is fetched before any connection,
 // and a token the server rejects is refreshed and the Dial run once more
 // with the new one.
 func (d *Dialer) Dial(ctx context.Context, host string) (*Client, error) {
-	h, port, err := SplitHost(host)
+	h, port, err := plan.SplitHost(host)
 	if err != nil {
-		return nil, err
+		return nil, diag.Configf("submit: %w", err)
 	}
-	if err := d.dialChecks(ctx, h); err != nil {
-		return nil, err
-	}
-	// An OAuth2 token the server rejected is refreshed and tried once more.
-	return d.dialRenewing(ctx, func(ctx context.Context) *race { return d.newRace(ctx, h, port) })
+	return d.dial(ctx, dialRequest{host: h, port: port})
 }
 
-// preparer is implemented by Auths that need work done before dialling.
-type preparer interface {
-	prepare(ctx context.Context) error
+// DialServers is Dial over several servers, such as discover.Lookup
+// returns: their candidates race in order (each server's Candidates, or
+// the Dialer's policy when nil), staggered by FallbackDelay, with the same
+// guarantees as Dial: verified TLS for the server's own name, and a
+// credential sent to one port only. The winner is remembered under the
+// first server's host.
+func (d *Dialer) DialServers(ctx context.Context, servers []Server) (*Client, error) {
+	if len(servers) == 0 {
+		return nil, diag.Configf("submit: DialServers needs at least one server")
+	}
+	req := dialRequest{servers: make([]plan.Server, len(servers))}
+	for i, s := range servers {
+		h, port, err := plan.SplitHost(s.Host)
+		if err != nil {
+			return nil, diag.Configf("submit: server %d: %w", i, err)
+		}
+		if port != 0 {
+			return nil, diag.Configf("submit: server %s: give the ports in Server.Candidates, not in Host", untrusted.Name(s.Host))
+		}
+		req.servers[i] = plan.Server{Host: h, Candidates: s.Candidates}
+	}
+	req.host = req.servers[0].Host
+	return d.dial(ctx, req)
 }
 
+// log records one step of an attempt.
 func (d *Dialer) log(ctx context.Context, c tlsmode.Candidate, host, step string, dur time.Duration, err error) {
 	if d.Logger == nil {
 		return
@@ -257,7 +225,7 @@ func (d *Dialer) log(ctx context.Context, c tlsmode.Candidate, host, step string
 	}
 	level := slog.LevelDebug
 	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+		attrs = append(attrs, slog.String("error", untrusted.Text(err.Error(), 4*untrusted.MaxText)))
 		level = slog.LevelInfo
 	}
 	if step == "result" {

@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
@@ -31,8 +31,10 @@ func dialerFor(srv *submittest.Server, auth submit.Auth, cands ...tlsmode.Candid
 	}
 }
 
-func cand(srv *submittest.Server, addr string, m tlsmode.Mode) tlsmode.Candidate {
-	return tlsmode.Candidate{Port: srv.Port(addr), Mode: m}
+// cand is listener c as a candidate of mode m (which may differ from the
+// mode the listener speaks, for wrong-mode tests).
+func cand(_ *submittest.Server, c tlsmode.Candidate, m tlsmode.Mode) tlsmode.Candidate {
+	return tlsmode.Candidate{Port: c.Port, Mode: m}
 }
 
 // assertNothingInClear checks that no client line before TLS carried AUTH,
@@ -40,7 +42,7 @@ func cand(srv *submittest.Server, addr string, m tlsmode.Mode) tlsmode.Candidate
 func assertNothingInClear(t *testing.T, srv *submittest.Server) {
 	t.Helper()
 	for _, c := range srv.Conns() {
-		if c.Addr == srv.PlainAddr {
+		if c.Addr == srv.Addr(srv.Plain) {
 			continue // a plaintext relay: everything is in clear by design
 		}
 		for _, l := range c.Clear {
@@ -61,10 +63,10 @@ func TestDialAuthenticatesAndSendsOnEachMode(t *testing.T) {
 		auth     submit.Auth
 		wantMech string
 	}{
-		{"starttls plain", cand(srv, srv.StartTLSAddr, tlsmode.StartTLS), submit.PlainAuth("", "user", "pass"), "PLAIN"},
-		{"implicit login", cand(srv, srv.ImplicitAddr, tlsmode.Implicit), submit.LoginAuth("user", "pass"), "LOGIN"},
-		{"starttls password", cand(srv, srv.StartTLSAddr, tlsmode.StartTLS), submit.PasswordAuth("user", "pass"), "PLAIN"},
-		{"plaintext relay", cand(srv, srv.PlainAddr, tlsmode.Plaintext), nil, ""},
+		{"starttls plain", cand(srv, srv.StartTLS, tlsmode.StartTLS), submit.PlainAuth("", "user", "pass"), "PLAIN"},
+		{"implicit login", cand(srv, srv.Implicit, tlsmode.Implicit), submit.LoginAuth("user", "pass"), "LOGIN"},
+		{"starttls password", cand(srv, srv.StartTLS, tlsmode.StartTLS), submit.PasswordAuth("user", "pass"), "PLAIN"},
+		{"plaintext relay", cand(srv, srv.Plain, tlsmode.Plaintext), nil, ""},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,8 +119,8 @@ func TestDialHostileStartTLSPorts(t *testing.T) {
 		{"injection", submittest.Options{}, []submittest.Fault{submittest.InjectAfterSTARTTLS}, submit.ErrResponseInjection, []string{"250-PIPELINING"}},
 		{"auth before tls", submittest.Options{}, []submittest.Fault{submittest.AuthBeforeTLS, submittest.StripSTARTTLS}, submit.ErrSTARTTLSStripped, nil},
 		{"wrong cert name", submittest.Options{CertName: "mail.other.example"}, nil, submit.ErrCertificate, []string{"mail.other.example", `"localhost"`}},
-		{"self-signed", submittest.Options{SelfSigned: true}, nil, submit.ErrCertificate, []string{"unknown authority"}},
-		{"expired", submittest.Options{CertExpired: true}, nil, submit.ErrCertificate, []string{"validity"}},
+		{"self-signed", submittest.Options{SelfSigned: true}, nil, submit.ErrCertificate, []string{"self-signed", "Dialer.TLSConfig.RootCAs"}},
+		{"expired", submittest.Options{CertExpired: true}, nil, submit.ErrCertificate, []string{"expired on", "renewed"}},
 		{"tls 1.1 only", submittest.Options{MaxTLSVersion: 0x0302}, nil, nil, []string{"below 1.2"}},
 	}
 	for _, tt := range tests {
@@ -165,10 +167,10 @@ func TestDialImplicitPortAnsweringInClear(t *testing.T) {
 	addr := srv.Listen(tlsmode.Implicit, submittest.ClearOnImplicit)
 	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, addr, tlsmode.Implicit))
 	_, err := d.Dial(context.Background(), "127.0.0.1")
-	if !errors.Is(err, submit.ErrNoTLS) {
-		t.Fatalf("err = %v; want ErrNoTLS", err)
+	if !errors.Is(err, submit.ErrWrongMode) {
+		t.Fatalf("err = %v; want ErrWrongMode", err)
 	}
-	if !strings.Contains(err.Error(), "answered without TLS") || !strings.Contains(err.Error(), "use tlsmode.StartTLS") {
+	if !strings.Contains(err.Error(), "speaks STARTTLS, not implicit TLS") || !strings.Contains(err.Error(), "tlsmode.StartTLS") {
 		t.Errorf("error does not tell what to do: %v", err)
 	}
 	assertNothingInClear(t, srv)
@@ -176,7 +178,7 @@ func TestDialImplicitPortAnsweringInClear(t *testing.T) {
 
 func TestDialRefusesAuthOnPlaintextBeforeConnecting(t *testing.T) {
 	srv := submittest.NewServer(t)
-	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, srv.PlainAddr, tlsmode.Plaintext))
+	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, srv.Plain, tlsmode.Plaintext))
 	_, err := d.Dial(context.Background(), "127.0.0.1")
 	if !errors.Is(err, submit.ErrPlaintextAuth) {
 		t.Fatalf("err = %v; want ErrPlaintextAuth", err)
@@ -193,7 +195,7 @@ func TestDialFallsBackPastBlackholedAndRefusedPorts(t *testing.T) {
 	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"),
 		cand(srv, hole, tlsmode.StartTLS),
 		cand(srv, refused, tlsmode.StartTLS),
-		cand(srv, srv.ImplicitAddr, tlsmode.Implicit))
+		cand(srv, srv.Implicit, tlsmode.Implicit))
 	d.FallbackDelay = 100 * time.Millisecond
 	start := time.Now()
 	c, err := d.Dial(context.Background(), "127.0.0.1")
@@ -202,7 +204,7 @@ func TestDialFallsBackPastBlackholedAndRefusedPorts(t *testing.T) {
 	}
 	defer c.Quit()
 	elapsed := time.Since(start)
-	if c.Port() != srv.Port(srv.ImplicitAddr) {
+	if c.Port() != srv.Implicit.Port {
 		t.Errorf("won on %d", c.Port())
 	}
 	// The refused port fails at once, so the third starts right after it:
@@ -218,7 +220,7 @@ func TestDialFallsBackPastBlackholedAndRefusedPorts(t *testing.T) {
 func TestDialSequentialWaitsForEachTimeout(t *testing.T) {
 	srv := submittest.NewServer(t)
 	hole := srv.Listen(tlsmode.StartTLS, submittest.Blackhole)
-	d := dialerFor(srv, nil, cand(srv, hole, tlsmode.StartTLS), cand(srv, srv.ImplicitAddr, tlsmode.Implicit))
+	d := dialerFor(srv, nil, cand(srv, hole, tlsmode.StartTLS), cand(srv, srv.Implicit, tlsmode.Implicit))
 	d.FallbackDelay = -1
 	d.Timeout = 400 * time.Millisecond
 	start := time.Now()
@@ -273,7 +275,7 @@ func TestDialConnectTimeoutSaysPortIsBlocked(t *testing.T) {
 		NetDialer:  blackholeDialer{},
 	}
 	_, err := d.Dial(context.Background(), "mail.example.com")
-	if err == nil || !strings.Contains(err.Error(), "587 (starttls): connect: connection timed out after") ||
+	if err == nil || !strings.Contains(err.Error(), "587/starttls: connect: no TCP connection within 200") ||
 		!strings.Contains(err.Error(), "blocked by your network or cloud provider") {
 		t.Fatalf("err = %v", err)
 	}
@@ -292,17 +294,17 @@ func (blackholeDialer) DialContext(ctx context.Context, _, _ string) (net.Conn, 
 func TestDialRejectedCredentialIsNotReplayed(t *testing.T) {
 	srv := submittest.NewServer(t)
 	d := dialerFor(srv, submit.PlainAuth("", "user", "wrong"),
-		cand(srv, srv.StartTLSAddr, tlsmode.StartTLS), cand(srv, srv.ImplicitAddr, tlsmode.Implicit))
+		cand(srv, srv.StartTLS, tlsmode.StartTLS), cand(srv, srv.Implicit, tlsmode.Implicit))
 	d.FallbackDelay = time.Millisecond // both ports reach a secure session
 	_, err := d.Dial(context.Background(), "127.0.0.1")
 	if !errors.Is(err, submit.ErrAuthFailed) {
 		t.Fatalf("err = %v; want ErrAuthFailed", err)
 	}
-	var se *smtp.SMTPError
+	var se *submit.Reply
 	if !errors.As(err, &se) || se.Code != 535 {
-		t.Errorf("no 535 *smtp.SMTPError in %v", err)
+		t.Errorf("no 535 *submit.Reply in %v", err)
 	}
-	if !strings.Contains(err.Error(), "check them") {
+	if !strings.Contains(err.Error(), "check the user name and password") {
 		t.Errorf("error does not say what to do: %v", err)
 	}
 	if submit.IsTemporary(err) {
@@ -355,13 +357,13 @@ func TestDialWithPortTriesOnlyThatPort(t *testing.T) {
 	d.Candidates = nil
 	// The implicit port is not 465, so ForPort says StartTLS: a mismatch
 	// the error must explain; with a matching candidate it works.
-	c, err := d.Dial(context.Background(), srv.StartTLSAddr)
+	c, err := d.Dial(context.Background(), srv.Addr(srv.StartTLS))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Quit()
-	d.Candidates = []tlsmode.Candidate{cand(srv, srv.ImplicitAddr, tlsmode.Implicit)}
-	c, err = d.Dial(context.Background(), srv.ImplicitAddr)
+	d.Candidates = []tlsmode.Candidate{cand(srv, srv.Implicit, tlsmode.Implicit)}
+	c, err = d.Dial(context.Background(), srv.Addr(srv.Implicit))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +375,7 @@ func TestDialWithPortTriesOnlyThatPort(t *testing.T) {
 
 func TestSendRejectsInjectionInAddressesBeforeSending(t *testing.T) {
 	srv := submittest.NewServer(t)
-	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, srv.ImplicitAddr, tlsmode.Implicit))
+	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, srv.Implicit, tlsmode.Implicit))
 	c, err := d.Dial(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -408,7 +410,7 @@ func TestSendRejectsInjectionInAddressesBeforeSending(t *testing.T) {
 
 func TestSendCannotBeSmuggled(t *testing.T) {
 	srv := submittest.NewServer(t)
-	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, srv.ImplicitAddr, tlsmode.Implicit))
+	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"), cand(srv, srv.Implicit, tlsmode.Implicit))
 	c, err := d.Dial(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -459,7 +461,7 @@ func TestSend421MidSession(t *testing.T) {
 	}
 	defer c.Close()
 	err = c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
-	var se *smtp.SMTPError
+	var se *submit.Reply
 	if !errors.As(err, &se) || se.Code != 421 || !submit.IsTemporary(err) {
 		t.Fatalf("err = %v; want a temporary 421", err)
 	}
@@ -471,7 +473,7 @@ func TestSend421MidSession(t *testing.T) {
 func TestDialLogsStepsWithoutSecrets(t *testing.T) {
 	srv := submittest.NewServer(t, submittest.Options{Accounts: map[string]string{"user": "hunter2-secret"}})
 	var logs, transcript bytes.Buffer
-	d := dialerFor(srv, submit.PlainAuth("", "user", "hunter2-secret"), cand(srv, srv.StartTLSAddr, tlsmode.StartTLS))
+	d := dialerFor(srv, submit.PlainAuth("", "user", "hunter2-secret"), cand(srv, srv.StartTLS, tlsmode.StartTLS))
 	d.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d.Transcript = &transcript
 	c, err := d.Dial(context.Background(), "127.0.0.1")
@@ -521,4 +523,11 @@ func TestAuthSeesOnlyPostTLSCapabilities(t *testing.T) {
 		t.Errorf("mechanisms = %v", seen.Mechanisms)
 	}
 	assertNothingInClear(t, srv)
+}
+
+// port is the port of a "host:port" address.
+func port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
@@ -23,20 +22,6 @@ func ExampleParseURL() {
 	// smtps://app%40example.com:xxxxx@smtp.example.com
 }
 
-func ExampleLookup() {
-	ctx := context.Background()
-	servers, err := submit.Lookup(ctx, "someone@gmail.com")
-	if err != nil {
-		log.Fatal(err)
-	}
-	d := &submit.Dialer{Auth: submit.PasswordAuth("someone@gmail.com", os.Getenv("APP_PASSWORD"))}
-	c, err := d.DialServers(ctx, servers)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer c.Quit()
-}
-
 func ExampleDialer_DialServers() {
 	srv := submittest.NewServer(nil)
 	defer srv.Close()
@@ -51,19 +36,4 @@ func ExampleDialer_DialServers() {
 	defer c.Quit()
 	fmt.Println(c.Host(), c.Mode())
 	// Output: localhost starttls
-}
-
-func ExampleDiscovery() {
-	d := &submit.Dialer{
-		// Without DNSSEC, pin the domains SRV targets may point into.
-		Discovery: &submit.Discovery{AllowedDomains: []string{"example.com", "mailhost.example.net"}},
-		Auth:      submit.PasswordAuth("me@example.com", os.Getenv("SMTP_PASSWORD")),
-	}
-	// Races the _submissions/_submission targets, then 587, 465, 2525 on
-	// example.com itself.
-	c, err := d.Dial(context.Background(), "example.com")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer c.Quit()
 }

@@ -1,65 +1,77 @@
 package submit
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"io"
-	"net"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// Sentinel errors. Every error the package returns wraps at most one of them,
-// so programs can branch with errors.Is; the wrapping error says to a person
-// what happened and what to do.
+// Sentinel errors, for programs to branch on with errors.Is. Every error of
+// the package that has a sentinel wraps it; its message says to a person
+// what happened and what to do. README.md has them in one table.
 var (
-	// ErrSTARTTLSStripped means a StartTLS port did not advertise STARTTLS.
-	// On a port that normally offers it this is a downgrade attack, or a
-	// firewall doing "SMTP fixup".
-	ErrSTARTTLSStripped = errors.New("STARTTLS not offered")
+	// ErrSTARTTLSStripped means a StartTLS port did not advertise STARTTLS,
+	// masked it (XXXXXXXA), refused it, or refused EHLO: a downgrade
+	// attack, or a firewall doing "SMTP fixup". Nothing was sent in clear.
+	ErrSTARTTLSStripped = diag.ErrSTARTTLSStripped
 
-	// ErrResponseInjection means bytes arrived between the 220 reply to
-	// STARTTLS and the TLS handshake (CVE-2011-0411 style injection).
-	ErrResponseInjection = errors.New("response injection after STARTTLS")
+	// ErrResponseInjection means bytes arrived before the TLS handshake
+	// that the client had not asked for (CVE-2011-0411 style injection).
+	ErrResponseInjection = diag.ErrResponseInjection
 
 	// ErrPlaintextAuth means AUTH would have gone over a connection
 	// without verified TLS; nothing was sent.
-	ErrPlaintextAuth = errors.New("refusing to authenticate without verified TLS")
+	ErrPlaintextAuth = diag.ErrPlaintextAuth
 
-	// ErrAuthFailed means the server rejected the credentials (a 5xx reply
-	// to AUTH). It wraps the server's *smtp.SMTPError.
-	ErrAuthFailed = errors.New("authentication failed")
+	// ErrAuthFailed means the server rejected the credential (a 5xx reply
+	// to AUTH), or that a credential known to be rejected was not sent
+	// again. The error holds the server's *Reply.
+	ErrAuthFailed = diag.ErrAuthFailed
 
-	// ErrOutcomeUnknown means the connection broke after the final "." of
-	// DATA and before the server's reply: the message may or may not have
-	// been accepted, so resending it blindly may deliver it twice.
-	ErrOutcomeUnknown = errors.New("delivery outcome unknown")
+	// ErrOutcomeUnknown means the connection broke after the message was
+	// sent and before the server's reply: it may or may not have been
+	// accepted, so resending it blindly may deliver it twice.
+	ErrOutcomeUnknown = diag.ErrOutcomeUnknown
 
-	// ErrNoTLS means an Implicit port answered in clear.
-	ErrNoTLS = errors.New("port answered without TLS")
+	// ErrWrongMode means the port speaks the other TLS mode than the one
+	// stated for it: an implicit TLS port answered in clear, or a STARTTLS
+	// port answered only a TLS handshake. The message names the mode the
+	// port speaks. A stated mode is never switched.
+	ErrWrongMode = diag.ErrWrongMode
 
-	// ErrCertificate means the server's certificate did not verify.
-	ErrCertificate = errors.New("certificate not trusted")
+	// ErrCertificate means the server's certificate did not verify for the
+	// host dialled (unknown authority, another name, expired), or TLS was
+	// configured without verification.
+	ErrCertificate = diag.ErrCertificate
 
-	// ErrTLSVersion means the server offers only TLS versions below 1.2
-	// (TLS 1.0 or 1.1), which portwise refuses rather than downgrade.
-	ErrTLSVersion = errors.New("server offers only TLS below 1.2")
+	// ErrTLSVersion means the server offers only TLS versions below 1.2,
+	// which portwise refuses rather than downgrade.
+	ErrTLSVersion = diag.ErrTLSVersion
 
 	// ErrProtocol means the server broke the SMTP grammar or exceeded the
-	// bounds on what the client reads (line length, reply lines, reply size).
-	ErrProtocol = wire.ErrProtocol
+	// bounds on what the client reads (line length, reply lines, size).
+	ErrProtocol = diag.ErrProtocol
 
-	// ErrBadAddress means an address or name held CR, LF or NUL and was
-	// refused before anything was sent.
-	ErrBadAddress = errors.New("address contains CR, LF or NUL")
+	// ErrBadAddress means an address, a name or a SASL field held a
+	// character that would inject a command or forge a field (CR, LF,
+	// NUL, and the separators of the SASL mechanisms); nothing was sent.
+	ErrBadAddress = diag.ErrBadAddress
+
+	// ErrMechanismUnavailable means the server does not offer, after TLS,
+	// the mechanism the Auth needs.
+	ErrMechanismUnavailable = diag.ErrMechanismUnavailable
+
+	// ErrTokenUnavailable means an OAuth2 token source gave no usable
+	// access token (the endpoint is down, the refresh token was revoked,
+	// or it gave again a token a server rejected). Nothing was sent.
+	ErrTokenUnavailable = diag.ErrTokenUnavailable
 
 	// ErrLineTooLong means the message has a line longer than SMTP allows
 	// (998 bytes plus CRLF). portwise does not fold lines: breaking a body
@@ -68,58 +80,179 @@ var (
 	ErrLineTooLong = errors.New("message line longer than 998 bytes")
 )
 
-// Attempt is the outcome of one candidate in a Dial.
-type Attempt struct {
-	Candidate tlsmode.Candidate
-	Err       error         // nil for the winner
-	Elapsed   time.Duration // from this candidate's start to its outcome
-	// Host is the server tried when it is not DialError.Host: an SRV
-	// target, or a server given to DialServers.
-	Host string
+// Reply is a server's reply: what the server said, for programs to
+// inspect. Its Error quotes it safely; Text is raw.
+type Reply struct {
+	Code int // 535
+	// Enhanced is the RFC 3463 enhanced status code ("5.7.8"), or ""
+	// when the server sent none.
+	Enhanced string
+	// Text is the reply's text without the codes, its lines joined by
+	// "\n", exactly as the server sent it. It is untrusted: print Error
+	// instead, which escapes controls and bounds the length.
+	Text string
 }
 
-// DialError is returned by Dial when no candidate produced a client. It lists
-// every attempt that was started, in policy order.
+func newReply(r *wire.Reply) *Reply {
+	if r == nil {
+		return nil
+	}
+	enh, text := r.Enhanced()
+	return &Reply{Code: r.Code, Enhanced: enh, Text: text}
+}
+
+// Error renders the reply on one line as a person would quote it,
+// "535 5.7.8 Username and Password not accepted", made safe.
+func (r *Reply) Error() string {
+	s := strconv.Itoa(r.Code)
+	if r.Enhanced != "" {
+		s += " " + r.Enhanced
+	}
+	if text := strings.Join(strings.Fields(r.Text), " "); text != "" {
+		s += " " + untrusted.Reply(text)
+	}
+	return s
+}
+
+// Temporary reports a 4xx reply: the server may accept later.
+func (r *Reply) Temporary() bool { return r.Code/100 == 4 }
+
+// StepError is one failed step: a port's attempt in a Dial, or a command
+// of a Client. Like net.OpError it says where (host and candidate), which
+// step, and why, in one line; Advice says what to do. errors.Is finds the
+// sentinel of the failure (ErrAuthFailed, ErrCertificate, ...) and the
+// cause; errors.As finds the *Reply when the server's reply failed it.
+type StepError struct {
+	// Step is "connect", "banner", "ehlo", "starttls", "tls", "auth" or
+	// "token" in a Dial; "MAIL FROM", "RCPT TO", "DATA", "message",
+	// "RSET", "NOOP" or "QUIT" on a Client.
+	Step      string
+	Host      string
+	Candidate tlsmode.Candidate
+	Elapsed   time.Duration
+	// Reply is the server's reply that failed the step, if one did.
+	Reply *Reply
+	// Err is the cause: a network, TLS or protocol error, the caller's
+	// context error, or the reply.
+	Err error
+
+	d diag.Diagnosis
+}
+
+func newStepError(step, host string, c tlsmode.Candidate, elapsed time.Duration, err error) *StepError {
+	d := diag.Classify(step, c, host, elapsed, err)
+	return &StepError{Step: step, Host: host, Candidate: c, Elapsed: elapsed, Reply: newReply(d.Reply), Err: err, d: d}
+}
+
+// Error is one line: the candidate, the step, what was seen, and (after
+// " — ") what to do.
+func (e *StepError) Error() string {
+	s := e.d.Line()
+	if e.Candidate.Port != 0 {
+		s = e.Candidate.String() + ": " + s
+	}
+	if a := e.Advice(); a != "" {
+		s += " — " + a
+	}
+	return s
+}
+
+// Advice says what to do about the failure, in Go terms ("add the CA to
+// Dialer.TLSConfig.RootCAs"); "" when the message says it all.
+func (e *StepError) Advice() string { return e.d.Advice(diag.Go) }
+
+// Temporary reports whether the step may succeed if tried again later:
+// 4xx replies, and connection-level failures (timeouts, resets). README
+// has the table.
+func (e *StepError) Temporary() bool { return e.d.Temporary() }
+
+// Unwrap returns the failure's sentinel, the reply and the cause.
+func (e *StepError) Unwrap() []error {
+	errs := make([]error, 0, 3)
+	if s := diag.Sentinel(e.d.Kind); s != nil && !errors.Is(e.Err, s) {
+		errs = append(errs, s)
+	}
+	if e.Reply != nil {
+		errs = append(errs, e.Reply)
+	}
+	return append(errs, e.Err)
+}
+
+// Attempt is one candidate of a Dial, as far as it got. Trace hooks get it
+// at each stage, and DialError lists one per candidate started.
+type Attempt struct {
+	// Host is the server of the attempt: the host dialled, an SRV target
+	// or a server given to DialServers.
+	Host      string
+	Candidate tlsmode.Candidate
+	// Addr is the "host:port" connected to.
+	Addr string
+	// Elapsed is the time since the attempt started.
+	Elapsed time.Duration
+	// Err is the attempt's *StepError; nil on success, and for a hook of
+	// a stage that went well.
+	Err error
+	// TLS is the connection's TLS state, once there is one.
+	TLS *tls.ConnectionState
+	// Mechanisms are the AUTH mechanisms the server offers after TLS.
+	Mechanisms []string
+	// Mechanism is the SASL mechanism tried, once AUTH started.
+	Mechanism string
+}
+
+// DialError is returned by a Dial that produced no client. Its first line
+// names the outcome; then one line per attempt started, in the order of the
+// plan.
 type DialError struct {
 	Host     string
 	Attempts []Attempt
-	// Err is set when the whole Dial ended for a reason of its own (the
-	// context, a rejected credential) rather than because every candidate
-	// failed.
+	// Err is set when the Dial ended for a reason of its own, before or
+	// beside the attempts: the caller's context, a token that could not be
+	// fetched, a configuration the Dial refused.
 	Err error
+	// Discovery is what went wrong finding servers (Dialer.Discover), when
+	// that may be why nothing worked.
+	Discovery error
 }
 
-// Error renders one line per attempt, each saying which port, which step,
-// what was seen and what to do.
+// Error renders the outcome, one line per attempt, and the discovery
+// problem if any.
 func (e *DialError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "submit: cannot reach a mail submission server at %s", e.Host)
-	if e.Err != nil && !errors.Is(e.Err, ErrAuthFailed) {
-		fmt.Fprintf(&b, ": %v", e.Err)
+	b.WriteString("submit: " + untrusted.Name(e.Host) + ": " + diag.Headline(e.kind()))
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.decisive().Error())
 	}
 	for _, a := range e.Attempts {
 		b.WriteString("\n  ")
-		if a.Host != "" {
-			b.WriteString(a.Host + ":")
+		if a.Host != "" && !strings.EqualFold(a.Host, e.Host) {
+			b.WriteString(untrusted.Name(a.Host) + ":")
 		}
 		if a.Err == nil {
-			fmt.Fprintf(&b, "%d (%s): succeeded in %s", a.Candidate.Port, a.Candidate.Mode, round(a.Elapsed))
+			b.WriteString(a.Candidate.String() + ": succeeded in " + diag.Round(a.Elapsed).String())
 			continue
 		}
-		fmt.Fprintf(&b, "%d (%s): %v", a.Candidate.Port, a.Candidate.Mode, a.Err)
+		b.WriteString(a.Err.Error())
 	}
-	if len(e.Attempts) == 0 {
+	if e.Discovery != nil {
+		b.WriteString("\n  discovery: " + untrusted.Text(e.Discovery.Error(), 2*untrusted.MaxText))
+	}
+	if len(e.Attempts) == 0 && e.Err == nil {
 		b.WriteString(" (no candidate was tried)")
 	}
 	return b.String()
 }
 
-// Unwrap returns the errors of every attempt (and of the Dial itself), so
-// errors.Is(err, ErrSTARTTLSStripped) and errors.As work through a DialError.
+// Unwrap returns the Dial's own error, the discovery error and every
+// attempt's, so errors.Is and errors.As look through all of them.
 func (e *DialError) Unwrap() []error {
 	var errs []error
 	if e.Err != nil {
 		errs = append(errs, e.Err)
+	}
+	if e.Discovery != nil {
+		errs = append(errs, e.Discovery)
 	}
 	for _, a := range e.Attempts {
 		if a.Err != nil {
@@ -129,163 +262,75 @@ func (e *DialError) Unwrap() []error {
 	return errs
 }
 
-func round(d time.Duration) time.Duration {
-	switch {
-	case d > time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d > time.Millisecond:
-		return d.Round(100 * time.Microsecond)
+// Temporary reports whether the Dial may succeed later: the failure that
+// decided it (the Dial's own, else the attempt that got furthest) is
+// temporary.
+func (e *DialError) Temporary() bool {
+	se := e.decisive()
+	return se != nil && se.Temporary()
+}
+
+// Advice is the decisive failure's advice, in Go terms.
+func (e *DialError) Advice() string {
+	if se := e.decisive(); se != nil {
+		return se.Advice()
 	}
-	return d
+	return ""
 }
 
-// StepError is the error of one attempt: which step failed and why. Its
-// message names the step and tells what to do next.
-type StepError struct {
-	Port    int
-	Step    string // "connect", "banner", "ehlo", "starttls", "tls", "auth", ...
-	Err     error
-	Elapsed time.Duration
-	advice  string
-}
-
-// Error names the step and the cause, then the advice for it, if any.
-func (e *StepError) Error() string {
-	s := e.Step + ": " + e.Err.Error()
-	if e.advice != "" {
-		s += " — " + e.advice
+func (e *DialError) kind() diag.Kind {
+	if se := e.decisive(); se != nil {
+		return se.d.Kind
 	}
-	return s
+	return diag.KindOther
 }
 
-// Unwrap returns the cause.
-func (e *StepError) Unwrap() error { return e.Err }
-
-// stepErr classifies err from a step of an attempt on port and adds advice.
-func stepErr(port int, step string, err error, elapsed time.Duration) *StepError {
-	se := &StepError{Port: port, Step: step, Err: err, Elapsed: elapsed}
-	var opErr *net.OpError
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var hostErr x509.HostnameError
-	var smtpErr *smtp.SMTPError
-	switch {
-	case errors.Is(err, context.Canceled):
-		se.advice = "the caller cancelled the dial"
-	case errors.Is(err, ErrSTARTTLSStripped), errors.Is(err, ErrResponseInjection),
-		errors.Is(err, ErrNoTLS), errors.Is(err, ErrPlaintextAuth), errors.Is(err, ErrCertificate),
-		errors.Is(err, ErrTLSVersion):
-		// these carry their own advice
-	case errors.As(err, &dnsErr):
-		se.advice = "the host name does not resolve; check its spelling and your DNS"
-	case wire.IsTimeout(err):
-		if step == "connect" {
-			se.Err = &explained{fmt.Sprintf("connection timed out after %s", round(elapsed)), err}
-			se.advice = fmt.Sprintf("port %d is probably blocked by your network or cloud provider (cloud hosts block 25, some networks block 587); try another port", port)
-		} else {
-			se.Err = &explained{fmt.Sprintf("no reply within %s", round(elapsed)), err}
-			switch step {
-			case "banner":
-				se.advice = fmt.Sprintf("no SMTP greeting: if port %d expects implicit TLS, use tlsmode.Implicit", port)
-			case "tls":
-				se.advice = "the server stopped answering during the TLS handshake; check that the port speaks the TLS mode configured (465 is implicit TLS, 587/2525 STARTTLS)"
-			default:
-				se.advice = "the server stopped answering in the middle of the session; try again later"
-			}
+// decisive is the failure that names the Dial's outcome: the Dial's own
+// error, else the attempt that got furthest (see diag.Rank), the first of
+// equals.
+func (e *DialError) decisive() *StepError {
+	var se *StepError
+	if e.Err != nil {
+		if errors.As(e.Err, &se) {
+			return se
 		}
-	case errors.Is(err, syscall.ECONNREFUSED):
-		se.Err = &explained{"connection refused", err}
-		se.advice = fmt.Sprintf("nothing listens on port %d of that host", port)
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		se.advice = "the server or something on the path closed the connection"
-	case errors.As(err, &certErr), errors.As(err, &hostErr):
-		// handled by tlsErr
-	case errors.As(err, &smtpErr):
-		if smtpErr.Code/100 == 4 {
-			se.advice = "the server reported a temporary problem; try again later"
+		return newStepError("", e.Host, tlsmode.Candidate{}, 0, e.Err)
+	}
+	best := -1
+	for _, a := range e.Attempts {
+		var s *StepError
+		if errors.As(a.Err, &s) && diag.Rank(s.d.Kind) > best {
+			se, best = s, diag.Rank(s.d.Kind)
 		}
-	case errors.As(err, &opErr):
-		se.advice = "a network error; check connectivity to the host"
 	}
 	return se
 }
 
-// explained replaces a cause's message with a plainer one and keeps the
-// cause for errors.Is and errors.As.
-type explained struct {
-	msg   string
-	cause error
-}
-
-func (e *explained) Error() string { return e.msg }
-func (e *explained) Unwrap() error { return e.cause }
-
-// tlsErr turns a handshake error into one that names what was expected and
-// what the certificate says.
-func tlsErr(port int, mode tlsmode.Mode, serverName string, err error) error {
-	var rh tls.RecordHeaderError
-	if errors.As(err, &rh) && mode == tlsmode.Implicit && looksLikeSMTP(rh.RecordHeader[:]) {
-		return fmt.Errorf("%w: port %d answered without TLS (%q); it is probably a STARTTLS port — use tlsmode.StartTLS", ErrNoTLS, port, strings.TrimSpace(string(rh.RecordHeader[:])))
-	}
-	var certErr *tls.CertificateVerificationError
-	if errors.As(err, &certErr) && len(certErr.UnverifiedCertificates) > 0 {
-		leaf := certErr.UnverifiedCertificates[0]
-		names := certNames(leaf)
-		var hostErr x509.HostnameError
-		var unk x509.UnknownAuthorityError
-		var inv x509.CertificateInvalidError
-		switch {
-		case errors.As(err, &hostErr):
-			return fmt.Errorf("%w: the certificate is for %s, not %q — connect with a name the certificate covers, or set TLSConfig.ServerName", ErrCertificate, names, serverName)
-		case errors.As(err, &inv) && inv.Reason == x509.Expired:
-			return fmt.Errorf("%w: the certificate for %s is outside its validity period (not after %s) — the server's certificate must be renewed", ErrCertificate, names, leaf.NotAfter.UTC().Format(time.DateOnly))
-		case errors.As(err, &unk):
-			return fmt.Errorf("%w: the certificate for %s is signed by an unknown authority (issuer %q) — install the CA in TLSConfig.RootCAs or the system roots", ErrCertificate, names, leaf.Issuer.String())
-		}
-		return fmt.Errorf("%w: the certificate for %s did not verify for %q: %v", ErrCertificate, names, serverName, certErr.Err)
-	}
-	if strings.Contains(err.Error(), "protocol version") {
-		return fmt.Errorf("%w: TLS handshake failed (%w), which portwise refuses: the server must enable TLS 1.2 or 1.3", ErrTLSVersion, err)
-	}
-	return fmt.Errorf("TLS handshake failed: %w", err)
-}
-
-func certNames(c *x509.Certificate) string {
-	var names []string
-	names = append(names, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		names = append(names, ip.String())
-	}
-	if len(names) == 0 && c.Subject.CommonName != "" {
-		names = append(names, "CN="+c.Subject.CommonName)
-	}
-	if len(names) == 0 {
-		return "no name"
-	}
-	return strings.Join(names, ", ")
-}
-
-func looksLikeSMTP(h []byte) bool {
-	return len(h) >= 3 && h[0] >= '1' && h[0] <= '5' && h[1] >= '0' && h[1] <= '9' && h[2] >= '0' && h[2] <= '9'
-}
-
-// IsTemporary reports whether err is worth retrying later: a 4xx reply,
-// a timeout, a reset or refused connection. A 5xx reply, a certificate
-// failure or a security refusal is not. ErrOutcomeUnknown is not
-// temporary: the caller must decide whether a duplicate is acceptable.
+// IsTemporary reports whether err is worth retrying later: a 4xx reply, a
+// timeout, a reset or refused connection. A 5xx reply, a certificate
+// failure, a security refusal, the caller's cancellation and
+// ErrOutcomeUnknown (the caller must decide whether a duplicate is
+// acceptable) are not. A SendError is temporary only when every refused
+// recipient got a 4xx. README.md has the table.
 func IsTemporary(err error) bool {
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		return false
 	}
-	for _, perm := range []error{ErrSTARTTLSStripped, ErrResponseInjection, ErrPlaintextAuth, ErrAuthFailed, ErrCertificate, ErrTLSVersion, ErrNoTLS, ErrBadAddress, ErrLineTooLong, context.Canceled} {
-		if errors.Is(err, perm) {
-			return false
-		}
+	var (
+		send  *SendError
+		dial  *DialError
+		step  *StepError
+		reply *Reply
+	)
+	switch {
+	case errors.As(err, &send):
+		return send.Temporary()
+	case errors.As(err, &dial):
+		return dial.Temporary()
+	case errors.As(err, &step):
+		return step.Temporary()
+	case errors.As(err, &reply):
+		return reply.Temporary()
 	}
-	var smtpErr *smtp.SMTPError
-	if errors.As(err, &smtpErr) {
-		return smtpErr.Code/100 == 4
-	}
-	return wire.IsTimeout(err) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE)
+	return diag.Classify("", tlsmode.Candidate{}, "", 0, err).Temporary()
 }

@@ -20,7 +20,7 @@ func ExampleMailer() {
 
 	// One Mailer for the whole program: at most 3 connections, 2 kept
 	// idle, each authenticated once and reused.
-	m := submit.NewMailer(d, "localhost")
+	m := &submit.Mailer{Dialer: d, Host: "localhost"}
 	defer m.Close()
 
 	var wg sync.WaitGroup
@@ -53,11 +53,11 @@ func ExampleClient_SendWith() {
 	res, err := c.SendWith(context.Background(), "shop@example.com",
 		[]string{"customer@example.com", "gone@example.com"},
 		strings.NewReader("Subject: invoice\r\n\r\nAttached.\r\n"),
-		&submit.SendOptions{DSN: &submit.DSNOptions{Notify: []submit.DSNNotify{submit.NotifyFailure}, EnvelopeID: "invoice-1"}})
+		&submit.SendOptions{DSN: &submit.DSNOptions{Notify: []string{"FAILURE"}, EnvelopeID: "invoice-1"}})
 	var se *submit.SendError
 	if errors.As(err, &se) {
 		for _, r := range se.Rejected {
-			fmt.Println("refused:", r.Addr, r.Err.Code)
+			fmt.Println("refused:", r.Addr, r.Reply.Code)
 		}
 	} else if err != nil {
 		log.Fatal(err)

@@ -60,7 +60,7 @@ func ExampleDialError() {
 	defer srv.Close()
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	d := &submit.Dialer{
-		Candidates: []tlsmode.Candidate{{Port: srv.Port(stripped), Mode: tlsmode.StartTLS}},
+		Candidates: []tlsmode.Candidate{{Port: stripped.Port, Mode: tlsmode.StartTLS}},
 		TLSConfig:  srv.ClientTLSConfig(),
 		Auth:       submit.PlainAuth("", "user", "pass"),
 	}

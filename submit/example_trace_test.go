@@ -34,23 +34,23 @@ func ExampleTrace() {
 			}
 			metrics.Add("attempts_"+a.Candidate.Mode.String()+"_"+outcome, 1)
 		},
-		TLSHandshakeDone: func(_ tlsmode.Candidate, st tls.ConnectionState, err error) {
-			if err == nil {
-				metrics.Add("tls_"+strings.ReplaceAll(tls.VersionName(st.Version), " ", ""), 1)
+		TLSHandshakeDone: func(a submit.Attempt) {
+			if a.Err == nil {
+				metrics.Add("tls_"+strings.ReplaceAll(tls.VersionName(a.TLS.Version), " ", ""), 1)
 			}
 		},
-		AuthDone: func(_ tlsmode.Candidate, mech string, err error) {
-			if err == nil {
-				metrics.Add("auth_"+mech, 1)
+		AuthDone: func(a submit.Attempt) {
+			if a.Err == nil {
+				metrics.Add("auth_"+a.Mechanism, 1)
 			}
 		},
-		WinnerChosen: func(c tlsmode.Candidate) { metrics.Add("winner_"+c.Mode.String(), 1) },
+		WinnerChosen: func(a submit.Attempt) { metrics.Add("winner_"+a.Candidate.Mode.String(), 1) },
 	}
 
 	d := &submit.Dialer{
 		Candidates: []tlsmode.Candidate{
-			{Port: srv.Port(stripped), Mode: tlsmode.StartTLS},
-			{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
+			{Port: stripped.Port, Mode: tlsmode.StartTLS},
+			{Port: srv.Implicit.Port, Mode: tlsmode.Implicit},
 		},
 		TLSConfig:     srv.ClientTLSConfig(),
 		Auth:          submit.PlainAuth("", "user", "pass"),

@@ -8,28 +8,17 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/portwise/portwise/internal/untrusted"
 )
 
-// Defaults of a Mailer, changed with MailerOptions.
+// The defaults of the Mailer's zero fields.
 const (
-	// DefaultMaxIdle is how many authenticated connections a Mailer keeps
-	// open between sends.
-	DefaultMaxIdle = 2
-	// DefaultMaxConns bounds the connections a Mailer has open at once. It
-	// is small because providers limit concurrent sessions per account
-	// (some to three) and answer more with 421.
-	DefaultMaxConns = 3
-	// DefaultMaxMessages is how many messages one connection carries before
-	// the Mailer replaces it; providers cap messages per session.
-	DefaultMaxMessages = 100
-	// DefaultIdleTimeout is how long an idle connection is kept: below the
-	// idle timeouts of common servers (Postfix 300 s, most providers 60 s
-	// or more), so the Mailer closes it politely before they drop it.
-	DefaultIdleTimeout = 30 * time.Second
-	// DefaultIdleCheck is how long a connection may sit idle before it is
-	// checked with NOOP before use. A connection silently dropped by a NAT
-	// would otherwise hang the next MAIL FROM until the command timeout.
-	DefaultIdleCheck = 5 * time.Second
+	defaultMaxIdle     = 2
+	defaultMaxConns    = 3
+	defaultMaxMessages = 100
+	defaultIdleTimeout = 30 * time.Second
+	defaultIdleCheck   = 5 * time.Second
 )
 
 // noopTimeout bounds the NOOP that checks an idle connection.
@@ -38,53 +27,15 @@ const noopTimeout = 10 * time.Second
 // ErrMailerClosed is returned by Send after Close.
 var ErrMailerClosed = errors.New("mailer closed")
 
-// MailerOption configures a Mailer.
-type MailerOption func(*mailerConfig)
-
-type mailerConfig struct {
-	maxIdle, maxConns, maxMessages int
-	idleTimeout, idleCheck         time.Duration
-}
-
-// WithMaxIdle keeps up to n idle connections between sends (default 2); 0
-// closes every connection after its send.
-func WithMaxIdle(n int) MailerOption {
-	return func(c *mailerConfig) { c.maxIdle = max(n, 0) }
-}
-
-// WithMaxConns bounds the connections open at once (default 3): a Send
-// that finds them all busy waits for one, as long as its context allows.
-// n ≤ 0 removes the bound, so a Send never waits for another; connections
-// beyond WithMaxIdle are then closed after their send.
-func WithMaxConns(n int) MailerOption {
-	return func(c *mailerConfig) { c.maxConns = max(n, 0) }
-}
-
-// WithMaxMessages replaces a connection after it carried n messages
-// (default 100); n ≤ 0 means no limit.
-func WithMaxMessages(n int) MailerOption {
-	return func(c *mailerConfig) { c.maxMessages = max(n, 0) }
-}
-
-// WithIdleTimeout closes a connection that stayed idle for d (default
-// 30 s); d ≤ 0 keeps idle connections until Close.
-func WithIdleTimeout(d time.Duration) MailerOption {
-	return func(c *mailerConfig) { c.idleTimeout = max(d, 0) }
-}
-
-// WithIdleCheck checks a connection that sat idle for longer than d with
-// NOOP before using it (default 5 s); 0 checks before every reuse, d < 0
-// never checks.
-func WithIdleCheck(d time.Duration) MailerOption {
-	return func(c *mailerConfig) { c.idleCheck = d }
-}
-
 // Mailer sends messages over a pool of authenticated connections to one
-// host. It is safe for concurrent use by many goroutines. A Send takes an
-// idle connection (checking it with NOOP when it sat idle a while), or
-// dials a new one while fewer than WithMaxConns are open, or waits for one
-// to come back; so one slow send holds one connection and never blocks the
-// others beyond the pool's bound.
+// host. It is safe for concurrent use by many goroutines. Like Dialer, and
+// like http.Transport, its knobs are fields whose zero values work; set
+// them before the first Send and do not copy a Mailer after it.
+//
+// A Send takes an idle connection (checking it with NOOP when it sat idle a
+// while), or dials a new one while fewer than MaxConns are open, or waits
+// for one to come back; so one slow send holds one connection and never
+// blocks the others beyond the pool's bound.
 //
 // A connection is reused as it is after a transaction that ended with the
 // server's final reply, and reset with RSET first after one that did not.
@@ -92,10 +43,42 @@ func WithIdleCheck(d time.Duration) MailerOption {
 // the message sent again on a new one, but only when the failure came
 // before the message body was sent: a message whose outcome is unknown
 // (ErrOutcomeUnknown) is never sent twice; the error goes to the caller.
+//
+// Credentials are guarded as a login page guards them. Until a Dial has
+// succeeded, one Dial runs at a time and the Sends waiting for it share
+// its result, so twenty goroutines with a wrong password make one login
+// attempt, not twenty. Once a server rejects the credential (ErrAuthFailed),
+// every later Send fails at once with that error without connecting, until
+// the program builds a new Mailer with a credential it has fixed: retrying
+// a rejected password is how accounts get locked and addresses banned.
 type Mailer struct {
-	d    *Dialer
-	host string
-	cfg  mailerConfig
+	// Dialer dials the connections; nil means a zero Dialer. It must not
+	// change while the Mailer is in use.
+	Dialer *Dialer
+	// Host is dialled as Dialer.Dial does: with or without a port.
+	Host string
+	// MaxConns bounds the connections open at once: a Send that finds
+	// them all busy waits for one, as long as its context allows. 0 means
+	// 3, because providers limit concurrent sessions per account (some to
+	// three) and answer more with 421; a negative value removes the bound.
+	MaxConns int
+	// MaxIdle is how many connections are kept open between sends. 0
+	// means 2; a negative value keeps none.
+	MaxIdle int
+	// MaxMessages replaces a connection after it carried that many
+	// messages, as providers cap messages per session. 0 means 100; a
+	// negative value means no limit.
+	MaxMessages int
+	// IdleTimeout closes a connection that stayed idle that long, politely
+	// and before the server drops it (Postfix waits 300 s, most providers
+	// 60 s or more). 0 means 30s; a negative value keeps idle connections
+	// until Close.
+	IdleTimeout time.Duration
+	// IdleCheck is how long a connection may sit idle before it is checked
+	// with NOOP before use: a connection silently dropped by a NAT would
+	// otherwise hang the next MAIL FROM. 0 means 5s; a negative value
+	// never checks.
+	IdleCheck time.Duration
 
 	mu      sync.Mutex
 	closed  bool
@@ -103,6 +86,18 @@ type Mailer struct {
 	idle    []*poolConn      // most recently used last
 	waiters []chan *poolConn // FIFO; nil means "dial, a slot is yours"
 	bg      sync.WaitGroup   // QUITs running in the background
+
+	proven  bool        // a Dial succeeded: the credential works
+	flight  *dialFlight // the one Dial in flight while !proven
+	authErr error       // the rejection every later Send gets
+	zero    sync.Once   // for a nil Dialer
+	zeroD   *Dialer
+}
+
+// dialFlight is a Dial that other Sends wait for and share.
+type dialFlight struct {
+	done chan struct{}
+	err  error
 }
 
 // poolConn is one pooled connection.
@@ -113,20 +108,30 @@ type poolConn struct {
 	timer    *time.Timer
 }
 
-// NewMailer returns a Mailer that dials host (as Dialer.Dial does: with or
-// without a port) with d. d must not change while the Mailer is in use.
-func NewMailer(d *Dialer, host string, opts ...MailerOption) *Mailer {
-	m := &Mailer{d: d, host: host, cfg: mailerConfig{
-		maxIdle:     DefaultMaxIdle,
-		maxConns:    DefaultMaxConns,
-		maxMessages: DefaultMaxMessages,
-		idleTimeout: DefaultIdleTimeout,
-		idleCheck:   DefaultIdleCheck,
-	}}
-	for _, o := range opts {
-		o(&m.cfg)
+func (m *Mailer) dialer() *Dialer {
+	if m.Dialer != nil {
+		return m.Dialer
 	}
-	return m
+	m.zero.Do(func() { m.zeroD = &Dialer{} })
+	return m.zeroD
+}
+
+func (m *Mailer) maxConns() int { return pick(m.MaxConns, defaultMaxConns) }
+func (m *Mailer) maxIdle() int  { return pick(m.MaxIdle, defaultMaxIdle) }
+func (m *Mailer) maxMessages() int {
+	return pick(m.MaxMessages, defaultMaxMessages)
+}
+func (m *Mailer) idleTimeout() time.Duration { return pick(m.IdleTimeout, defaultIdleTimeout) }
+
+// pick is v, def when v is zero, and 0 (none, no limit) when v is negative.
+func pick[T int | time.Duration](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // Send submits one message as Client.Send does, over a pooled connection.
@@ -144,14 +149,14 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 	// Each retry has replaced a dead connection; there are at most
 	// max(MaxIdle, MaxConns) of them in circulation, and a fresh one is
 	// never retried.
-	tries := 2 + max(m.cfg.maxIdle, m.cfg.maxConns)
+	tries := 2 + max(m.maxIdle(), m.maxConns())
 	for try := 1; ; try++ {
 		pc, err := m.acquire(ctx)
 		if err != nil {
 			return &SendResult{}, err
 		}
 		reused := !pc.lastUsed.IsZero()
-		if reused && m.cfg.idleCheck >= 0 && time.Since(pc.lastUsed) > m.cfg.idleCheck {
+		if check := m.IdleCheck; reused && check >= 0 && time.Since(pc.lastUsed) > pick(check, defaultIdleCheck) {
 			nctx, cancel := context.WithTimeout(ctx, noopTimeout)
 			err := pc.c.Noop(nctx)
 			cancel()
@@ -185,47 +190,84 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 }
 
 func (m *Mailer) logRedial(ctx context.Context, pc *poolConn, step string, err error) {
-	if m.d.Logger == nil {
+	l := m.dialer().Logger
+	if l == nil {
 		return
 	}
-	m.d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise redial",
+	l.LogAttrs(ctx, slog.LevelInfo, "portwise redial",
 		slog.String("host", pc.c.host), slog.Int("port", pc.c.Port()), slog.String("step", step),
-		slog.Int("messages", pc.msgs), slog.String("error", err.Error()))
+		slog.Int("messages", pc.msgs), slog.String("error", untrusted.Text(err.Error(), 4*untrusted.MaxText)))
 }
 
 // acquire returns an idle connection, a new one, or one handed back by
 // another Send, in that order of preference.
 func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return nil, ErrMailerClosed
-	}
-	if n := len(m.idle); n > 0 {
-		pc := m.idle[n-1]
-		m.idle = m.idle[:n-1]
-		if pc.timer != nil {
-			pc.timer.Stop() // if it already fired, expire finds pc gone
+	for {
+		m.mu.Lock()
+		switch {
+		case m.closed:
+			m.mu.Unlock()
+			return nil, ErrMailerClosed
+		case m.authErr != nil:
+			err := m.authErr
+			m.mu.Unlock()
+			return nil, err
 		}
+		if n := len(m.idle); n > 0 {
+			pc := m.idle[n-1]
+			m.idle = m.idle[:n-1]
+			if pc.timer != nil {
+				pc.timer.Stop() // if it already fired, expire finds pc gone
+			}
+			m.mu.Unlock()
+			return pc, nil
+		}
+		if f := m.flight; f != nil && !m.proven {
+			// The first Dial is proving the credential: wait and share
+			// its result rather than log in again beside it.
+			m.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, &waitError{"the first connection, which proves the credential", ctx.Err()}
+			}
+			if f.err != nil {
+				return nil, f.err
+			}
+			continue
+		}
+		if max := m.maxConns(); max <= 0 || m.open < max {
+			m.open++
+			var f *dialFlight
+			if !m.proven {
+				f = &dialFlight{done: make(chan struct{})}
+				m.flight = f
+			}
+			m.mu.Unlock()
+			return m.dial(ctx, f)
+		}
+		w := make(chan *poolConn, 1)
+		m.waiters = append(m.waiters, w)
 		m.mu.Unlock()
-		return pc, nil
+		return m.wait(ctx, w)
 	}
-	if m.cfg.maxConns <= 0 || m.open < m.cfg.maxConns {
-		m.open++
-		m.mu.Unlock()
-		return m.dial(ctx)
-	}
-	w := make(chan *poolConn, 1)
-	m.waiters = append(m.waiters, w)
-	m.mu.Unlock()
+}
 
+// wait waits for a connection or a slot handed over by put or freeSlot.
+func (m *Mailer) wait(ctx context.Context, w chan *poolConn) (*poolConn, error) {
 	select {
 	case pc, ok := <-w:
 		switch {
 		case !ok:
+			m.mu.Lock()
+			err := m.authErr
+			m.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
 			return nil, ErrMailerClosed
 		case pc == nil:
-			return m.dial(ctx)
+			return m.dial(ctx, nil)
 		}
 		return pc, nil
 	case <-ctx.Done():
@@ -233,7 +275,7 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 		if i := slices.Index(m.waiters, w); i >= 0 {
 			m.waiters = slices.Delete(m.waiters, i, i+1)
 			m.mu.Unlock()
-			return nil, ctx.Err()
+			return nil, waitErr(ctx)
 		}
 		m.mu.Unlock()
 		// Something was handed over as ctx ended: pass it on.
@@ -244,13 +286,44 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 				m.freeSlot()
 			}
 		}
-		return nil, ctx.Err()
+		return nil, waitErr(ctx)
 	}
 }
 
-// dial opens a connection in a slot already counted in m.open.
-func (m *Mailer) dial(ctx context.Context) (*poolConn, error) {
-	c, err := m.d.Dial(ctx, m.host)
+// waitErr says what a Send waited for when its context ended.
+func waitErr(ctx context.Context) error {
+	return &waitError{"a free connection (all MaxConns are busy)", ctx.Err()}
+}
+
+// waitError is the caller's context ending while a Send waited.
+type waitError struct {
+	what string
+	err  error
+}
+
+func (e *waitError) Error() string {
+	return "submit: Mailer: " + e.err.Error() + " while waiting for " + e.what
+}
+func (e *waitError) Unwrap() error { return e.err }
+
+// dial opens a connection in a slot already counted in m.open. f, when
+// set, is the flight other Sends wait for.
+func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
+	c, err := m.dialer().Dial(ctx, m.Host)
+	m.mu.Lock()
+	if err == nil {
+		m.proven = true
+	} else if errors.Is(err, ErrAuthFailed) && m.authErr == nil {
+		m.authErr = err
+	}
+	if f != nil {
+		f.err = err
+		if m.flight == f {
+			m.flight = nil
+		}
+		close(f.done)
+	}
+	m.mu.Unlock()
 	if err != nil {
 		m.freeSlot()
 		return nil, err
@@ -262,19 +335,26 @@ func (m *Mailer) dial(ctx context.Context) (*poolConn, error) {
 func (m *Mailer) freeSlot() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.waiters) > 0 && !m.closed {
+	if len(m.waiters) > 0 && !m.closed && m.authErr == nil {
 		w := m.waiters[0]
 		m.waiters = m.waiters[1:]
 		w <- nil
 		return
 	}
 	m.open--
+	if m.authErr != nil {
+		// Nobody waits for a slot that can only fail.
+		for _, w := range m.waiters {
+			close(w)
+		}
+		m.waiters = nil
+	}
 }
 
 // put returns a connection after use: to a waiting Send, to the idle pool,
 // or closed when it is broken, worn out or in excess.
 func (m *Mailer) put(pc *poolConn) {
-	if !pc.c.usable() || (m.cfg.maxMessages > 0 && pc.msgs >= m.cfg.maxMessages) {
+	if max := m.maxMessages(); !pc.c.usable() || (max > 0 && pc.msgs >= max) {
 		m.retire(pc)
 		return
 	}
@@ -286,8 +366,8 @@ func (m *Mailer) put(pc *poolConn) {
 		w <- pc
 		return
 	}
-	if !m.closed && len(m.idle) < m.cfg.maxIdle {
-		if d := m.cfg.idleTimeout; d > 0 {
+	if !m.closed && len(m.idle) < m.maxIdle() {
+		if d := m.idleTimeout(); d > 0 {
 			pc.timer = time.AfterFunc(d, func() { m.expire(pc) })
 		}
 		m.idle = append(m.idle, pc)
@@ -300,7 +380,7 @@ func (m *Mailer) put(pc *poolConn) {
 
 // retire closes a connection (QUIT when it is still usable, in the
 // background while the Mailer is open) and then frees its slot, so that
-// sockets open never exceed WithMaxConns, quitting ones included.
+// sockets open never exceed MaxConns, quitting ones included.
 func (m *Mailer) retire(pc *poolConn) {
 	if !pc.c.usable() {
 		pc.c.Close()

@@ -71,16 +71,19 @@ func (c *countedConn) Close() error {
 
 // mailerFor returns a Mailer on one listener of srv, dialling through a
 // countingDialer.
-func mailerFor(t *testing.T, srv *submittest.Server, addr string, mode tlsmode.Mode, opts ...submit.MailerOption) (*submit.Mailer, *countingDialer) {
+func mailerFor(t *testing.T, srv *submittest.Server, c tlsmode.Candidate, mode tlsmode.Mode, m *submit.Mailer) (*submit.Mailer, *countingDialer) {
 	t.Helper()
 	cd := &countingDialer{}
 	var auth submit.Auth
 	if mode != tlsmode.Plaintext {
 		auth = submit.PlainAuth("", "user", "pass")
 	}
-	d := dialerFor(srv, auth, cand(srv, addr, mode))
+	d := dialerFor(srv, auth, cand(srv, c, mode))
 	d.NetDialer = cd
-	m := submit.NewMailer(d, "localhost", opts...)
+	if m == nil {
+		m = &submit.Mailer{}
+	}
+	m.Dialer, m.Host = d, "localhost"
 	t.Cleanup(func() { m.Close() })
 	return m, cd
 }
@@ -111,24 +114,24 @@ func TestMailerManyGoroutinesBoundedConnectionsNoLeaks(t *testing.T) {
 	const goroutines, perG = 100, 100 // 10 000 messages
 	tests := []struct {
 		name      string
-		opts      []submit.MailerOption
+		mailer    *submit.Mailer
 		wantPeak  int // connections open at once, at most
 		maxDialed int // connections dialled in all, at most
 	}{
 		// 10 000 messages, 100 per connection: at least 100 connections; a
 		// connection that comes back while a Send waits is handed over, so
 		// few more are dialled.
-		{"defaults", nil, submit.DefaultMaxConns, goroutines*perG/submit.DefaultMaxMessages + 2*submit.DefaultMaxConns},
+		{"defaults", nil, 3, goroutines*perG/100 + 2*3},
 		// Unbounded: one connection per busy goroutine, plus those retired
 		// at the 100-message cap whose QUIT is still under way.
-		{"unbounded", []submit.MailerOption{submit.WithMaxConns(0), submit.WithMaxIdle(4)}, 2 * goroutines, goroutines * perG},
+		{"unbounded", &submit.Mailer{MaxConns: -1, MaxIdle: 4}, 2 * goroutines, goroutines * perG},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := submittest.NewServer(t)
 			addr := srv.Listen(tlsmode.Implicit)
 			base := runtime.NumGoroutine()
-			m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, tt.opts...)
+			m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, tt.mailer)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -161,9 +164,9 @@ func TestMailerManyGoroutinesBoundedConnectionsNoLeaks(t *testing.T) {
 			if peak > tt.wantPeak || dialed > tt.maxDialed {
 				t.Errorf("peak %d connections (want ≤ %d), %d dialled (want ≤ %d)", peak, tt.wantPeak, dialed, tt.maxDialed)
 			}
-			for _, r := range connsOn(srv, addr) {
-				if r.Messages > submit.DefaultMaxMessages {
-					t.Errorf("a connection carried %d messages, cap %d", r.Messages, submit.DefaultMaxMessages)
+			for _, r := range connsOn(srv, srv.Addr(addr)) {
+				if r.Messages > 100 {
+					t.Errorf("a connection carried %d messages, cap 100", r.Messages)
 				}
 			}
 			// Only the idle pool stays open once the background QUITs end.
@@ -184,19 +187,19 @@ func TestMailerManyGoroutinesBoundedConnectionsNoLeaks(t *testing.T) {
 func TestMailerReusesOneConnectionAndCapsMessages(t *testing.T) {
 	tests := []struct {
 		name      string
-		opts      []submit.MailerOption
+		mailer    *submit.Mailer
 		sends     int
 		wantPerCn []int
 	}{
 		{"reuse", nil, 5, []int{5}},
-		{"cap of 4", []submit.MailerOption{submit.WithMaxMessages(4)}, 10, []int{4, 4, 2}},
-		{"no idle pool", []submit.MailerOption{submit.WithMaxIdle(0)}, 3, []int{1, 1, 1}},
+		{"cap of 4", &submit.Mailer{MaxMessages: 4}, 10, []int{4, 4, 2}},
+		{"no idle pool", &submit.Mailer{MaxIdle: -1}, 3, []int{1, 1, 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := submittest.NewServer(t)
 			addr := srv.Listen(tlsmode.StartTLS)
-			m, _ := mailerFor(t, srv, addr, tlsmode.StartTLS, tt.opts...)
+			m, _ := mailerFor(t, srv, addr, tlsmode.StartTLS, tt.mailer)
 			for range tt.sends {
 				res, err := m.SendWith(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg), nil)
 				if err != nil {
@@ -208,7 +211,7 @@ func TestMailerReusesOneConnectionAndCapsMessages(t *testing.T) {
 			}
 			m.Close()
 			var got []int
-			for _, r := range connsOn(srv, addr) {
+			for _, r := range connsOn(srv, srv.Addr(addr)) {
 				got = append(got, r.Messages)
 				if r.AuthAttempts != 1 {
 					t.Errorf("AUTH ran %d times on one connection", r.AuthAttempts)
@@ -224,21 +227,21 @@ func TestMailerReusesOneConnectionAndCapsMessages(t *testing.T) {
 func TestMailerRedialsAfterTheServerDropsAnIdleConnection(t *testing.T) {
 	tests := []struct {
 		name  string
-		check time.Duration // WithIdleCheck
+		check time.Duration // Mailer.IdleCheck
 	}{
-		{"found by NOOP", 0},
+		{"found by NOOP", time.Nanosecond},
 		{"found by MAIL FROM", -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := submittest.NewServer(t)
 			addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{IdleTimeout: 150 * time.Millisecond})
-			m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithIdleCheck(tt.check))
+			m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{IdleCheck: tt.check})
 			ctx := context.Background()
 			if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "closed by the server", func() bool { return connsOn(srv, addr)[0].Closed })
+			eventually(t, "closed by the server", func() bool { return connsOn(srv, srv.Addr(addr))[0].Closed })
 			if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
 				t.Fatalf("send after the server's idle timeout: %v", err)
 			}
@@ -255,14 +258,14 @@ func TestMailerRedialsAfterTheServerDropsAnIdleConnection(t *testing.T) {
 func TestMailerRedialsOn421MidSession(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{MaxMessagesPerConn: 3})
-	m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithMaxMessages(0))
+	m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{MaxMessages: -1})
 	for i := range 7 {
 		if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
 	var got []int
-	for _, r := range connsOn(srv, addr) {
+	for _, r := range connsOn(srv, srv.Addr(addr)) {
 		got = append(got, r.Messages)
 	}
 	if fmt.Sprint(got) != "[3 3 1]" {
@@ -276,7 +279,7 @@ func TestMailerRedialsOn421MidSession(t *testing.T) {
 func TestMailerFreshConnectionAnswering421IsNotRetried(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.Listen(tlsmode.Implicit, submittest.Reply421MidSession)
-	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit)
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, nil)
 	err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
 	if !submit.IsTemporary(err) || !strings.Contains(err.Error(), "421") {
 		t.Fatalf("err = %v, want the server's 421", err)
@@ -290,7 +293,7 @@ func TestMailerNeverResendsAMessageWhoseOutcomeIsUnknown(t *testing.T) {
 	srv := submittest.NewServer(t)
 	// A plaintext relay, so the client-side dialer can see the final dot
 	// and cut the connection right after it, on a reused connection.
-	m, cd := mailerFor(t, srv, srv.PlainAddr, tlsmode.Plaintext)
+	m, cd := mailerFor(t, srv, srv.Plain, tlsmode.Plaintext, nil)
 	var mu sync.Mutex
 	dots := 0
 	cd.cut = func(c net.Conn, p []byte) {
@@ -344,14 +347,14 @@ func TestMailerSlowSendHoldsOnlyItsConnection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := submittest.NewServer(t)
 			addr := srv.Listen(tlsmode.Implicit)
-			m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithMaxConns(tt.maxConns))
+			m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{MaxConns: tt.maxConns})
 			release := make(chan struct{})
 			slowDone := make(chan error, 1)
 			go func() {
 				slowDone <- m.Send(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release))
 			}()
 			eventually(t, "the slow send in DATA", func() bool {
-				cmds := commandsOn(srv, addr)
+				cmds := commandsOn(srv, srv.Addr(addr))
 				return len(cmds) > 0 && cmds[len(cmds)-1] == "DATA"
 			})
 
@@ -376,14 +379,14 @@ func TestMailerSlowSendHoldsOnlyItsConnection(t *testing.T) {
 func TestMailerCloseReleasesWaitersAndIdleConnections(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.Listen(tlsmode.Implicit)
-	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithMaxConns(1))
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{MaxConns: 1})
 	release := make(chan struct{})
 	slowDone := make(chan error, 1)
 	go func() {
 		slowDone <- m.Send(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release))
 	}()
 	eventually(t, "the slow send in DATA", func() bool {
-		cmds := commandsOn(srv, addr)
+		cmds := commandsOn(srv, srv.Addr(addr))
 		return len(cmds) > 0 && cmds[len(cmds)-1] == "DATA"
 	})
 	waiterDone := make(chan error, 1)
@@ -408,12 +411,12 @@ func TestMailerCloseReleasesWaitersAndIdleConnections(t *testing.T) {
 func TestMailerIdleTimeoutQuitsPolitely(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.Listen(tlsmode.Implicit)
-	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, submit.WithIdleTimeout(50*time.Millisecond))
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{IdleTimeout: 50 * time.Millisecond})
 	if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the idle connection closed", func() bool { live, _, _ := cd.counts(); return live == 0 })
-	eventually(t, "closed on the server", func() bool { return connsOn(srv, addr)[0].Closed })
+	eventually(t, "closed on the server", func() bool { return connsOn(srv, srv.Addr(addr))[0].Closed })
 	if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +427,7 @@ func TestMailerIdleTimeoutQuitsPolitely(t *testing.T) {
 
 func TestMailerChecksAddressesBeforeDialling(t *testing.T) {
 	srv := submittest.NewServer(t)
-	m, cd := mailerFor(t, srv, srv.ImplicitAddr, tlsmode.Implicit)
+	m, cd := mailerFor(t, srv, srv.Implicit, tlsmode.Implicit, nil)
 	err := m.Send(context.Background(), "a@example.com", []string{"b@example.com>\r\nRCPT TO:<c@example.com"}, strings.NewReader(testMsg))
 	if !errors.Is(err, submit.ErrBadAddress) {
 		t.Fatalf("err = %v, want ErrBadAddress", err)
@@ -440,7 +443,7 @@ func TestMailerChecksAddressesBeforeDialling(t *testing.T) {
 func BenchmarkMailerSend(b *testing.B) {
 	srv := submittest.NewServer(b)
 	d := &submit.Dialer{Candidates: srv.Candidates()[1:], TLSConfig: srv.ClientTLSConfig(), Auth: submit.PlainAuth("", "user", "pass")}
-	m := submit.NewMailer(d, "localhost")
+	m := &submit.Mailer{Dialer: d, Host: "localhost"}
 	defer m.Close()
 	msg := []byte(testMsg)
 	b.SetBytes(int64(len(msg)))

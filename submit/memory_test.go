@@ -67,7 +67,7 @@ func TestSendStreamsFiftyMegabytesInBoundedMemory(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{DiscardData: true, MaxMessageBytes: 100 << 20})
 	d := &submit.Dialer{
-		Candidates: []tlsmode.Candidate{{Port: srv.Port(addr), Mode: tlsmode.Implicit}},
+		Candidates: []tlsmode.Candidate{{Port: addr.Port, Mode: tlsmode.Implicit}},
 		TLSConfig:  srv.ClientTLSConfig(),
 		Auth:       submit.PlainAuth("", "user", "pass"),
 	}

@@ -2,245 +2,185 @@ package submit
 
 import (
 	"context"
-	"sync"
 	"time"
 
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/internal/session"
-	"github.com/portwise/portwise/tlsmode"
 )
 
-// race runs one Dial: candidates start staggered and race for a secure
-// session; AUTH runs on one ready session at a time. It follows the shape
-// of net's dialParallel: a plan, a results channel, a timer.
+// quitWait bounds the polite QUIT that closes a session nobody needs.
+const quitWait = 200 * time.Millisecond
+
+// race runs the targets of one Dial, in the shape of net's dialParallel:
+// each target's attempt runs in its own goroutine and sends its outcome on
+// a results channel; a timer starts the next target after FallbackDelay,
+// or at once (Reset(0)) when one fails; an attempt whose result is no
+// longer wanted cleans up after itself. The race is about ports only: what
+// to do with a secure session is the caller's function.
 type race struct {
-	d     *Dialer
-	host  string
-	cands []tlsmode.Candidate
-	hosts []string // per candidate (discovery, DialServers); nil: host for all
-	trace *Trace
+	d       *Dialer
+	ctx     context.Context // the race's: cancelled with a cause when it ends
+	caller  context.Context // the Dial's
+	host    string
+	targets []plan.Target
+	trace   *Trace
 
-	key       string // the Winners key
-	preferred bool   // cands[0] is the remembered winner
-	won       int    // index of the winner; -1: none
-	note      error  // a discovery problem, reported if the Dial fails
-
-	attempts []Attempt
-	started  []time.Time
-	next     int
-	pending  int
-	wg       sync.WaitGroup
-	results  chan attemptResult
+	attempts  []Attempt // one per target; written by run's goroutine only
+	started   []time.Time
+	won       int   // index of the winner, -1 if none
+	callerErr error // the caller's context ended the race
 }
 
-type attemptResult struct {
+// ready is a secure session of target idx, post-TLS EHLO read.
+type ready struct {
+	idx     int
+	attempt *attempt
+	session *session.Session
+}
+
+// result is what an attempt's goroutine sends.
+type result struct {
 	idx int
-	s   *session.Session
-	cfg *attemptConfig
+	r   *ready
 	err error
 }
 
-type authResult struct {
-	r    attemptResult
-	mech string
-	err  error
-	end  bool // the error ends the whole Dial (a rejected credential)
+// verdict is what the race's caller made of a secure session.
+type verdict int
+
+const (
+	tryNext verdict = iota // not usable; go on racing
+	won                    // the Dial has its client: stop the others
+	ended                  // the Dial ends without a client: stop the others
+)
+
+func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target) *race {
+	r := &race{d: d, caller: ctx, host: host, targets: targets, trace: ContextTrace(ctx), won: -1,
+		attempts: make([]Attempt, len(targets)), started: make([]time.Time, len(targets))}
+	for i, t := range targets {
+		r.attempts[i] = Attempt{Host: t.Host, Candidate: t.Candidate}
+	}
+	return r
 }
 
-func (r *race) run(parent context.Context) (*Client, error) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	r.trace = ContextTrace(parent)
-	n := len(r.cands)
-	r.attempts = make([]Attempt, n)
-	r.started = make([]time.Time, n)
-	r.results = make(chan attemptResult, n)
-	r.won = -1
-	for i, c := range r.cands {
-		r.attempts[i].Candidate = c
-		if h := r.hostAt(i); h != r.host {
-			r.attempts[i].Host = h
-		}
-	}
+// run races the targets, handing each secure session to use as it becomes
+// ready, until use says the Dial is won or ended, or every target failed,
+// or the caller's context ends. While use runs, no target starts.
+func (r *race) run(use func(*ready) verdict) {
+	ctx, stop := context.WithCancelCause(r.caller)
+	defer stop(diag.ErrDialEnded) // when every target failed; an earlier stop's cause stands
+	r.ctx = ctx
+	results := make(chan result)
+	returned := make(chan struct{})
+	defer close(returned)
 
+	n, next, pending := len(r.targets), 0, 0
+	start := func() {
+		r.started[next] = time.Now()
+		go r.attempt(next, results, returned)
+		next++
+		pending++
+	}
 	delay := r.d.fallbackDelay()
-	var timer *time.Timer
-	var timerC <-chan time.Time
-	armTimer := func() {
-		if delay < 0 || r.next >= n {
-			timerC = nil
-			return
-		}
-		if timer == nil {
-			timer = time.NewTimer(delay)
-		} else {
-			timer.Reset(delay)
-		}
-		timerC = timer.C
+	timer := time.NewTimer(max(delay, 0))
+	defer timer.Stop()
+	if delay < 0 || n < 2 {
+		timer.Stop()
 	}
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-
-	var (
-		ready    []attemptResult
-		authing  bool
-		authDone = make(chan authResult, 1)
-		winner   *Client
-		endErr   error
-	)
-	startNext := func() {
-		r.start(ctx, r.next)
-		r.next++
-		armTimer()
-	}
-	startNext()
-
-	for winner == nil && endErr == nil {
-		if !authing && len(ready) > 0 {
-			s := ready[0]
-			ready = ready[1:]
-			if r.d.Auth == nil {
-				winner = r.finish(s, "")
-				break
-			}
-			authing = true
-			go func() { authDone <- r.d.authenticate(ctx, s) }()
-		}
-		if r.pending == 0 && !authing && len(ready) == 0 {
-			if r.next >= n {
-				break // every candidate failed
-			}
-			startNext() // every earlier one failed: no need to wait
-		}
+	start()
+	for pending > 0 || next < n {
 		select {
-		case <-timerC:
-			timerC = nil
-			if r.next < n && !authing && len(ready) == 0 {
-				startNext()
-			} else if r.next < n {
-				armTimer() // a secure session is being used; keep the rest back
+		case <-timer.C:
+			if next < n {
+				start()
+				if next < n && delay >= 0 {
+					timer.Reset(delay)
+				}
 			}
-		case res := <-r.results:
-			r.pending--
+		case res := <-results:
+			pending--
 			if res.err != nil {
 				r.fail(res.idx, res.err)
+				timer.Reset(0) // no need to wait for a port that failed
 				continue
 			}
-			ready = append(ready, res)
-		case a := <-authDone:
-			authing = false
-			if a.err == nil {
-				winner = r.finish(a.r, a.mech)
-				continue
+			switch use(res.r) {
+			case won:
+				stop(diag.ErrLostRace)
+				return
+			case ended:
+				r.drain(stop, diag.ErrDialEnded, results, pending)
+				return
 			}
-			r.fail(a.r.idx, a.err)
-			a.r.s.Quit(200 * time.Millisecond)
-			if a.end {
-				endErr = a.err
-			}
-		case <-ctx.Done():
-			endErr = ctx.Err()
+			timer.Reset(0)
+		case <-r.caller.Done():
+			r.callerErr = r.caller.Err()
+			r.drain(stop, r.callerErr, results, pending)
+			return
 		}
 	}
+}
 
-	// Stop the others: cancelling closes sockets still in progress; ready
-	// sessions are closed politely.
-	cancel()
-	if authing {
-		a := <-authDone
-		if a.err == nil {
-			a.err = ctx.Err()
-		}
-		r.fail(a.r.idx, a.err)
-		a.r.s.Quit(0)
-	}
-	unused := error(errLostRace)
-	if winner == nil {
-		unused = errDialEnded // a rejected credential or the context, not a winner
-	}
-	for _, s := range ready {
-		s.s.Quit(200 * time.Millisecond)
-		r.fail(s.idx, unused)
-	}
-	r.wg.Wait()
-	close(r.results)
-	for res := range r.results {
-		if res.err == nil {
-			res.s.Quit(200 * time.Millisecond)
-			res.err = unused
+// drain stops the attempts still running and records how each ended, so
+// that a failed Dial lists every attempt it started.
+func (r *race) drain(stop context.CancelCauseFunc, cause error, results <-chan result, pending int) {
+	stop(cause)
+	for ; pending > 0; pending-- {
+		res := <-results
+		if res.r != nil {
+			res.r.session.Quit(quitWait)
+			res.err = res.r.attempt.explain("", nil)
 		}
 		r.fail(res.idx, res.err)
 	}
-	r.d.remember(parent, r)
-	if winner != nil {
-		return winner, nil
+}
+
+// attempt runs target i and sends its outcome, unless the race has
+// returned: then it closes what it opened and reports itself to the trace.
+func (r *race) attempt(i int, results chan<- result, returned <-chan struct{}) {
+	a := r.d.newAttempt(r.ctx, r.caller, r.targets[i], r.started[i], r.trace)
+	s, err := a.open()
+	var res result
+	if err != nil {
+		res = result{idx: i, err: err}
+	} else {
+		res = result{idx: i, r: &ready{idx: i, attempt: a, session: s}}
 	}
-	if endErr == nil {
-		endErr = parent.Err() // the caller's deadline ended the attempts
-		if dl, ok := parent.Deadline(); endErr == nil && ok && !time.Now().Before(dl) {
-			// The sockets' deadlines fired a moment before the
-			// context's timer did.
-			endErr = context.DeadlineExceeded
+	select {
+	case results <- res:
+	case <-returned:
+		if s != nil {
+			s.Quit(quitWait)
 		}
+		err := a.explain("", nil)
+		r.trace.attemptDone(Attempt{Host: a.t.Host, Candidate: a.t.Candidate, Elapsed: time.Since(a.start), Err: err})
 	}
-	return nil, &DialError{Host: r.host, Attempts: r.startedAttempts(), Err: endErr}
 }
 
-// errLostRace marks a candidate that reached a secure session after another
-// had already won.
-var errLostRace = lostRace{}
-
-type lostRace struct{}
-
-func (lostRace) Error() string { return "not needed: another port won" }
-
-// errDialEnded marks a secure session left unused because the Dial ended
-// without a winner.
-var errDialEnded = dialEnded{}
-
-type dialEnded struct{}
-
-func (dialEnded) Error() string { return "not used: the dial ended before this port's turn" }
-
-func (r *race) start(ctx context.Context, i int) {
-	r.started[i] = time.Now()
-	r.pending++
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		s, cfg, err := r.d.open(ctx, r.hostAt(i), r.cands[i], r.started[i])
-		r.results <- attemptResult{idx: i, s: s, cfg: cfg, err: err}
-	}()
-}
-
+// fail records target i's failure.
 func (r *race) fail(i int, err error) {
-	if r.attempts[i].Err == nil {
-		r.attempts[i].Err = err
-		r.attempts[i].Elapsed = time.Since(r.started[i])
-		r.trace.attemptDone(r.attempts[i])
+	a := &r.attempts[i]
+	if a.Err != nil {
+		return
 	}
-}
-
-func (r *race) finish(res attemptResult, mech string) *Client {
-	a := &r.attempts[res.idx]
-	a.Elapsed = time.Since(r.started[res.idx])
-	r.won = res.idx
-	r.d.log(context.Background(), a.Candidate, r.hostAt(res.idx), "result", a.Elapsed, nil)
+	a.Err, a.Elapsed = err, time.Since(r.started[i])
 	r.trace.attemptDone(*a)
-	r.trace.winner(a.Candidate)
-	return newClient(r.d, r.hostAt(res.idx), res.s, res.cfg, mech)
 }
 
-// hostAt is the host candidate i connects to.
-func (r *race) hostAt(i int) string {
-	if r.hosts != nil {
-		return r.hosts[i]
-	}
-	return r.host
+// win makes target s's session the Dial's client.
+func (r *race) win(s *ready, mech string) *Client {
+	a := &r.attempts[s.idx]
+	a.Elapsed, a.Mechanism = time.Since(r.started[s.idx]), mech
+	r.won = s.idx
+	t := r.targets[s.idx]
+	r.d.log(r.caller, t.Candidate, t.Host, "result", a.Elapsed, nil)
+	r.trace.attemptDone(*a)
+	r.trace.winner(*a)
+	return newClient(r.d, s, mech)
 }
 
+// startedAttempts returns the attempts of the targets that were started.
 func (r *race) startedAttempts() []Attempt {
 	var out []Attempt
 	for i, a := range r.attempts {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/submit/submittest/script"
 	"github.com/portwise/portwise/tlsmode"
 	"golang.org/x/oauth2"
 )
@@ -48,8 +49,8 @@ func TestSASLIdentitiesCannotForgeFields(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := submittest.NewServer(t, submittest.Options{})
 			steps := append(implicitOpening("AUTH "+tc.mech),
-				submittest.ExpectPrefix("AUTH "+tc.mech+" "), submittest.Send("235 2.7.0 ok\r\n"))
-			c := tlsmode.Candidate{Port: srv.Port(srv.ListenScript(submittest.Options{}, steps...)), Mode: tlsmode.Implicit}
+				script.ExpectPrefix("AUTH "+tc.mech+" "), script.Send("235 2.7.0 ok\r\n"))
+			c := tlsmode.Candidate{Port: (srv.ListenScript(submittest.Options{}, steps...)).Port, Mode: tlsmode.Implicit}
 			d := &submit.Dialer{Candidates: []tlsmode.Candidate{c}, TLSConfig: srv.ClientTLSConfig(), Auth: tc.auth, Timeout: 3 * time.Second}
 			cl, err := d.Dial(context.Background(), "127.0.0.1")
 			if cl != nil {
@@ -58,7 +59,7 @@ func TestSASLIdentitiesCannotForgeFields(t *testing.T) {
 			var sent []string
 			if tc.wantIR != "" || err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				conns, werr := srv.WaitScripts(ctx, "127.0.0.1:"+strconv.Itoa(c.Port))
+				conns, werr := srv.WaitScripts(ctx, c)
 				cancel()
 				if werr != nil {
 					t.Fatal(werr)
@@ -99,8 +100,8 @@ func TestSASLIdentitiesCannotForgeFields(t *testing.T) {
 // NetDialer (a proxy) that would take any name.
 func TestHostWithControlCharacterIsRefused(t *testing.T) {
 	srv := submittest.NewServer(t, submittest.Options{})
-	steps := append(implicitOpening("AUTH OAUTHBEARER"), submittest.ExpectPrefix("AUTH OAUTHBEARER "), submittest.Send("235 2.7.0 ok\r\n"))
-	port := srv.Port(srv.ListenScript(submittest.Options{}, steps...))
+	steps := append(implicitOpening("AUTH OAUTHBEARER"), script.ExpectPrefix("AUTH OAUTHBEARER "), script.Send("235 2.7.0 ok\r\n"))
+	port := (srv.ListenScript(submittest.Options{}, steps...)).Port
 	cfg := srv.ClientTLSConfig()
 	cfg.ServerName = "127.0.0.1"
 	dialled := 0

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/submit/submittest/script"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -67,50 +68,50 @@ func TestSecretsNeverLeak(t *testing.T) {
 	})
 	opening := implicitOpening("AUTH PLAIN LOGIN X-TOKEN")
 	send := one(
-		submittest.ExpectPrefix("MAIL FROM:"), submittest.Send("250 ok\r\n"),
-		submittest.ExpectPrefix("RCPT TO:"), submittest.Send("250 ok\r\n"),
-		submittest.Expect("DATA"), submittest.Send("354 go ahead\r\n"),
-		submittest.ExpectData(), submittest.Send("250 2.0.0 queued\r\n"),
-		submittest.Expect("QUIT"), submittest.Send("221 bye\r\n"),
+		script.ExpectPrefix("MAIL FROM:"), script.Send("250 ok\r\n"),
+		script.ExpectPrefix("RCPT TO:"), script.Send("250 ok\r\n"),
+		script.Expect("DATA"), script.Send("354 go ahead\r\n"),
+		script.ExpectData(), script.Send("250 2.0.0 queued\r\n"),
+		script.Expect("QUIT"), script.Send("221 bye\r\n"),
 	)
 	dropAfterDot := one(
-		submittest.ExpectPrefix("MAIL FROM:"), submittest.Send("250 ok\r\n"),
-		submittest.ExpectPrefix("RCPT TO:"), submittest.Send("250 ok\r\n"),
-		submittest.Expect("DATA"), submittest.Send("354 go ahead\r\n"),
-		submittest.ExpectData(), submittest.Close(),
+		script.ExpectPrefix("MAIL FROM:"), script.Send("250 ok\r\n"),
+		script.ExpectPrefix("RCPT TO:"), script.Send("250 ok\r\n"),
+		script.Expect("DATA"), script.Send("354 go ahead\r\n"),
+		script.ExpectData(), script.Close(),
 	)
 	loginPrompts := one(
-		submittest.Expect("AUTH LOGIN"), submittest.Send("334 "+b64("Username:")+"\r\n"),
-		submittest.Expect(b64(secretUser)), submittest.Send("334 "+b64("Password:")+"\r\n"),
-		submittest.Expect(b64(secretPass)),
+		script.Expect("AUTH LOGIN"), script.Send("334 "+b64("Username:")+"\r\n"),
+		script.Expect(b64(secretUser)), script.Send("334 "+b64("Password:")+"\r\n"),
+		script.Expect(b64(secretPass)),
 	)
 	tokenSteps := one(
-		submittest.Expect("AUTH X-TOKEN "+b64("ir:"+secretToken)), submittest.Send("334 "+b64("more")+"\r\n"),
-		submittest.Expect(b64("step:"+secretToken)),
+		script.Expect("AUTH X-TOKEN "+b64("ir:"+secretToken)), script.Send("334 "+b64("more")+"\r\n"),
+		script.Expect(b64("step:"+secretToken)),
 	)
-	ok := one(submittest.Send("235 2.7.0 ok\r\n"))
-	rejected := one(submittest.Send("535 5.7.8 Username and Password not accepted\r\n"))
+	ok := one(script.Send("235 2.7.0 ok\r\n"))
+	rejected := one(script.Send("535 5.7.8 Username and Password not accepted\r\n"))
 
 	tests := []struct {
 		name    string
 		auth    submit.Auth
-		steps   [][]submittest.Step
+		steps   [][]script.Step
 		sendErr bool // the Dial succeeds and the Send fails
 		wantErr error
 	}{
-		{"PLAIN", submit.PlainAuth("", secretUser, secretPass), [][]submittest.Step{opening, one(submittest.Expect("AUTH PLAIN " + b64("\x00"+secretUser+"\x00"+secretPass))), ok, send}, false, nil},
-		{"PLAIN 535", submit.PlainAuth("", secretUser, secretPass), [][]submittest.Step{opening, one(submittest.ExpectPrefix("AUTH PLAIN ")), rejected}, false, submit.ErrAuthFailed},
-		{"PLAIN, drop after the dot", submit.PasswordAuth(secretUser, secretPass), [][]submittest.Step{opening, one(submittest.ExpectPrefix("AUTH PLAIN ")), ok, dropAfterDot}, true, submit.ErrOutcomeUnknown},
-		{"LOGIN", submit.LoginAuth(secretUser, secretPass), [][]submittest.Step{opening, loginPrompts, ok, send}, false, nil},
-		{"LOGIN 535", submit.LoginAuth(secretUser, secretPass), [][]submittest.Step{opening, loginPrompts, rejected}, false, submit.ErrAuthFailed},
-		{"LOGIN aborted on an unknown prompt", submit.LoginAuth(secretUser, secretPass), [][]submittest.Step{opening, one(
-			submittest.Expect("AUTH LOGIN"), submittest.Send("334 "+b64("Mother's maiden name:")+"\r\n"),
-			submittest.Expect("*"), submittest.Send("501 5.7.0 Authentication aborted\r\n"))}, false, nil},
-		{"custom mechanism", tokenAuth, [][]submittest.Step{opening, tokenSteps, ok, send}, false, nil},
-		{"custom mechanism 535", tokenAuth, [][]submittest.Step{opening, tokenSteps, rejected}, false, submit.ErrAuthFailed},
-		{"custom mechanism aborted", tokenAuth, [][]submittest.Step{opening, tokenSteps, one(
-			submittest.Send("334 "+b64("again?")+"\r\n"),
-			submittest.Expect("*"), submittest.Send("501 5.7.0 Authentication aborted\r\n"))}, false, nil},
+		{"PLAIN", submit.PlainAuth("", secretUser, secretPass), [][]script.Step{opening, one(script.Expect("AUTH PLAIN " + b64("\x00"+secretUser+"\x00"+secretPass))), ok, send}, false, nil},
+		{"PLAIN 535", submit.PlainAuth("", secretUser, secretPass), [][]script.Step{opening, one(script.ExpectPrefix("AUTH PLAIN ")), rejected}, false, submit.ErrAuthFailed},
+		{"PLAIN, drop after the dot", submit.PasswordAuth(secretUser, secretPass), [][]script.Step{opening, one(script.ExpectPrefix("AUTH PLAIN ")), ok, dropAfterDot}, true, submit.ErrOutcomeUnknown},
+		{"LOGIN", submit.LoginAuth(secretUser, secretPass), [][]script.Step{opening, loginPrompts, ok, send}, false, nil},
+		{"LOGIN 535", submit.LoginAuth(secretUser, secretPass), [][]script.Step{opening, loginPrompts, rejected}, false, submit.ErrAuthFailed},
+		{"LOGIN aborted on an unknown prompt", submit.LoginAuth(secretUser, secretPass), [][]script.Step{opening, one(
+			script.Expect("AUTH LOGIN"), script.Send("334 "+b64("Mother's maiden name:")+"\r\n"),
+			script.Expect("*"), script.Send("501 5.7.0 Authentication aborted\r\n"))}, false, nil},
+		{"custom mechanism", tokenAuth, [][]script.Step{opening, tokenSteps, ok, send}, false, nil},
+		{"custom mechanism 535", tokenAuth, [][]script.Step{opening, tokenSteps, rejected}, false, submit.ErrAuthFailed},
+		{"custom mechanism aborted", tokenAuth, [][]script.Step{opening, tokenSteps, one(
+			script.Send("334 "+b64("again?")+"\r\n"),
+			script.Expect("*"), script.Send("501 5.7.0 Authentication aborted\r\n"))}, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,7 +119,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			addr := srv.ListenScript(submittest.Options{}, steps(tt.steps...)...)
 			var logs, transcript, traced bytes.Buffer
 			d := &submit.Dialer{
-				Candidates: []tlsmode.Candidate{{Port: srv.Port(addr), Mode: tlsmode.Implicit}},
+				Candidates: []tlsmode.Candidate{{Port: addr.Port, Mode: tlsmode.Implicit}},
 				TLSConfig:  srv.ClientTLSConfig(),
 				Auth:       tt.auth,
 				Timeout:    3 * time.Second,
@@ -197,16 +198,16 @@ func TestSecretsNeverLeak(t *testing.T) {
 func traceAll(w *bytes.Buffer) *submit.Trace {
 	p := func(args ...any) { fmt.Fprintln(w, args...) }
 	return &submit.Trace{
-		ConnectStart:      func(c tlsmode.Candidate, addr string) { p("connect-start", c, addr) },
-		ConnectDone:       func(c tlsmode.Candidate, addr string, err error) { p("connect-done", c, addr, err) },
-		TLSHandshakeStart: func(c tlsmode.Candidate) { p("tls-start", c) },
-		TLSHandshakeDone: func(c tlsmode.Candidate, st tls.ConnectionState, err error) {
-			p("tls-done", c, tls.VersionName(st.Version), st.ServerName, st.NegotiatedProtocol, err)
+		ConnectStart:      func(a submit.Attempt) { p("connect-start", fmt.Sprintf("%+v", a)) },
+		ConnectDone:       func(a submit.Attempt) { p("connect-done", fmt.Sprintf("%+v", a)) },
+		TLSHandshakeStart: func(a submit.Attempt) { p("tls-start", fmt.Sprintf("%+v", a)) },
+		TLSHandshakeDone: func(a submit.Attempt) {
+			p("tls-done", a.Candidate, tls.VersionName(a.TLS.Version), a.TLS.ServerName, a.TLS.NegotiatedProtocol, a.Err)
 		},
-		STARTTLSStripped: func(c tlsmode.Candidate, err error) { p("stripped", c, err) },
-		AuthStart:        func(c tlsmode.Candidate, offered []string) { p("auth-start", c, offered) },
-		AuthDone:         func(c tlsmode.Candidate, mech string, err error) { p("auth-done", c, mech, err) },
+		STARTTLSStripped: func(a submit.Attempt) { p("stripped", fmt.Sprintf("%+v", a)) },
+		AuthStart:        func(a submit.Attempt) { p("auth-start", fmt.Sprintf("%+v", a)) },
+		AuthDone:         func(a submit.Attempt) { p("auth-done", fmt.Sprintf("%+v", a)) },
 		AttemptDone:      func(a submit.Attempt) { p("attempt-done", fmt.Sprintf("%+v", a)) },
-		WinnerChosen:     func(c tlsmode.Candidate) { p("winner", c) },
+		WinnerChosen:     func(a submit.Attempt) { p("winner", fmt.Sprintf("%+v", a)) },
 	}
 }

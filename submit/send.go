@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/portwise/portwise/internal/wire"
 )
 
@@ -18,14 +18,17 @@ const maxLineBytes = 998
 
 // RecipientError is one recipient the server refused.
 type RecipientError struct {
-	Addr string
-	Err  *smtp.SMTPError
+	Addr  string
+	Reply *Reply
 }
 
 // Error is the address and the server's reply to it.
 func (e RecipientError) Error() string {
-	return fmt.Sprintf("%s: %s", e.Addr, smtpText(e.Err))
+	return e.Addr + ": " + e.Reply.Error()
 }
+
+// Unwrap returns the reply.
+func (e RecipientError) Unwrap() error { return e.Reply }
 
 // SendError reports recipients the server refused. When some were accepted
 // the message went to them; when none were, nothing was sent.
@@ -49,19 +52,43 @@ func (e *SendError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns each refusal's *smtp.SMTPError.
+// Unwrap returns each refusal's *Reply.
 func (e *SendError) Unwrap() []error {
 	errs := make([]error, len(e.Rejected))
 	for i, r := range e.Rejected {
-		errs[i] = r.Err
+		errs[i] = r.Reply
 	}
 	return errs
+}
+
+// Temporary reports whether every refusal was temporary (4xx), so that
+// sending again to Retry's recipients may succeed; one permanent refusal
+// makes it false, whatever the order of the recipients.
+func (e *SendError) Temporary() bool {
+	for _, r := range e.Rejected {
+		if !r.Reply.Temporary() {
+			return false
+		}
+	}
+	return len(e.Rejected) > 0
+}
+
+// Retry returns the refused recipients worth trying again later: those
+// refused with a 4xx.
+func (e *SendError) Retry() []string {
+	var out []string
+	for _, r := range e.Rejected {
+		if r.Reply.Temporary() {
+			out = append(out, r.Addr)
+		}
+	}
+	return out
 }
 
 // checkAddr refuses addresses that could inject commands or parameters.
 func checkAddr(kind, addr string) error {
 	if strings.ContainsAny(addr, "\r\n\x00<>") {
-		return fmt.Errorf("submit: %s address %q: %w (or < >)", kind, addr, ErrBadAddress)
+		return fmt.Errorf("submit: %s address %q holds CR, LF, NUL or an angle bracket, which would inject a command: %w", kind, addr, ErrBadAddress)
 	}
 	return nil
 }
@@ -82,9 +109,10 @@ func upper(s string) string { return strings.ToUpper(s) }
 // final CRLF when missing and dot-stuffing, so no input can end DATA early
 // (SMTP smuggling). Addresses holding CR, LF or NUL are refused before
 // anything is sent. A refused recipient does not stop the others; see
-// SendError. A reply after the final "." is the server's answer (an
-// *smtp.SMTPError); a connection that breaks before it gives
-// ErrOutcomeUnknown. SendWith takes options and returns what happened.
+// SendError. A refusal of a command or of the message is a *StepError
+// holding the server's *Reply; a connection that breaks after the message
+// was sent and before the reply gives ErrOutcomeUnknown. SendWith takes
+// options and returns what happened.
 func (c *Client) Send(ctx context.Context, from string, to []string, msg io.Reader) error {
 	_, err := c.SendWith(ctx, from, to, msg, nil)
 	return err
@@ -107,9 +135,9 @@ func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Read
 	defer end()
 	t0 := time.Now()
 	if c.pipelining {
-		err = c.envelopePipelined(ctx, env, res)
+		err = c.envelopePipelined(ctx, t0, env, res)
 	} else {
-		err = c.envelopeSerial(ctx, env, res)
+		err = c.envelopeSerial(ctx, t0, env, res)
 	}
 	if err != nil {
 		return false, err
@@ -120,43 +148,43 @@ func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Read
 // envelopeSerial sends RSET (when a transaction was left open), MAIL, each
 // RCPT and DATA, waiting for each reply. It returns nil once the server
 // answered DATA with 354.
-func (c *Client) envelopeSerial(ctx context.Context, env *envelope, res *SendResult) error {
+func (c *Client) envelopeSerial(ctx context.Context, t0 time.Time, env *envelope, res *SendResult) error {
 	if c.inTx {
 		// A previous transaction ended without a final reply (DATA was
 		// refused): clear it, or MAIL would be a nested transaction.
 		r, err := c.conn.Exchange("RSET", "")
 		if err != nil {
-			return c.transportErr(ctx, "RSET", err)
+			return c.transportErr(ctx, t0, "RSET", err)
 		}
-		if err := c.checkRSET(r); err != nil {
+		if err := c.checkRSET(t0, r); err != nil {
 			return err
 		}
 	}
 	r, err := c.conn.Exchange(env.mail, "")
 	if err != nil {
-		return c.transportErr(ctx, "MAIL FROM", err)
+		return c.transportErr(ctx, t0, "MAIL FROM", err)
 	}
-	if err := c.checkMAIL(r); err != nil {
+	if err := c.checkMAIL(t0, r); err != nil {
 		return err
 	}
 	for i := range env.rcpts {
 		r, err := c.conn.Exchange(env.rcptCmds[i], "")
 		if err != nil {
-			return c.transportErr(ctx, "RCPT TO", err)
+			return c.transportErr(ctx, t0, "RCPT TO", err)
 		}
-		if err := c.checkRCPT(r, env.rcpts[i], res); err != nil {
+		if err := c.checkRCPT(t0, r, env.rcpts[i], res); err != nil {
 			return err
 		}
 	}
 	if len(res.Accepted) == 0 {
-		return c.abandon(ctx, res)
+		return c.abandon(ctx, t0, res)
 	}
 	r, err = c.conn.Exchange("DATA", "")
 	if err != nil {
-		return c.transportErr(ctx, "DATA", err)
+		return c.transportErr(ctx, t0, "DATA", err)
 	}
 	if r.Code != 354 {
-		return c.replyErr("DATA", r)
+		return c.replyErr(t0, "DATA", r)
 	}
 	return nil
 }
@@ -165,21 +193,21 @@ func (c *Client) envelopeSerial(ctx context.Context, env *envelope, res *SendRes
 // one flight and then reads their replies in order (RFC 2920 §3.1: DATA is
 // the last command of a group). A server that accepts DATA although no
 // recipient was accepted gets an empty message, which it must refuse.
-func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *SendResult) error {
+func (c *Client) envelopePipelined(ctx context.Context, t0 time.Time, env *envelope, res *SendResult) error {
 	rset := c.inTx
 	if rset {
 		if err := c.conn.Queue("RSET", ""); err != nil {
-			return c.transportErr(ctx, "RSET", err)
+			return c.transportErr(ctx, t0, "RSET", err)
 		}
 	}
 	cmds := append(append([]string{env.mail}, env.rcptCmds...), "DATA")
 	for _, cmd := range cmds {
 		if err := c.conn.Queue(cmd, ""); err != nil {
-			return c.transportErr(ctx, "MAIL FROM", err)
+			return c.transportErr(ctx, t0, "MAIL FROM", err)
 		}
 	}
 	if err := c.conn.Flush(); err != nil {
-		return c.transportErr(ctx, "MAIL FROM", err)
+		return c.transportErr(ctx, t0, "MAIL FROM", err)
 	}
 	// Every reply is read even after a refusal, to keep the stream in step;
 	// the first refusal that matters is returned.
@@ -187,10 +215,10 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 	read := func(step string) (*wire.Reply, error) {
 		r, err := c.conn.ReadReply()
 		if err != nil {
-			return nil, c.transportErr(ctx, step, err)
+			return nil, c.transportErr(ctx, t0, step, err)
 		}
 		if r.Code == 421 {
-			return nil, c.replyErr(step, r)
+			return nil, c.replyErr(t0, step, r)
 		}
 		return r, nil
 	}
@@ -199,13 +227,13 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 		if err != nil {
 			return err
 		}
-		first = c.checkRSET(r)
+		first = c.checkRSET(t0, r)
 	}
 	r, err := read("MAIL FROM")
 	if err != nil {
 		return err
 	}
-	if err := c.checkMAIL(r); err != nil && first == nil {
+	if err := c.checkMAIL(t0, r); err != nil && first == nil {
 		first = err
 	}
 	for _, rcpt := range env.rcpts {
@@ -214,7 +242,7 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 			return err
 		}
 		if first == nil {
-			c.checkRCPT(r, rcpt, res)
+			c.checkRCPT(t0, r, rcpt, res)
 		}
 	}
 	r, err = read("DATA")
@@ -225,7 +253,7 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 		// The server should have refused DATA; end the empty message at
 		// once so that nothing is delivered, and read its verdict.
 		if r, err = c.conn.Exchange(".", ""); err != nil {
-			return c.transportErr(ctx, "DATA", err)
+			return c.transportErr(ctx, t0, "DATA", err)
 		}
 		c.inTx = r.Code != 250
 		if first == nil {
@@ -242,47 +270,47 @@ func (c *Client) envelopePipelined(ctx context.Context, env *envelope, res *Send
 		c.inTx = false
 		return &SendError{Rejected: res.Rejected}
 	case r.Code != 354:
-		return c.replyErr("DATA", r)
+		return c.replyErr(t0, "DATA", r)
 	}
 	return nil
 }
 
-func (c *Client) checkRSET(r *wire.Reply) error {
+func (c *Client) checkRSET(t0 time.Time, r *wire.Reply) error {
 	if r.Code != 250 {
-		return c.replyErr("RSET", r)
+		return c.replyErr(t0, "RSET", r)
 	}
 	c.inTx = false
 	return nil
 }
 
-func (c *Client) checkMAIL(r *wire.Reply) error {
+func (c *Client) checkMAIL(t0 time.Time, r *wire.Reply) error {
 	if r.Code != 250 {
-		return c.replyErr("MAIL FROM", r)
+		return c.replyErr(t0, "MAIL FROM", r)
 	}
 	c.inTx = true
 	return nil
 }
 
 // checkRCPT records one recipient's verdict; only a 421 is an error.
-func (c *Client) checkRCPT(r *wire.Reply, rcpt string, res *SendResult) error {
+func (c *Client) checkRCPT(t0 time.Time, r *wire.Reply, rcpt string, res *SendResult) error {
 	switch {
 	case r.Code == 250 || r.Code == 251:
 		res.Accepted = append(res.Accepted, rcpt)
 	case r.Code == 421:
-		return c.replyErr("RCPT TO", r)
+		return c.replyErr(t0, "RCPT TO", r)
 	default:
-		res.Rejected = append(res.Rejected, RecipientError{Addr: rcpt, Err: r.Err()})
+		res.Rejected = append(res.Rejected, RecipientError{Addr: rcpt, Reply: newReply(r)})
 	}
 	return nil
 }
 
 // abandon ends a transaction in which every recipient was refused: RSET,
 // and nothing is sent.
-func (c *Client) abandon(ctx context.Context, res *SendResult) error {
+func (c *Client) abandon(ctx context.Context, t0 time.Time, res *SendResult) error {
 	if r, err := c.conn.Exchange("RSET", ""); err != nil {
-		c.transportErr(ctx, "RSET", err)
+		c.transportErr(ctx, t0, "RSET", err)
 	} else if r.Code == 421 {
-		c.replyErr("RSET", r)
+		c.replyErr(t0, "RSET", r)
 	} else if r.Code == 250 {
 		c.inTx = false
 	}
@@ -295,12 +323,16 @@ func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t
 	if _, err := io.Copy(dw, msg); err != nil {
 		// DATA cannot be aborted in band: closing the connection before
 		// the final "." makes the server discard the partial message.
-		werr := fmt.Errorf("submit: message not sent, connection closed: %w", err)
-		c.fail(werr)
-		return werr
+		if errors.Is(err, ErrLineTooLong) || dw.err == nil {
+			// The message itself failed (a long line, the reader's own
+			// error): nothing is wrong with the server.
+			c.fail(err)
+			return fmt.Errorf("submit: message not sent, connection closed: %w", err)
+		}
+		return c.transportErr(ctx, t0, "message", err)
 	}
 	if err := dw.Close(); err != nil {
-		return c.transportErr(ctx, "DATA", err)
+		return c.transportErr(ctx, t0, "DATA", err)
 	}
 	res.Size = dw.n - int64(len(".\r\n"))
 	c.conn.Transcript().Note("[%d bytes of message]", dw.n)
@@ -308,17 +340,17 @@ func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t
 		c.conn.SetDeadline(time.Now().Add(dataTimeout))
 	}
 	if err := c.conn.Flush(); err != nil {
-		return c.transportErr(ctx, "DATA", fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
+		return c.transportErr(ctx, t0, "DATA", fmt.Errorf("%w: %v", ErrOutcomeUnknown, err))
 	}
 	r, err := c.conn.ReadReply()
 	if err != nil {
-		return c.transportErr(ctx, "reply to DATA", fmt.Errorf("%w: the connection broke after the message was sent and before the server answered (%v); it may or may not have been accepted", ErrOutcomeUnknown, err))
+		return c.transportErr(ctx, t0, "message", fmt.Errorf("%w: the connection broke after the message was sent and before the server answered (%v); it may or may not have been accepted", ErrOutcomeUnknown, err))
 	}
 	c.inTx = false
 	c.logger(ctx, "send", time.Since(t0), nil)
 	res.Reply = r.String()
 	if r.Code != 250 {
-		return c.replyErr("the message", r)
+		return c.replyErr(t0, "message", r)
 	}
 	res.QueueID = QueueID(r.Text())
 	if len(res.Rejected) > 0 {

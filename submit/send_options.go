@@ -38,38 +38,19 @@ type SendOptions struct {
 	Size int64
 }
 
-// DSNReturn is what a failure notification returns of the message.
-type DSNReturn string
-
-// The values of RET (RFC 3461 §4.3).
-const (
-	ReturnFull    DSNReturn = "FULL" // the whole message
-	ReturnHeaders DSNReturn = "HDRS" // only its header
-)
-
-// DSNNotify is one condition that triggers a notification.
-type DSNNotify string
-
-// The values of NOTIFY (RFC 3461 §4.1). NotifyNever cannot be combined.
-const (
-	NotifyNever   DSNNotify = "NEVER"
-	NotifySuccess DSNNotify = "SUCCESS"
-	NotifyFailure DSNNotify = "FAILURE"
-	NotifyDelay   DSNNotify = "DELAY"
-)
-
 // DSNOptions are the delivery status notification parameters of one
 // message (RFC 3461).
 type DSNOptions struct {
-	// Return is RET: what a failure notice includes; "" leaves it to the
-	// server.
-	Return DSNReturn
+	// Return is RET: what a failure notice returns of the message, "FULL"
+	// (all of it) or "HDRS" (its header); "" leaves it to the server.
+	Return string
 	// EnvelopeID is ENVID, returned in every notification so it can be
 	// matched to this message: printable ASCII, at most 100 characters.
 	EnvelopeID string
-	// Notify is NOTIFY for every recipient; nil leaves it to the server
-	// (usually failures and delays).
-	Notify []DSNNotify
+	// Notify is NOTIFY for every recipient: any of "SUCCESS", "FAILURE"
+	// and "DELAY", or "NEVER" alone (RFC 3461 §4.1); nil leaves it to the
+	// server (usually failures and delays).
+	Notify []string
 	// OriginalRecipients maps a recipient, as passed to SendWith, to ORCPT:
 	// the address it was originally given as, before forwarding or
 	// aliasing by the application.
@@ -149,9 +130,9 @@ func validate(from string, to []string, o *SendOptions) error {
 	}
 	dsn := o.DSN
 	switch dsn.Return {
-	case "", ReturnFull, ReturnHeaders:
+	case "", "FULL", "HDRS":
 	default:
-		return fmt.Errorf("submit: DSN Return %q: want %q or %q", dsn.Return, ReturnFull, ReturnHeaders)
+		return fmt.Errorf("submit: DSN Return %q: want \"FULL\" or \"HDRS\"", dsn.Return)
 	}
 	if id := dsn.EnvelopeID; len(id) > 100 || !printableASCII(id) {
 		return fmt.Errorf("submit: DSN EnvelopeID %q: want at most 100 printable ASCII characters", id)
@@ -159,8 +140,8 @@ func validate(from string, to []string, o *SendOptions) error {
 	if len(dsn.Notify) > 0 {
 		for _, n := range dsn.Notify {
 			switch n {
-			case NotifySuccess, NotifyFailure, NotifyDelay:
-			case NotifyNever:
+			case "SUCCESS", "FAILURE", "DELAY":
+			case "NEVER":
 				if len(dsn.Notify) > 1 {
 					return errors.New("submit: DSN Notify: NEVER cannot be combined with other conditions")
 				}
@@ -225,7 +206,7 @@ func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOption
 			return nil, fmt.Errorf("submit: %w: delivery status notifications were requested and the server on port %d does not advertise DSN; nothing was sent — send without SendOptions.DSN, or through a server that supports it", ErrExtensionMissing, c.cand.Port)
 		}
 		if dsn.Return != "" {
-			params = append(params, "RET="+string(dsn.Return))
+			params = append(params, "RET="+dsn.Return)
 		}
 		if dsn.EnvelopeID != "" {
 			params = append(params, "ENVID="+xtext(dsn.EnvelopeID))
@@ -239,11 +220,7 @@ func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOption
 		cmd := "RCPT TO:<" + rcpt + ">"
 		if dsn != nil {
 			if len(dsn.Notify) > 0 {
-				n := make([]string, len(dsn.Notify))
-				for i, v := range dsn.Notify {
-					n[i] = string(v)
-				}
-				cmd += " NOTIFY=" + strings.Join(n, ",")
+				cmd += " NOTIFY=" + strings.Join(dsn.Notify, ",")
 			}
 			if orig, ok := dsn.OriginalRecipients[rcpt]; ok {
 				cmd += " ORCPT=" + orcpt(orig)

@@ -17,7 +17,7 @@ import (
 
 // dialListener dials one listener of srv (added with ListenWith, or one of
 // its defaults) and closes the client at the end of the test.
-func dialListener(t *testing.T, srv *submittest.Server, addr string, mode tlsmode.Mode) *submit.Client {
+func dialListener(t *testing.T, srv *submittest.Server, addr tlsmode.Candidate, mode tlsmode.Mode) *submit.Client {
 	t.Helper()
 	var auth submit.Auth
 	if mode != tlsmode.Plaintext {
@@ -48,7 +48,7 @@ func hasPrefix(lines []string, prefix string) bool {
 
 func TestSendWithReportsSizeRecipientsAndQueueID(t *testing.T) {
 	srv := submittest.NewServer(t)
-	c := dialListener(t, srv, srv.ImplicitAddr, tlsmode.Implicit)
+	c := dialListener(t, srv, srv.Implicit, tlsmode.Implicit)
 	// Bare LFs become CRLF and the leading dot is stuffed: Size counts
 	// what went on the wire.
 	msg := "Subject: x\n\n.hidden\nbody"
@@ -102,26 +102,26 @@ func TestSendWithRefusedRecipients(t *testing.T) {
 				t.Errorf("accepted: error says %d, result %v; want %v", se.Accepted, res.Accepted, tt.wantAccepted)
 			}
 			for i, r := range se.Rejected {
-				if r.Addr != tt.wantRejected[i] || r.Err.Code != tt.wantCodes[i] {
-					t.Errorf("rejected[%d] = %s %d, want %s %d", i, r.Addr, r.Err.Code, tt.wantRejected[i], tt.wantCodes[i])
+				if r.Addr != tt.wantRejected[i] || r.Reply.Code != tt.wantCodes[i] {
+					t.Errorf("rejected[%d] = %s %d, want %s %d", i, r.Addr, r.Reply.Code, tt.wantRejected[i], tt.wantCodes[i])
 				}
 			}
 			if len(se.Rejected) != len(tt.wantRejected) || !slices.Equal(res.Rejected, se.Rejected) {
 				t.Errorf("rejected = %v (result %v), want %v", se.Rejected, res.Rejected, tt.wantRejected)
 			}
-			var smtpErr *smtp.SMTPError
+			var smtpErr *submit.Reply
 			if !errors.As(err, &smtpErr) || smtpErr.Code != 550 || !strings.Contains(err.Error(), "nobody@example.com: 550 5.1.1 no such user") {
 				t.Errorf("error does not carry the refusal: %v", err)
 			}
 			var msgs []submittest.Message
 			for _, m := range srv.Messages() {
-				if m.Addr == addr {
+				if m.Addr == srv.Addr(addr) {
 					msgs = append(msgs, m)
 				}
 			}
 			if tt.wantAccepted == nil {
-				if len(msgs) != 0 || hasPrefix(commandsOn(srv, addr), "DATA") || res.QueueID != "" {
-					t.Errorf("nothing should be sent: messages %v, commands %v", msgs, commandsOn(srv, addr))
+				if len(msgs) != 0 || hasPrefix(commandsOn(srv, srv.Addr(addr)), "DATA") || res.QueueID != "" {
+					t.Errorf("nothing should be sent: messages %v, commands %v", msgs, commandsOn(srv, srv.Addr(addr)))
 				}
 			} else if len(msgs) != 1 || !slices.Equal(msgs[0].To, tt.wantAccepted) || res.QueueID != msgs[0].QueueID {
 				t.Errorf("messages = %+v, want one to %v", msgs, tt.wantAccepted)
@@ -140,9 +140,9 @@ func TestSendWithOptionsNeedTheirExtension(t *testing.T) {
 	bare := srv.ListenWith(tlsmode.Implicit, submittest.Options{MaxMessageBytes: 1000})
 	relay := srv.ListenWith(tlsmode.Plaintext, submittest.Options{EnableREQUIRETLS: true})
 	dsn := &submit.DSNOptions{
-		Return:     submit.ReturnHeaders,
+		Return:     "HDRS",
 		EnvelopeID: "order+42=ok",
-		Notify:     []submit.DSNNotify{submit.NotifyFailure, submit.NotifyDelay},
+		Notify:     []string{"FAILURE", "DELAY"},
 		OriginalRecipients: map[string]string{
 			"b@example.com":   "sales@example.com",
 			"jörg@example.de": "jörg+x@example.de",
@@ -151,7 +151,7 @@ func TestSendWithOptionsNeedTheirExtension(t *testing.T) {
 	big := strings.Repeat("x", 900) + "\r\n" + strings.Repeat("y", 900) + "\r\n"
 	tests := []struct {
 		name    string
-		addr    string
+		addr    tlsmode.Candidate
 		mode    tlsmode.Mode
 		to      []string
 		msg     io.Reader
@@ -172,7 +172,7 @@ func TestSendWithOptionsNeedTheirExtension(t *testing.T) {
 					}
 				}
 			}},
-		{"DSN not advertised", bare, tlsmode.Implicit, []string{"b@example.com"}, strings.NewReader(testMsg), &submit.SendOptions{DSN: &submit.DSNOptions{Notify: []submit.DSNNotify{submit.NotifyNever}}}, submit.ErrExtensionMissing, nil},
+		{"DSN not advertised", bare, tlsmode.Implicit, []string{"b@example.com"}, strings.NewReader(testMsg), &submit.SendOptions{DSN: &submit.DSNOptions{Notify: []string{"NEVER"}}}, submit.ErrExtensionMissing, nil},
 		{"REQUIRETLS", full, tlsmode.Implicit, []string{"b@example.com"}, strings.NewReader(testMsg), &submit.SendOptions{RequireTLS: true}, nil,
 			func(t *testing.T, m submittest.Message) {
 				if !m.MailOptions.RequireTLS {
@@ -201,14 +201,14 @@ func TestSendWithOptionsNeedTheirExtension(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialListener(t, srv, tt.addr, tt.mode)
 			before := len(srv.Messages())
-			nMail := strings.Count(strings.Join(commandsOn(srv, tt.addr), "\n"), "MAIL FROM")
+			nMail := strings.Count(strings.Join(commandsOn(srv, srv.Addr(tt.addr)), "\n"), "MAIL FROM")
 			_, err := c.SendWith(context.Background(), "a@example.com", tt.to, tt.msg, tt.opts)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
 				}
-				if n := strings.Count(strings.Join(commandsOn(srv, tt.addr), "\n"), "MAIL FROM"); n != nMail {
-					t.Errorf("MAIL FROM was sent after all: %v", commandsOn(srv, tt.addr))
+				if n := strings.Count(strings.Join(commandsOn(srv, srv.Addr(tt.addr)), "\n"), "MAIL FROM"); n != nMail {
+					t.Errorf("MAIL FROM was sent after all: %v", commandsOn(srv, srv.Addr(tt.addr)))
 				}
 				if submit.IsTemporary(err) {
 					t.Errorf("IsTemporary(%v) = true", err)
@@ -234,7 +234,7 @@ func TestSendOfUnknownSizeOverTheLimitGetsTheServers552(t *testing.T) {
 	c := dialListener(t, srv, addr, tlsmode.Implicit)
 	body := io.MultiReader(strings.NewReader(strings.Repeat("z", 500) + "\r\n")) // size unknown to the client
 	_, err := c.SendWith(context.Background(), "a@example.com", []string{"b@example.com"}, body, nil)
-	var se *smtp.SMTPError
+	var se *submit.Reply
 	if !errors.As(err, &se) || se.Code != 552 {
 		t.Fatalf("err = %v, want the server's 552", err)
 	}
@@ -254,12 +254,12 @@ func TestSendWithRefusesBadOptionsBeforeMAIL(t *testing.T) {
 		{"ENVID not ASCII", []string{"b@example.com"}, submit.DSNOptions{EnvelopeID: "commande-é"}},
 		{"ENVID injection", []string{"b@example.com"}, submit.DSNOptions{EnvelopeID: "x\r\nRSET"}},
 		{"ENVID too long", []string{"b@example.com"}, submit.DSNOptions{EnvelopeID: strings.Repeat("i", 101)}},
-		{"NEVER combined", []string{"b@example.com"}, submit.DSNOptions{Notify: []submit.DSNNotify{submit.NotifyNever, submit.NotifyFailure}}},
-		{"unknown NOTIFY", []string{"b@example.com"}, submit.DSNOptions{Notify: []submit.DSNNotify{"ALWAYS"}}},
+		{"NEVER combined", []string{"b@example.com"}, submit.DSNOptions{Notify: []string{"NEVER", "FAILURE"}}},
+		{"unknown NOTIFY", []string{"b@example.com"}, submit.DSNOptions{Notify: []string{"ALWAYS"}}},
 		{"ORCPT for a stranger", []string{"b@example.com"}, submit.DSNOptions{OriginalRecipients: map[string]string{"c@example.com": "d@example.com"}}},
 		{"ORCPT injection", []string{"b@example.com"}, submit.DSNOptions{OriginalRecipients: map[string]string{"b@example.com": "d@example.com\r\nDATA"}}},
 	}
-	c := dialListener(t, srv, srv.ImplicitAddr, tlsmode.Implicit)
+	c := dialListener(t, srv, srv.Implicit, tlsmode.Implicit)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := c.SendWith(context.Background(), "a@example.com", tt.to, strings.NewReader(testMsg), &submit.SendOptions{DSN: &tt.dsn}); err == nil {
@@ -267,8 +267,8 @@ func TestSendWithRefusesBadOptionsBeforeMAIL(t *testing.T) {
 			}
 		})
 	}
-	if hasPrefix(commandsOn(srv, srv.ImplicitAddr), "MAIL") {
-		t.Errorf("MAIL FROM was sent: %v", commandsOn(srv, srv.ImplicitAddr))
+	if hasPrefix(commandsOn(srv, srv.Addr(srv.Implicit)), "MAIL") {
+		t.Errorf("MAIL FROM was sent: %v", commandsOn(srv, srv.Addr(srv.Implicit)))
 	}
 }
 

@@ -100,7 +100,7 @@ func (a recordingAuth) Start(si *netsmtp.ServerInfo) (string, []byte, error) {
 
 func TestSendMailIsADropInForNetSMTP(t *testing.T) {
 	starttls := rootsSrv.Listen(tlsmode.StartTLS)
-	port := rootsSrv.Port(starttls)
+	port := starttls.Port
 	var seen netsmtp.ServerInfo
 	tests := []struct {
 		name     string
@@ -125,7 +125,7 @@ func TestSendMailIsADropInForNetSMTP(t *testing.T) {
 			if i < 0 {
 				t.Fatal("not delivered")
 			}
-			if m := rootsSrv.Messages()[i]; !m.TLS || m.AuthUser != tt.wantUser || m.Addr != starttls {
+			if m := rootsSrv.Messages()[i]; !m.TLS || m.AuthUser != tt.wantUser || m.Addr != rootsSrv.Addr(starttls) {
 				t.Errorf("delivered on %s over TLS=%v as %q; want %s over TLS as %q", m.Addr, m.TLS, m.AuthUser, starttls, tt.wantUser)
 			}
 		})
@@ -133,14 +133,14 @@ func TestSendMailIsADropInForNetSMTP(t *testing.T) {
 	if seen.Name != "localhost" || !seen.TLS || !slices.Equal(seen.Auth, []string{"PLAIN", "LOGIN"}) {
 		t.Errorf("the net/smtp Auth saw %+v; want localhost, TLS, the post-TLS mechanisms", seen)
 	}
-	if bad := secretsInClear(rootsSrv, starttls); len(bad) > 0 {
+	if bad := secretsInClear(rootsSrv, rootsSrv.Addr(starttls)); len(bad) > 0 {
 		t.Errorf("sent in clear: %q", bad)
 	}
 }
 
 func TestSendMailRefusesWhereNetSMTPWouldNot(t *testing.T) {
-	stripped := rootsSrv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS, submittest.AuthBeforeTLS)
-	healthy := rootsSrv.Listen(tlsmode.StartTLS)
+	stripped := rootsSrv.Addr(rootsSrv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS, submittest.AuthBeforeTLS))
+	healthy := rootsSrv.Addr(rootsSrv.Listen(tlsmode.StartTLS))
 	untrusted := submittest.NewServer(t) // a CA the system roots do not hold
 	tests := []struct {
 		name    string
@@ -151,7 +151,7 @@ func TestSendMailRefusesWhereNetSMTPWouldNot(t *testing.T) {
 	}{
 		{"STARTTLS stripped", rootsSrv, stripped, netsmtp.PlainAuth("", "user", "pass", "127.0.0.1"), submit.ErrSTARTTLSStripped},
 		{"STARTTLS stripped, no auth", rootsSrv, stripped, nil, submit.ErrSTARTTLSStripped},
-		{"untrusted certificate", untrusted, untrusted.StartTLSAddr, netsmtp.PlainAuth("", "user", "pass", "127.0.0.1"), submit.ErrCertificate},
+		{"untrusted certificate", untrusted, untrusted.Addr(untrusted.StartTLS), netsmtp.PlainAuth("", "user", "pass", "127.0.0.1"), submit.ErrCertificate},
 		{"PlainAuth for another host", rootsSrv, healthy, netsmtp.PlainAuth("", "user", "pass", "mail.example.com"), nil},
 	}
 	for _, tt := range tests {

@@ -2,10 +2,9 @@ package submit
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 
-	"github.com/portwise/portwise/tlsmode"
+	"github.com/portwise/portwise/internal/plan"
 )
 
 // Trace is a set of hooks that run at the stages of a Dial, in the manner of
@@ -14,40 +13,43 @@ import (
 // export metrics and traces (to OpenTelemetry, Prometheus, expvar) without
 // portwise depending on any of them.
 //
-// Candidates race, so hooks of different candidates may run concurrently
-// and must be safe for that; hooks of one candidate run in order. A hook
-// runs on the Dial's goroutines and should return quickly. Hooks never see
-// a secret: no credential, no AUTH payload, no message content.
+// Every hook gets the Attempt as it stands at that stage, an info struct
+// that can gain fields. Candidates race, so hooks of different candidates
+// may run concurrently and must be safe for that; hooks of one candidate
+// run in order. A hook runs on the Dial's goroutines and should return
+// quickly. Hooks never see a secret: no credential, no AUTH payload, no
+// message content.
 type Trace struct {
 	// ConnectStart is called when a candidate starts its TCP connection to
-	// addr ("host:port").
-	ConnectStart func(c tlsmode.Candidate, addr string)
-	// ConnectDone is called when the TCP connection is established or has
-	// failed (err).
-	ConnectDone func(c tlsmode.Candidate, addr string, err error)
+	// Attempt.Addr.
+	ConnectStart func(Attempt)
+	// ConnectDone is called when the TCP connection is established, or
+	// has failed (Err).
+	ConnectDone func(Attempt)
 	// TLSHandshakeStart is called before the TLS handshake: at once on an
 	// Implicit candidate, after the 220 reply to STARTTLS on a StartTLS one.
-	TLSHandshakeStart func(c tlsmode.Candidate)
-	// TLSHandshakeDone is called after the handshake with its state and
-	// error. A certificate that does not verify is an error here.
-	TLSHandshakeDone func(c tlsmode.Candidate, st tls.ConnectionState, err error)
+	TLSHandshakeStart func(Attempt)
+	// TLSHandshakeDone is called after the handshake, with its state (TLS)
+	// and error. A certificate that does not verify is an error here.
+	TLSHandshakeDone func(Attempt)
 	// STARTTLSStripped is called when a StartTLS candidate fails because
-	// STARTTLS was missing, masked or refused; err wraps
+	// STARTTLS was missing, masked or refused; Err wraps
 	// ErrSTARTTLSStripped and says which.
-	STARTTLSStripped func(c tlsmode.Candidate, err error)
-	// AuthStart is called before the Dialer's Auth chooses a mechanism on a
-	// secure session, with the mechanisms the server offers after TLS.
-	AuthStart func(c tlsmode.Candidate, offered []string)
-	// AuthDone is called when AUTH ends: mech is the mechanism tried ("" if
-	// none was), err is nil on success.
-	AuthDone func(c tlsmode.Candidate, mech string, err error)
+	STARTTLSStripped func(Attempt)
+	// AuthStart is called before the Dialer's Auth chooses a mechanism on
+	// the secure session, with the Mechanisms offered after TLS.
+	AuthStart func(Attempt)
+	// AuthDone is called when AUTH ends: Mechanism is the mechanism tried
+	// ("" if none was), Err is nil on success.
+	AuthDone func(Attempt)
 	// AttemptDone is called once per candidate started, with its outcome:
-	// Err is nil for the winner; a secure session that was not needed has
-	// an Err saying why (another port won, or the Dial ended).
-	AttemptDone func(a Attempt)
+	// Err is nil for the winner; a candidate that was not needed has an
+	// Err saying why (another port won, or the Dial ended). A candidate
+	// still connecting when another won reports after Dial returns.
+	AttemptDone func(Attempt)
 	// WinnerChosen is called when a candidate's session becomes the
 	// Client that Dial returns.
-	WinnerChosen func(c tlsmode.Candidate)
+	WinnerChosen func(Attempt)
 }
 
 type traceKey struct{}
@@ -73,121 +75,77 @@ func ContextTrace(ctx context.Context) *Trace {
 // compose returns a Trace calling t's hooks, then old's.
 func (t *Trace) compose(old *Trace) *Trace {
 	n := *t
-	n.ConnectStart = join2(t.ConnectStart, old.ConnectStart)
-	n.ConnectDone = join3(t.ConnectDone, old.ConnectDone)
-	n.TLSHandshakeStart = join1(t.TLSHandshakeStart, old.TLSHandshakeStart)
-	n.TLSHandshakeDone = join3(t.TLSHandshakeDone, old.TLSHandshakeDone)
-	n.STARTTLSStripped = join2(t.STARTTLSStripped, old.STARTTLSStripped)
-	n.AuthStart = join2(t.AuthStart, old.AuthStart)
-	n.AuthDone = join3(t.AuthDone, old.AuthDone)
-	n.AttemptDone = join1(t.AttemptDone, old.AttemptDone)
-	n.WinnerChosen = join1(t.WinnerChosen, old.WinnerChosen)
+	for _, h := range []struct{ new, old *func(Attempt) }{
+		{&n.ConnectStart, &old.ConnectStart},
+		{&n.ConnectDone, &old.ConnectDone},
+		{&n.TLSHandshakeStart, &old.TLSHandshakeStart},
+		{&n.TLSHandshakeDone, &old.TLSHandshakeDone},
+		{&n.STARTTLSStripped, &old.STARTTLSStripped},
+		{&n.AuthStart, &old.AuthStart},
+		{&n.AuthDone, &old.AuthDone},
+		{&n.AttemptDone, &old.AttemptDone},
+		{&n.WinnerChosen, &old.WinnerChosen},
+	} {
+		f, g := *h.new, *h.old
+		switch {
+		case f == nil:
+			*h.new = g
+		case g != nil:
+			*h.new = func(a Attempt) { f(a); g(a) }
+		}
+	}
 	return &n
 }
 
-func join1[A any](f, g func(A)) func(A) {
-	switch {
-	case f == nil:
-		return g
-	case g == nil:
-		return f
+// call runs hook if the trace has it; a nil Trace has none.
+func (t *Trace) call(hook func(*Trace) func(Attempt), a Attempt) {
+	if t == nil {
+		return
 	}
-	return func(a A) { f(a); g(a) }
-}
-
-func join2[A, B any](f, g func(A, B)) func(A, B) {
-	switch {
-	case f == nil:
-		return g
-	case g == nil:
-		return f
-	}
-	return func(a A, b B) { f(a, b); g(a, b) }
-}
-
-func join3[A, B, C any](f, g func(A, B, C)) func(A, B, C) {
-	switch {
-	case f == nil:
-		return g
-	case g == nil:
-		return f
-	}
-	return func(a A, b B, c C) { f(a, b, c); g(a, b, c) }
-}
-
-// The calls below are nil-safe, so the Dial code calls them unconditionally.
-
-func (t *Trace) connectStart(c tlsmode.Candidate, addr string) {
-	if t != nil && t.ConnectStart != nil {
-		t.ConnectStart(c, addr)
+	if f := hook(t); f != nil {
+		f(a)
 	}
 }
 
-func (t *Trace) connectDone(c tlsmode.Candidate, addr string, err error) {
-	if t != nil && t.ConnectDone != nil {
-		t.ConnectDone(c, addr, err)
-	}
+func (t *Trace) tlsStart(a Attempt) {
+	t.call(func(t *Trace) func(Attempt) { return t.TLSHandshakeStart }, a)
 }
-
-func (t *Trace) tlsStart(c tlsmode.Candidate) {
-	if t != nil && t.TLSHandshakeStart != nil {
-		t.TLSHandshakeStart(c)
-	}
+func (t *Trace) tlsDone(a Attempt) {
+	t.call(func(t *Trace) func(Attempt) { return t.TLSHandshakeDone }, a)
 }
-
-func (t *Trace) tlsDone(c tlsmode.Candidate, st tls.ConnectionState, err error) {
-	if t != nil && t.TLSHandshakeDone != nil {
-		t.TLSHandshakeDone(c, st, err)
-	}
+func (t *Trace) stripped(a Attempt) {
+	t.call(func(t *Trace) func(Attempt) { return t.STARTTLSStripped }, a)
 }
-
-func (t *Trace) stripped(c tlsmode.Candidate, err error) {
-	if t != nil && t.STARTTLSStripped != nil {
-		t.STARTTLSStripped(c, err)
-	}
+func (t *Trace) authStart(a Attempt) {
+	a.Mechanisms = append([]string(nil), a.Mechanisms...)
+	t.call(func(t *Trace) func(Attempt) { return t.AuthStart }, a)
 }
-
-func (t *Trace) authStart(c tlsmode.Candidate, offered []string) {
-	if t != nil && t.AuthStart != nil {
-		t.AuthStart(c, append([]string(nil), offered...))
-	}
-}
-
-func (t *Trace) authDone(c tlsmode.Candidate, mech string, err error) {
-	if t != nil && t.AuthDone != nil {
-		t.AuthDone(c, mech, err)
-	}
-}
-
+func (t *Trace) authDone(a Attempt) { t.call(func(t *Trace) func(Attempt) { return t.AuthDone }, a) }
 func (t *Trace) attemptDone(a Attempt) {
-	if t != nil && t.AttemptDone != nil {
-		t.AttemptDone(a)
-	}
+	t.call(func(t *Trace) func(Attempt) { return t.AttemptDone }, a)
 }
+func (t *Trace) winner(a Attempt) { t.call(func(t *Trace) func(Attempt) { return t.WinnerChosen }, a) }
 
-func (t *Trace) winner(c tlsmode.Candidate) {
-	if t != nil && t.WinnerChosen != nil {
-		t.WinnerChosen(c)
-	}
-}
-
-// tracingDialer reports a candidate's TCP connect to a Trace.
+// tracingDialer reports a target's TCP connect to a Trace.
 type tracingDialer struct {
 	d ContextDialer
 	t *Trace
-	c tlsmode.Candidate
+	a Attempt
 }
 
-func (t *Trace) dialer(d ContextDialer, c tlsmode.Candidate) ContextDialer {
+func (t *Trace) dialer(d ContextDialer, target plan.Target) ContextDialer {
 	if t == nil || t.ConnectStart == nil && t.ConnectDone == nil {
 		return d
 	}
-	return tracingDialer{d, t, c}
+	return tracingDialer{d, t, Attempt{Host: target.Host, Candidate: target.Candidate}}
 }
 
 func (td tracingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	td.t.connectStart(td.c, addr)
+	a := td.a
+	a.Addr = addr
+	td.t.call(func(t *Trace) func(Attempt) { return t.ConnectStart }, a)
 	nc, err := td.d.DialContext(ctx, network, addr)
-	td.t.connectDone(td.c, addr, err)
+	a.Err = err
+	td.t.call(func(t *Trace) func(Attempt) { return t.ConnectDone }, a)
 	return nc, err
 }

@@ -2,7 +2,6 @@ package submit_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,29 +42,29 @@ func errWord(err error) string {
 
 func (r *recorder) trace() *submit.Trace {
 	return &submit.Trace{
-		ConnectStart: func(c tlsmode.Candidate, addr string) {
-			r.add("connect-start %d %v", c.Port, strings.HasSuffix(addr, fmt.Sprintf(":%d", c.Port)))
+		ConnectStart: func(a submit.Attempt) {
+			r.add("connect-start %d %v", a.Candidate.Port, strings.HasSuffix(a.Addr, fmt.Sprintf(":%d", a.Candidate.Port)))
 		},
-		ConnectDone: func(c tlsmode.Candidate, addr string, err error) { r.add("connect-done %d %s", c.Port, errWord(err)) },
-		TLSHandshakeStart: func(c tlsmode.Candidate) {
-			r.add("tls-start %d", c.Port)
+		ConnectDone: func(a submit.Attempt) { r.add("connect-done %d %s", a.Candidate.Port, errWord(a.Err)) },
+		TLSHandshakeStart: func(a submit.Attempt) {
+			r.add("tls-start %d", a.Candidate.Port)
 		},
-		TLSHandshakeDone: func(c tlsmode.Candidate, st tls.ConnectionState, err error) {
-			r.add("tls-done %d %s complete=%v chains=%v", c.Port, errWord(err), st.HandshakeComplete, len(st.VerifiedChains) > 0)
+		TLSHandshakeDone: func(a submit.Attempt) {
+			r.add("tls-done %d %s complete=%v chains=%v", a.Candidate.Port, errWord(a.Err), a.TLS.HandshakeComplete, len(a.TLS.VerifiedChains) > 0)
 		},
-		STARTTLSStripped: func(c tlsmode.Candidate, err error) {
-			r.add("stripped %d %v", c.Port, errors.Is(err, submit.ErrSTARTTLSStripped))
+		STARTTLSStripped: func(a submit.Attempt) {
+			r.add("stripped %d %v", a.Candidate.Port, errors.Is(a.Err, submit.ErrSTARTTLSStripped))
 		},
-		AuthStart: func(c tlsmode.Candidate, offered []string) {
-			r.add("auth-start %d %s", c.Port, strings.Join(offered, " "))
+		AuthStart: func(a submit.Attempt) {
+			r.add("auth-start %d %s", a.Candidate.Port, strings.Join(a.Mechanisms, " "))
 		},
-		AuthDone: func(c tlsmode.Candidate, mech string, err error) {
-			r.add("auth-done %d %s %s", c.Port, mech, errWord(err))
+		AuthDone: func(a submit.Attempt) {
+			r.add("auth-done %d %s %s", a.Candidate.Port, a.Mechanism, errWord(a.Err))
 		},
 		AttemptDone: func(a submit.Attempt) {
 			r.add("attempt-done %d %s elapsed=%v", a.Candidate.Port, errWord(a.Err), a.Elapsed > 0)
 		},
-		WinnerChosen: func(c tlsmode.Candidate) { r.add("winner %d", c.Port) },
+		WinnerChosen: func(a submit.Attempt) { r.add("winner %d", a.Candidate.Port) },
 	}
 }
 
@@ -73,8 +72,8 @@ func TestTraceHooksFireInOrderOnTheWire(t *testing.T) {
 	srv := submittest.NewServer(t)
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	badCert := srv.ListenWith(tlsmode.Implicit, submittest.Options{SelfSigned: true})
-	sp, bp := srv.Port(stripped), srv.Port(badCert)
-	st, ip := srv.Port(srv.StartTLSAddr), srv.Port(srv.ImplicitAddr)
+	sp, bp := stripped.Port, badCert.Port
+	st, ip := srv.StartTLS.Port, srv.Implicit.Port
 
 	tests := []struct {
 		name  string
@@ -170,6 +169,10 @@ func TestTraceReportsRaceLosers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The loser may still be closing when Dial returns; it reports itself.
+	eventually(t, "the loser reported", func() bool {
+		return strings.Count(strings.Join(rec.lines(), "\n"), "attempt-done") == 2
+	})
 	var winners, done, ok int
 	for _, e := range rec.lines() {
 		switch {
@@ -195,17 +198,17 @@ func TestWithTraceComposes(t *testing.T) {
 	}
 	var order []string
 	outer := &submit.Trace{
-		WinnerChosen: func(tlsmode.Candidate) { order = append(order, "outer") },
-		ConnectStart: func(tlsmode.Candidate, string) { order = append(order, "outer-connect") },
+		WinnerChosen: func(submit.Attempt) { order = append(order, "outer") },
+		ConnectStart: func(submit.Attempt) { order = append(order, "outer-connect") },
 	}
-	inner := &submit.Trace{WinnerChosen: func(tlsmode.Candidate) { order = append(order, "inner") }}
+	inner := &submit.Trace{WinnerChosen: func(submit.Attempt) { order = append(order, "inner") }}
 	ctx := submit.WithTrace(submit.WithTrace(context.Background(), outer), inner)
 	if submit.WithTrace(ctx, nil) != ctx {
 		t.Error("WithTrace(ctx, nil) made a new context")
 	}
 	tr := submit.ContextTrace(ctx)
-	tr.WinnerChosen(tlsmode.Candidate{})
-	tr.ConnectStart(tlsmode.Candidate{}, "")
+	tr.WinnerChosen(submit.Attempt{})
+	tr.ConnectStart(submit.Attempt{})
 	if want := []string{"inner", "outer", "outer-connect"}; !slices.Equal(order, want) {
 		t.Errorf("hooks ran %v; want %v", order, want)
 	}

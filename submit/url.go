@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -25,7 +26,7 @@ var ErrBadURL = errors.New("invalid submission URL")
 //	smtps://user:pass@host[:port]       implicit TLS; 465 without a port
 //	smtp://user:pass@host[:port]        STARTTLS; 587 without a port
 //	submission://user:pass@host[:port]  the default policy (587, 465, 2525);
-//	                                    with a port, that port and its usual mode
+//	                                    with a port, that port, its mode detected
 //
 // The user and password are percent-decoded ("p%40ss" is "p@ss"). The
 // query may hold:
@@ -48,21 +49,25 @@ var ErrBadURL = errors.New("invalid submission URL")
 func ParseURL(raw string) (*Dialer, string, error) {
 	red := RedactURL(raw)
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("submit: %w %q: %s: %s", ErrBadURL, red, field, fmt.Sprintf(format, args...))
+		return fmt.Errorf("submit: %w %s: %s: %s", ErrBadURL, strconv.QuoteToASCII(red), field, fmt.Sprintf(format, args...))
 	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err == nil && u.User == nil && strings.Contains(raw, "@") || err != nil && strings.Contains(raw, "@") {
-		// An unencoded "/", "?" or "#" in a password moves the rest of
-		// it into the host, port, path or fragment: say so without
-		// quoting any of them, and without url.Error, which quotes all.
-		return nil, "", bad("userinfo", "cannot be read; percent-encode the characters / ? # @ : in the user and password (e.g. %%2F for /)")
+	p, err := splitURL(raw)
+	if err != nil {
+		return nil, "", bad(p.failed, "%s", err)
 	}
+	u, err := url.Parse(p.scheme + "://" + p.hostport + p.tail)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			return nil, "", bad("syntax", "%v", ue.Err)
 		}
 		return nil, "", bad("syntax", "not a URL")
+	}
+	if p.hasUser {
+		u.User = url.UserPassword(p.user, p.pass)
+		if !p.hasPass {
+			u.User = url.User(p.user)
+		}
 	}
 	d := &Dialer{}
 	var mode tlsmode.Mode
@@ -84,17 +89,10 @@ func ParseURL(raw string) (*Dialer, string, error) {
 	if host == "" {
 		return nil, "", bad("host", "missing")
 	}
-	if err := validHost(host); err != nil {
-		return nil, "", bad("host", "%q is not a host name", host)
+	if err := plan.ValidHost(host); err != nil {
+		return nil, "", bad("host", "%s is not a host name", strconv.QuoteToASCII(host))
 	}
-	port := 0
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, "", bad("port", "%q: want 1-65535", p)
-		}
-		port = n
-	}
+	port := p.port
 	if u.Path != "" && u.Path != "/" {
 		return nil, "", bad("path", "a submission URL has no path")
 	}
@@ -151,9 +149,8 @@ func ParseURL(raw string) (*Dialer, string, error) {
 		} // submission:// without tls= keeps the default policy
 	}
 	if port != 0 {
-		if mode == 0 {
-			mode = tlsmode.ForPort(port)
-		}
+		// submission://host:port without tls= states no mode: the Dialer
+		// detects it.
 		d.Candidates = []tlsmode.Candidate{{Port: port, Mode: mode}}
 	}
 
@@ -185,22 +182,93 @@ func ParseURL(raw string) (*Dialer, string, error) {
 }
 
 // RedactURL returns raw with its password replaced by "xxxxx", for logs and
-// error messages. When the user information cannot be told apart (an
-// unencoded "/" or "#" in the password), everything before the last "@"
-// is replaced, so that no part of a password shows.
+// error messages. The user information is everything between "://" and
+// the last "@", so a password holding "@", "/", "?" or "#" cannot leak
+// into what is shown: when it cannot be split into user and password,
+// all of it is replaced.
 func RedactURL(raw string) string {
 	raw = strings.TrimSpace(raw)
-	if u, err := url.Parse(raw); err == nil && (u.User != nil || !strings.Contains(raw, "@")) {
-		return u.Redacted()
+	scheme, rest, hasScheme := strings.Cut(raw, "://")
+	if !hasScheme {
+		scheme, rest = "", raw
 	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw
+	}
+	userinfo, host := rest[:at], rest[at+1:]
+	shown := "xxxxx"
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasScheme && !strings.ContainsAny(userinfo, "@/?#") && user != "" {
+		shown = user
+		if hasPass {
+			shown += ":xxxxx"
+		}
+	}
+	if hasScheme {
+		return scheme + "://" + shown + "@" + host
+	}
+	return shown + "@" + host
+}
+
+// urlParts are the pieces of a submission URL, split without quoting the
+// user information anywhere.
+type urlParts struct {
+	scheme, hostport, tail string
+	port                   int
+	hasUser, hasPass       bool
+	user, pass             string
+	failed                 string // the field at fault when splitting failed
+}
+
+// splitURL splits raw into scheme, user information (up to the last
+// "@"), host and port, and what follows. Its errors never hold a
+// character of the user information.
+func splitURL(raw string) (p urlParts, err error) {
+	raw = strings.TrimSpace(raw)
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
-		return scheme + "://xxxxx@" + rest[at+1:]
+	if !ok || scheme == "" {
+		p.failed = "scheme"
+		if strings.Contains(raw, "@") {
+			return p, errors.New("missing; write smtps://USER:PASSWORD@HOST (or smtp://, submission://)")
+		}
+		return p, errors.New("missing; start with smtps://, smtp:// or submission://")
 	}
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		return "xxxxx@" + raw[at+1:]
+	p.scheme = scheme
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		userinfo := rest[:at]
+		rest = rest[at+1:]
+		p.failed = "userinfo"
+		if strings.ContainsAny(userinfo, "@/?#") {
+			return p, errors.New("cannot be read; percent-encode the characters @ : / ? # in the user and password (%40 for @, %3A for :, %2F for /, %3F for ?, %23 for #)")
+		}
+		user, pass, hasPass := strings.Cut(userinfo, ":")
+		if p.user, err = url.PathUnescape(user); err != nil {
+			return p, errors.New("the user has a malformed %-escape")
+		}
+		if p.pass, err = url.PathUnescape(pass); err != nil {
+			return p, errors.New("the password has a malformed %-escape; percent-encode a literal % as %25")
+		}
+		p.hasUser, p.hasPass = true, hasPass
 	}
-	return raw
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	p.hostport, p.tail = rest[:end], rest[end:]
+	host, port, hasPort := p.hostport, "", false
+	if i := strings.LastIndex(p.hostport, ":"); i >= 0 && !strings.HasSuffix(p.hostport, "]") {
+		host, port, hasPort = p.hostport[:i], p.hostport[i+1:], true
+	}
+	if hasPort {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			p.failed = "port"
+			return p, fmt.Errorf("%s: want 1-65535", strconv.QuoteToASCII(port))
+		}
+		p.port = n
+		p.hostport = host + ":" + strconv.Itoa(n)
+	}
+	return p, nil
 }
 
 // PendingAuth stands in Dialer.Auth for a credential a URL named but

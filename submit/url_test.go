@@ -29,7 +29,7 @@ func TestParseURL(t *testing.T) {
 		{raw: "smtp://user:pass@smtp.example.com", host: "smtp.example.com", cands: []tlsmode.Candidate{{Port: 587, Mode: S}}, auth: true},
 		{raw: "submission://user:pass@smtp.example.com", host: "smtp.example.com", auth: true},
 		{raw: "submission://relay.internal", host: "relay.internal"},
-		{raw: "submission://relay.internal:465", host: "relay.internal", cands: []tlsmode.Candidate{{Port: 465, Mode: I}}},
+		{raw: "submission://relay.internal:465", host: "relay.internal", cands: []tlsmode.Candidate{{Port: 465}}}, // mode detected
 		{raw: "SMTPS://h.example:2465", host: "h.example", cands: []tlsmode.Candidate{{Port: 2465, Mode: I}}},
 		{raw: "smtp://h.example:2525?tls=implicit", host: "h.example", cands: []tlsmode.Candidate{{Port: 2525, Mode: I}}},
 		{raw: "submission://h.example?tls=starttls", host: "h.example", cands: []tlsmode.Candidate{{Port: 587, Mode: S}}},
@@ -70,7 +70,7 @@ func TestParseURLErrorsNameTheFieldAndHideThePassword(t *testing.T) {
 		field string
 	}{
 		{"imap://user:" + secret + "@h.example", "scheme"},
-		{"user:" + secret + "@h.example", "userinfo"},
+		{"user:" + secret + "@h.example", "scheme"},
 		{"smtp://user:" + secret + "@", "host"},
 		{"smtp://user:" + secret + "@h.example:99999", "port"},
 		{"smtp://user:" + secret + "@h.example/inbox", "path"},
@@ -89,6 +89,9 @@ func TestParseURLErrorsNameTheFieldAndHideThePassword(t *testing.T) {
 		{"smtp://user:123/" + secret + "@h.example", "userinfo"},
 		{"smtp://user:" + secret + "#x@h.example", "userinfo"},
 		{"smtp://user:" + secret + "?x@h.example", "userinfo"},
+		{"smtp://user:" + secret + "@x@h.example", "userinfo"},
+		{"smtp://user:" + secret + "@h.example:abc", "port"},
+		{"smtp://user:" + secret + "@h.example:0", "port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
@@ -133,7 +136,7 @@ func TestParseURLDialsWithTheDecodedCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw := fmt.Sprintf("smtps://me%%40example.com:p%%40ss%%3A%%2F%%3F%%23@localhost:%d%s", srv.Port(srv.ImplicitAddr), tt.query)
+			raw := fmt.Sprintf("smtps://me%%40example.com:p%%40ss%%3A%%2F%%3F%%23@localhost:%d%s", srv.Implicit.Port, tt.query)
 			d, host, err := submit.ParseURL(raw)
 			if err != nil {
 				t.Fatal(err)
@@ -154,8 +157,8 @@ func TestParseURLDialsWithTheDecodedCredentials(t *testing.T) {
 func TestPendingAuthFailsBeforeConnecting(t *testing.T) {
 	srv := submittest.NewServer(t)
 	for _, raw := range []string{
-		fmt.Sprintf("smtps://user@localhost:%d?auth=xoauth2", srv.Port(srv.ImplicitAddr)),
-		fmt.Sprintf("smtps://user@localhost:%d", srv.Port(srv.ImplicitAddr)),
+		fmt.Sprintf("smtps://user@localhost:%d?auth=xoauth2", srv.Implicit.Port),
+		fmt.Sprintf("smtps://user@localhost:%d", srv.Implicit.Port),
 	} {
 		d, host, err := submit.ParseURL(raw)
 		if err != nil {
@@ -172,5 +175,39 @@ func TestPendingAuthFailsBeforeConnecting(t *testing.T) {
 	}
 	if n := len(srv.Conns()); n != 0 {
 		t.Errorf("%d connections made; want none", n)
+	}
+}
+
+// TestPasswordsNeverShowThroughURLs is the attack of issue 13: whatever a
+// user types in the password, unencoded "@", "/", "?", "#" or ":"
+// included, no piece of it appears in ParseURL's error or in RedactURL.
+func TestPasswordsNeverShowThroughURLs(t *testing.T) {
+	passwords := []string{
+		"Zq9@Xw7Kp", "Zq9/Xw7Kp", "Zq9?Xw7Kp", "Zq9#Xw7Kp", "Zq9:Xw7Kp", "Zq9%Xw7Kp",
+		"@Zq9Xw7Kp", "Zq9Xw7Kp@", "Zq9@Xw/7Kp", "Zq9@Xw?7Kp", "Zq9@Xw#7Kp", "Zq9@@Xw7Kp",
+		"Zq9/Xw@7Kp?Tz", "Zq9 Xw7Kp", "Zq9\tXw7Kp",
+	}
+	for _, pw := range passwords {
+		for _, raw := range []string{
+			"smtps://user:" + pw + "@smtp.example.com",
+			"smtp://user:" + pw + "@smtp.example.com:587?auth=plain",
+			"submission://me@example.com:" + pw + "@smtp.example.com",
+			"smtp://user:" + pw + "@smtp.example.com:abc",
+			"user:" + pw + "@smtp.example.com",
+		} {
+			_, _, err := submit.ParseURL(raw)
+			shown := []string{submit.RedactURL(raw)}
+			if err != nil {
+				shown = append(shown, err.Error())
+			}
+			for _, s := range shown {
+				for i := 0; i+3 <= len(pw); i++ {
+					if piece := pw[i : i+3]; strings.Contains(s, piece) {
+						t.Errorf("%q shows %q of the password %q:\n%s", raw, piece, pw, s)
+						break
+					}
+				}
+			}
+		}
 	}
 }

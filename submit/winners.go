@@ -7,12 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/tlsmode"
 )
-
-// DefaultWinnerTTL is how long a Dialer remembers a winner when WinnerTTL
-// is zero.
-const DefaultWinnerTTL = 24 * time.Hour
 
 // Winner is the server and candidate that last won a Dial, and when.
 type Winner struct {
@@ -95,65 +93,52 @@ func (d *Dialer) winnerTTL() time.Duration {
 	if d.WinnerTTL > 0 {
 		return d.WinnerTTL
 	}
-	return DefaultWinnerTTL
+	return defaultWinnerTTL
 }
 
 func winnerKey(host string) string {
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
-// preferWinner moves the remembered winner of r.key, if it is still in the
-// plan, to the front; the others keep their order behind it. An expired
-// winner is forgotten.
-func (d *Dialer) preferWinner(r *race) {
+// recall returns the remembered winner of key, if it is still fresh; an
+// expired one is forgotten. The plan moves it to the front only if it is
+// among the targets.
+func (d *Dialer) recall(key string) *plan.Target {
 	store := d.winnerStore()
-	if store == nil || len(r.cands) == 0 {
-		return
+	if store == nil {
+		return nil
 	}
-	w, ok := store.Get(r.key)
+	w, ok := store.Get(key)
 	if !ok {
-		return
+		return nil
 	}
 	if age := time.Since(w.At); age > d.winnerTTL() || age < -time.Minute {
-		store.Forget(r.key)
-		return
+		store.Forget(key)
+		return nil
 	}
-	for i, c := range r.cands {
-		if c != w.Candidate || !strings.EqualFold(r.hostAt(i), w.Host) {
-			continue
-		}
-		if r.hosts == nil {
-			r.hosts = make([]string, len(r.cands))
-			for j := range r.hosts {
-				r.hosts[j] = r.host
-			}
-		}
-		copy(r.cands[1:i+1], r.cands[:i])
-		r.cands[0] = c
-		h := r.hosts[i]
-		copy(r.hosts[1:i+1], r.hosts[:i])
-		r.hosts[0] = h
-		r.preferred = true
-		d.log(context.Background(), c, h, "remembered", time.Since(w.At), nil)
-		return
-	}
+	d.log(context.Background(), w.Candidate, w.Host, "remembered", time.Since(w.At), nil)
+	return &plan.Target{Host: w.Host, Candidate: w.Candidate}
 }
 
-// remember records the outcome of a race: the winner is stored (again,
+// remember records the outcome of a Dial: the winner is stored (again,
 // with a fresh time); a remembered winner that failed is forgotten. A Dial
 // the caller cancelled teaches nothing.
-func (d *Dialer) remember(ctx context.Context, r *race) {
+func (d *Dialer) remember(ctx context.Context, key string, prev *plan.Target, c *Client, de *DialError) {
 	store := d.winnerStore()
 	if store == nil {
 		return
 	}
-	if r.won >= 0 {
-		store.Put(r.key, Winner{Host: r.hostAt(r.won), Candidate: r.cands[r.won], At: time.Now()})
+	if c != nil {
+		store.Put(key, Winner{Host: c.host, Candidate: c.cand, At: time.Now()})
 		return
 	}
-	if r.preferred && ctx.Err() == nil && len(r.attempts) > 0 {
-		if err := r.attempts[0].Err; err != nil && !errors.Is(err, errLostRace) {
-			store.Forget(r.key)
+	if prev == nil || ctx.Err() != nil || de == nil {
+		return
+	}
+	for _, a := range de.Attempts {
+		if a.Candidate == prev.Candidate && strings.EqualFold(a.Host, prev.Host) && a.Err != nil && !errors.Is(a.Err, diag.ErrLostRace) && !errors.Is(a.Err, diag.ErrDialEnded) {
+			store.Forget(key)
+			return
 		}
 	}
 }

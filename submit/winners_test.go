@@ -38,23 +38,23 @@ func TestSecondDialStartsWithTheRememberedWinner(t *testing.T) {
 	srv := submittest.NewServer(t)
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"),
-		cand(srv, stripped, tlsmode.StartTLS), cand(srv, srv.ImplicitAddr, tlsmode.Implicit))
+		cand(srv, stripped, tlsmode.StartTLS), cand(srv, srv.Implicit, tlsmode.Implicit))
 	d.FallbackDelay = -1 // strictly one after another: the order is visible in the connection counts
 
 	for i, want := range []map[string]int{
-		{stripped: 1, srv.ImplicitAddr: 1}, // policy order: the stripped port fails, implicit wins
-		{stripped: 1, srv.ImplicitAddr: 2}, // the remembered implicit port first, and only it
-		{stripped: 1, srv.ImplicitAddr: 3},
+		{srv.Addr(stripped): 1, srv.Addr(srv.Implicit): 1}, // policy order: the stripped port fails, implicit wins
+		{srv.Addr(stripped): 1, srv.Addr(srv.Implicit): 2}, // the remembered implicit port first, and only it
+		{srv.Addr(stripped): 1, srv.Addr(srv.Implicit): 3},
 	} {
 		c, err := d.Dial(context.Background(), "LOCALHOST")
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
 		c.Quit()
-		if c.Candidate() != cand(srv, srv.ImplicitAddr, tlsmode.Implicit) {
+		if c.Candidate() != cand(srv, srv.Implicit, tlsmode.Implicit) {
 			t.Errorf("dial %d won on %v", i, c.Candidate())
 		}
-		if got := countConns(srv); got[stripped] != want[stripped] || got[srv.ImplicitAddr] != want[srv.ImplicitAddr] {
+		if got := countConns(srv); got[srv.Addr(stripped)] != want[srv.Addr(stripped)] || got[srv.Addr(srv.Implicit)] != want[srv.Addr(srv.Implicit)] {
 			t.Errorf("after dial %d: connections %v; want %v", i, got, want)
 		}
 	}
@@ -64,7 +64,7 @@ func TestRememberedWinnerIsForgottenAfterTTLOrFailure(t *testing.T) {
 	srv := submittest.NewServer(t)
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	hole := srv.Listen(tlsmode.StartTLS, submittest.Refuse)
-	good, bad := cand(srv, srv.StartTLSAddr, tlsmode.StartTLS), cand(srv, stripped, tlsmode.StartTLS)
+	good, bad := cand(srv, srv.StartTLS, tlsmode.StartTLS), cand(srv, stripped, tlsmode.StartTLS)
 	tests := []struct {
 		name       string
 		cands      []tlsmode.Candidate
@@ -74,15 +74,15 @@ func TestRememberedWinnerIsForgottenAfterTTLOrFailure(t *testing.T) {
 		forgets    int
 	}{
 		{"fresh", []tlsmode.Candidate{bad, good}, submit.Winner{Host: "localhost", Candidate: good, At: time.Now().Add(-time.Hour)},
-			srv.StartTLSAddr, &good, 0},
+			srv.Addr(srv.StartTLS), &good, 0},
 		{"expired", []tlsmode.Candidate{bad, good}, submit.Winner{Host: "localhost", Candidate: good, At: time.Now().Add(-25 * time.Hour)},
-			stripped, &good, 1},
+			srv.Addr(stripped), &good, 1},
 		{"other host", []tlsmode.Candidate{bad, good}, submit.Winner{Host: "mail.other.example", Candidate: good, At: time.Now()},
-			stripped, &good, 0},
+			srv.Addr(stripped), &good, 0},
 		{"not in the policy", []tlsmode.Candidate{bad, good}, submit.Winner{Host: "localhost", Candidate: tlsmode.Candidate{Port: 1, Mode: tlsmode.Plaintext}, At: time.Now()},
-			stripped, &good, 0},
+			srv.Addr(stripped), &good, 0},
 		{"failed", []tlsmode.Candidate{cand(srv, hole, tlsmode.StartTLS), bad}, submit.Winner{Host: "localhost", Candidate: bad, At: time.Now()},
-			stripped, nil, 1},
+			srv.Addr(stripped), nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestRememberedWinnerIsForgottenAfterTTLOrFailure(t *testing.T) {
 func TestNegativeWinnerTTLRemembersNothing(t *testing.T) {
 	srv := submittest.NewServer(t)
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
-	d := dialerFor(srv, nil, cand(srv, stripped, tlsmode.StartTLS), cand(srv, srv.StartTLSAddr, tlsmode.StartTLS))
+	d := dialerFor(srv, nil, cand(srv, stripped, tlsmode.StartTLS), cand(srv, srv.StartTLS, tlsmode.StartTLS))
 	d.FallbackDelay = -1
 	d.WinnerTTL = -1
 	for range 2 {
@@ -123,7 +123,7 @@ func TestNegativeWinnerTTLRemembersNothing(t *testing.T) {
 		}
 		c.Quit()
 	}
-	if n := countConns(srv)[stripped]; n != 2 {
+	if n := countConns(srv)[srv.Addr(stripped)]; n != 2 {
 		t.Errorf("stripped port tried %d times; want 2 (policy order each time)", n)
 	}
 }

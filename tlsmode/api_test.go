@@ -6,7 +6,7 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// The public contract of /work/shared/API.md, checked by the compiler: a
+// The public contract of the package, checked by the compiler: a
 // renamed or re-typed name breaks this file before it breaks a user.
 var (
 	_ = underlyingUint8[tlsmode.Mode]

@@ -8,25 +8,33 @@ import (
 
 // Candidate is one port to try and the mode to speak on it. It marshals to
 // JSON as {"port":587,"mode":"starttls"}, like the rest of probe's report.
+//
+// A Candidate whose Mode is zero has no stated mode: submit.Dialer then
+// races STARTTLS and implicit TLS on the port (ForPort's mode first) and
+// keeps the one that answers, where a stated mode is never switched.
 type Candidate struct {
 	Port int  `json:"port"`
-	Mode Mode `json:"mode"`
+	Mode Mode `json:"mode,omitzero"`
 }
 
-// String returns the candidate as "587/starttls".
+// String returns the candidate as "587/starttls", or "2465" without a
+// mode.
 func (c Candidate) String() string {
+	if c.Mode == 0 {
+		return strconv.Itoa(c.Port)
+	}
 	return strconv.Itoa(c.Port) + "/" + c.Mode.String()
 }
 
-// ParseCandidate reads "587/starttls" or a bare port ("465"), in which case the
-// mode is ForPort(port).
+// ParseCandidate reads "587/starttls", or a bare port ("2465"), which
+// leaves the mode unstated (zero).
 func ParseCandidate(s string) (Candidate, error) {
 	port, mode, hasMode := strings.Cut(strings.TrimSpace(s), "/")
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
 		return Candidate{}, fmt.Errorf("tlsmode: invalid port %q in candidate %q: want 1-65535", port, s)
 	}
-	c := Candidate{Port: p, Mode: ForPort(p)}
+	c := Candidate{Port: p}
 	if hasMode {
 		if c.Mode, err = Parse(mode); err != nil {
 			return Candidate{}, err

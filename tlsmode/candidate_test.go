@@ -32,7 +32,10 @@ func TestCandidateJSONRejectsUnknownMode(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"port":587,"mode":"start-tls"}`), &c); err == nil {
 		t.Errorf("json.Unmarshal accepted mode start-tls: %v", c)
 	}
-	if _, err := json.Marshal(Candidate{Port: 587}); err == nil {
-		t.Error("json.Marshal of a Candidate with the zero Mode succeeded")
+	if b, err := json.Marshal(Candidate{Port: 2465}); err != nil || string(b) != `{"port":2465}` {
+		t.Errorf("json.Marshal of a Candidate without a mode = %s, %v; want {\"port\":2465}", b, err)
+	}
+	if _, err := json.Marshal(Candidate{Port: 587, Mode: 9}); err == nil {
+		t.Error("json.Marshal of a Candidate with an invalid Mode succeeded")
 	}
 }

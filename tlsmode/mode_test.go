@@ -98,7 +98,8 @@ func TestParseCandidate(t *testing.T) {
 		wantErr bool
 	}{
 		{"587/starttls", Candidate{587, StartTLS}, false},
-		{"465", Candidate{465, Implicit}, false},
+		{"465", Candidate{465, 0}, false},
+		{"2465", Candidate{Port: 2465}, false},
 		{"2525/ssl", Candidate{2525, Implicit}, false},
 		{"0", Candidate{}, true},
 		{"70000/starttls", Candidate{}, true},

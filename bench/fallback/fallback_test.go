@@ -23,7 +23,7 @@ const blocked = 1
 // and 465 is healthy.
 func BenchmarkFallback(b *testing.B) {
 	srv := submittest.NewServer(b)
-	good := srv.Port(srv.ImplicitAddr)
+	good := srv.Implicit.Port
 	nd := &netem.Dialer{Block: map[int]bool{blocked: true}}
 
 	b.Run("portwise", func(b *testing.B) {
@@ -110,7 +110,7 @@ func TestGoMailSequenceReallyFallsBack(t *testing.T) {
 	}
 	srv := submittest.NewServer(t)
 	t0 := time.Now()
-	c, err := goMailSequence(srv.ClientTLSConfig(), &netem.Dialer{Block: map[int]bool{blocked: true}}, srv.Port(srv.ImplicitAddr))
+	c, err := goMailSequence(srv.ClientTLSConfig(), &netem.Dialer{Block: map[int]bool{blocked: true}}, srv.Implicit.Port)
 	if err != nil {
 		t.Fatal(err)
 	}

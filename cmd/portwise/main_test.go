@@ -119,11 +119,11 @@ func TestProbeExitCodes(t *testing.T) {
 	t.Parallel()
 	srv, ca := server(t)
 	good := []tlsmode.Candidate{
-		{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS},
-		{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
+		{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS},
+		{Port: srv.Implicit.Port, Mode: tlsmode.Implicit},
 	}
-	stripped := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)), Mode: tlsmode.StartTLS}
-	refused := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.Refuse)), Mode: tlsmode.StartTLS}
+	stripped := tlsmode.Candidate{Port: (srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)).Port, Mode: tlsmode.StartTLS}
+	refused := tlsmode.Candidate{Port: (srv.Listen(tlsmode.StartTLS, submittest.Refuse)).Port, Mode: tlsmode.StartTLS}
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -161,8 +161,8 @@ func TestProbeExitCodes(t *testing.T) {
 func TestProbeJSON(t *testing.T) {
 	t.Parallel()
 	srv, ca := server(t)
-	leaky := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)), Mode: tlsmode.StartTLS}
-	good := tlsmode.Candidate{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit}
+	leaky := tlsmode.Candidate{Port: (srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)).Port, Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.Implicit.Port, Mode: tlsmode.Implicit}
 	r := portwise(t, "", nil, "probe", "-json", "-ca", ca, "-port", ports(srv, leaky, good), "127.0.0.1")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -189,8 +189,8 @@ func TestProbeJSON(t *testing.T) {
 func TestProbeShowsProgressForSlowPort(t *testing.T) {
 	t.Parallel()
 	srv, ca := server(t)
-	blocked := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.Blackhole)), Mode: tlsmode.StartTLS}
-	good := tlsmode.Candidate{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit}
+	blocked := tlsmode.Candidate{Port: (srv.Listen(tlsmode.StartTLS, submittest.Blackhole)).Port, Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.Implicit.Port, Mode: tlsmode.Implicit}
 	r := portwise(t, "", nil, "probe", "-timeout", "3s", "-ca", ca, "-port", ports(srv, blocked, good), "127.0.0.1")
 	if r.code != 0 {
 		t.Errorf("exit %d, want 0 (one port is usable)", r.code)
@@ -208,7 +208,7 @@ func TestProbeShowsProgressForSlowPort(t *testing.T) {
 func TestProbeChecksCredentials(t *testing.T) {
 	t.Parallel()
 	srv, ca := server(t)
-	good := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS}
 	for _, tc := range []struct {
 		pass string
 		code int
@@ -230,7 +230,7 @@ func TestProbeChecksCredentials(t *testing.T) {
 func TestSend(t *testing.T) {
 	t.Parallel()
 	srv, ca := server(t)
-	good := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS}
 	body := "Hello from the test.\n.\nA line with a lone dot above.\n"
 	r := portwise(t, body, []string{"PORTWISE_TEST_PW=pass"}, "send", "-v", "-ca", ca, "-port", good.String(),
 		"-user", "user", "-password-env", "PORTWISE_TEST_PW", "-from", "me@example.com", "-to", "you@example.com,them@example.com",
@@ -269,7 +269,7 @@ func TestSend(t *testing.T) {
 func TestSendFailsOnStrippedPort(t *testing.T) {
 	t.Parallel()
 	srv, ca := server(t)
-	stripped := tlsmode.Candidate{Port: srv.Port(srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)), Mode: tlsmode.StartTLS}
+	stripped := tlsmode.Candidate{Port: (srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)).Port, Mode: tlsmode.StartTLS}
 	r := portwise(t, "body\n", []string{"PORTWISE_TEST_PW=pass"}, "send", "-ca", ca, "-port", stripped.String(),
 		"-user", "user", "-password-env", "PORTWISE_TEST_PW", "-from", "me@example.com", "-to", "you@example.com", "127.0.0.1")
 	if r.code != 1 || !strings.Contains(r.stderr, "STARTTLS") {
@@ -288,7 +288,7 @@ func TestSendXOAuth2(t *testing.T) {
 	if err := os.WriteFile(ca, srv.CACertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	good := tlsmode.Candidate{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS}
+	good := tlsmode.Candidate{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS}
 	// secrets are the forms a token could leak in: as it is, and inside the
 	// base64 XOAUTH2 initial response.
 	secrets := func(tok string) []string {
@@ -381,16 +381,16 @@ func TestProbeSRVWithDNSFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := dnstest.Start(t,
-		fmt.Sprintf("_submission._tcp.example.test. 60 IN SRV 0 0 %d mail.example.test.", srv.Port(srv.StartTLSAddr)),
+		fmt.Sprintf("_submission._tcp.example.test. 60 IN SRV 0 0 %d mail.example.test.", srv.StartTLS.Port),
 		"mail.example.test. 60 IN A 127.0.0.1",
 		"example.test. 60 IN A 127.0.0.1",
 	)
-	self := tlsmode.Candidate{Port: srv.Port(srv.PlainAddr), Mode: tlsmode.StartTLS} // no STARTTLS: not usable
+	self := tlsmode.Candidate{Port: srv.Plain.Port, Mode: tlsmode.StartTLS} // no STARTTLS: not usable
 	r := portwise(t, "", nil, "probe", "-srv", "-dns", ns.Addr, "-ca", ca, "-timeout", "3s", "-port", self.String(), "example.test")
 	if r.code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	want := fmt.Sprintf("Recommendation: %d/starttls on mail.example.test", srv.Port(srv.StartTLSAddr))
+	want := fmt.Sprintf("Recommendation: %d/starttls on mail.example.test", srv.StartTLS.Port)
 	if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "starttls-missing") {
 		t.Errorf("stdout lacks %q or the name's own finding:\n%s", want, r.stdout)
 	}

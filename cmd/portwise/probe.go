@@ -12,8 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/probe"
-	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/discover"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -49,7 +50,7 @@ func (c *cli) probe(args []string) int {
 	if err := o.resolve(c.getenv); err != nil {
 		return c.exit(err)
 	}
-	if _, _, err := submit.SplitHost(pos[0]); err != nil {
+	if _, _, err := plan.SplitHost(pos[0]); err != nil {
 		return c.exit(usagef("%v", err))
 	}
 
@@ -57,7 +58,7 @@ func (c *cli) probe(args []string) int {
 	defer stop()
 	opts := probe.Options{Candidates: o.selected, TLSConfig: o.tls, Timeout: *timeout, Auth: o.auth, NetDialer: o.netDialer()}
 	if *srv {
-		opts.Discovery = &submit.Discovery{Resolver: o.resolver}
+		opts.Discover = (&discover.SRV{Resolver: o.resolver}).Lookup
 	}
 	prog := newProgress(c, opts, pos[0], *timeout)
 	opts.OnPort = prog.done
@@ -104,7 +105,7 @@ func newProgress(c *cli, o probe.Options, host string, timeout time.Duration) *p
 	if cands == nil {
 		cands = probe.DefaultCandidates()
 	}
-	if _, port, _ := submit.SplitHost(host); port != 0 {
+	if _, port, _ := plan.SplitHost(host); port != 0 {
 		cands = []tlsmode.Candidate{{Port: port, Mode: tlsmode.ForPort(port)}}
 		for _, cand := range o.Candidates {
 			if cand.Port == port {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/submit"
 )
 
@@ -49,7 +50,7 @@ func (c *cli) send(args []string) int {
 		subject  = fs.String("subject", "portwise test", "subject line")
 		bodyFile = fs.String("body-file", "", "`file` holding the body; default: stdin, or a one-line test body when stdin is a terminal")
 		verbose  = fs.Bool("v", false, "print the session transcript to stderr (credentials and message redacted)")
-		timeout  = fs.Duration("timeout", submit.DefaultTimeout, "budget of one connection attempt, connect through AUTH")
+		timeout  = fs.Duration("timeout", 30*time.Second, "budget of one connection attempt, connect through AUTH")
 	)
 	fs.Var(&to, "to", "recipient `address`es, comma-separated or repeated (required)")
 	o.register(fs)
@@ -87,7 +88,7 @@ func (c *cli) send(args []string) int {
 		}
 		rcpts = append(rcpts, r)
 	}
-	if _, _, err := submit.SplitHost(pos[0]); err != nil {
+	if _, _, err := plan.SplitHost(pos[0]); err != nil {
 		return c.exit(usagef("%v", err))
 	}
 	body, err := c.body(*bodyFile)

@@ -60,10 +60,10 @@ func sensitive(addr string) []string {
 	return out
 }
 
-func delivered(addr string) []submittest.Message {
+func delivered(c tlsmode.Candidate) []submittest.Message {
 	var out []submittest.Message
 	for _, m := range srv.Messages() {
-		if m.Addr == addr {
+		if m.Addr == srv.Addr(c) {
 			out = append(out, m)
 		}
 	}
@@ -124,9 +124,9 @@ func TestOneLineMigrationStopsSendingInClear(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := srv.Listen(tlsmode.StartTLS, tt.faults...)
 			after := srv.Listen(tlsmode.StartTLS, tt.faults...)
-			cfg := func(addr string) config {
+			cfg := func(addr tlsmode.Candidate) config {
 				// 127.0.0.1:port, the way net/smtp programs name a server.
-				return config{addr: fmt.Sprintf("127.0.0.1:%d", srv.Port(addr)), user: tt.user, pass: "pass", from: "app@example.com", to: "ops@example.com"}
+				return config{addr: fmt.Sprintf("127.0.0.1:%d", addr.Port), user: tt.user, pass: "pass", from: "app@example.com", to: "ops@example.com"}
 			}
 
 			oldErr := notifyWithNetSMTP(cfg(before))
@@ -138,7 +138,7 @@ func TestOneLineMigrationStopsSendingInClear(t *testing.T) {
 					t.Errorf("net/smtp delivered %+v, want one message over TLS", m)
 				}
 			}
-			clear := strings.Join(sensitive(before), "\n")
+			clear := strings.Join(sensitive(srv.Addr(before)), "\n")
 			for _, want := range tt.beforeClear {
 				if !strings.Contains(clear, want) {
 					t.Errorf("net/smtp did not send %q in clear; it sent:\n%s", want, clear)
@@ -152,7 +152,7 @@ func TestOneLineMigrationStopsSendingInClear(t *testing.T) {
 			if !errors.Is(err, tt.afterErr) || (tt.afterErr == nil) != (err == nil) {
 				t.Errorf("portwise: err = %v, want %v", err, tt.afterErr)
 			}
-			if s := sensitive(after); len(s) > 0 {
+			if s := sensitive(srv.Addr(after)); len(s) > 0 {
 				t.Errorf("portwise sent in clear: %q", s)
 			}
 			msgs := delivered(after)
@@ -162,8 +162,8 @@ func TestOneLineMigrationStopsSendingInClear(t *testing.T) {
 			if tt.afterErr != nil && len(msgs) != 0 {
 				t.Errorf("portwise delivered %d messages", len(msgs))
 			}
-			t.Logf("net/smtp: err=%v; sent in clear: %q", oldErr, redact(sensitive(before)))
-			t.Logf("portwise: errors.Is(err, ErrSTARTTLSStripped)=%v; sent in clear: %q", errors.Is(err, submit.ErrSTARTTLSStripped), sensitive(after))
+			t.Logf("net/smtp: err=%v; sent in clear: %q", oldErr, redact(sensitive(srv.Addr(before))))
+			t.Logf("portwise: errors.Is(err, ErrSTARTTLSStripped)=%v; sent in clear: %q", errors.Is(err, submit.ErrSTARTTLSStripped), sensitive(srv.Addr(after)))
 		})
 	}
 }

@@ -48,23 +48,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer srv.Close()
 	listeners := []struct {
 		what string
-		mode tlsmode.Mode
-		addr string
+		c    tlsmode.Candidate
 	}{
-		{"a good STARTTLS port (587)", tlsmode.StartTLS, srv.StartTLSAddr},
-		{"a good implicit TLS port (465)", tlsmode.Implicit, srv.ImplicitAddr},
-		{"a port whose STARTTLS a firewall strips", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)},
-		{"a port offering AUTH before TLS", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)},
-		{"a port that swallows packets (blocked)", tlsmode.StartTLS, srv.Listen(tlsmode.StartTLS, submittest.Blackhole)},
+		{"a good STARTTLS port (587)", srv.StartTLS},
+		{"a good implicit TLS port (465)", srv.Implicit},
+		{"a port whose STARTTLS a firewall strips", srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)},
+		{"a port offering AUTH before TLS", srv.Listen(tlsmode.StartTLS, submittest.AuthBeforeTLS)},
+		{"a port that swallows packets (blocked)", srv.Listen(tlsmode.StartTLS, submittest.Blackhole)},
 	}
 	if err := os.WriteFile(*caFile, srv.CACertPEM(), 0o644); err != nil {
 		return fmt.Errorf("writing the CA certificate: %w", err)
 	}
 	var ports []string
 	for _, l := range listeners {
-		c := tlsmode.Candidate{Port: srv.Port(l.addr), Mode: l.mode}
-		fmt.Fprintf(out, "%-14s %s\n", c, l.what)
-		ports = append(ports, c.String())
+		fmt.Fprintf(out, "%-14s %s\n", l.c, l.what)
+		ports = append(ports, l.c.String())
 	}
 	fmt.Fprintf(out, "\nCA certificate: %s; account user / pass\n\n", *caFile)
 	fmt.Fprintf(out, "  go run ./cmd/portwise probe -ca %s -port %s -timeout 3s 127.0.0.1\n", *caFile, strings.Join(ports, ","))

@@ -35,9 +35,9 @@ func run(ctx context.Context, out io.Writer) error {
 	// 587 is made unreachable so the race falls back to implicit TLS.
 	blocked := srv.Listen(tlsmode.StartTLS, submittest.Blackhole)
 	policy := []tlsmode.Candidate{
-		{Port: srv.Port(blocked), Mode: tlsmode.StartTLS},
-		{Port: srv.Port(srv.ImplicitAddr), Mode: tlsmode.Implicit},
-		{Port: srv.Port(srv.StartTLSAddr), Mode: tlsmode.StartTLS},
+		{Port: blocked.Port, Mode: tlsmode.StartTLS},
+		{Port: srv.Implicit.Port, Mode: tlsmode.Implicit},
+		{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS},
 	}
 	fmt.Fprintf(out, "policy: %v (the first port is blackholed, like a firewalled 587)\n\n", policy)
 

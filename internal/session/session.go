@@ -14,22 +14,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// ContextDialer makes the TCP connection (submit.ContextDialer).
-type ContextDialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
 // Config describes one attempt.
 type Config struct {
-	Host       string // host to connect to (name or IP literal, no port)
-	Candidate  tlsmode.Candidate
-	TLSConfig  *tls.Config // used as is: the caller sets ServerName and MinVersion
-	LocalName  string
-	NetDialer  ContextDialer
+	Host      string // host to connect to (name or IP literal, no port)
+	Candidate tlsmode.Candidate
+	TLSConfig *tls.Config // used as is: the caller sets ServerName and MinVersion
+	LocalName string
+	// Dial makes the TCP connection: a submit.ContextDialer's DialContext.
+	Dial       func(ctx context.Context, network, addr string) (net.Conn, error)
 	Transcript *wire.Transcript
 	// Step, when set, is called after every step with its duration and error.
 	Step func(step string, d time.Duration, err error)
@@ -94,9 +91,8 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 			cfg.Step(name, time.Since(t0), err)
 		}
 		if err != nil {
-			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-				err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-			}
+			// The caller tells its own cancellation from the others
+			// (another port won): the cause stays as the socket saw it.
 			return &Error{Step: name, Err: err}
 		}
 		return nil
@@ -104,7 +100,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 
 	t0 := time.Now()
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Candidate.Port))
-	nc, err := cfg.NetDialer.DialContext(ctx, "tcp", addr)
+	nc, err := cfg.Dial(ctx, "tcp", addr)
 	s.ConnectTime = time.Since(t0)
 	if err := step("connect", t0, err); err != nil {
 		return s, err
@@ -133,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if err == nil {
 		s.Banner = r.Text()
 		if r.Code != 220 {
-			err = fmt.Errorf("server greeted with %s instead of 220", r.Err())
+			err = r.Err("")
 		}
 	}
 	if err := step("banner", t0, err); err != nil {
@@ -196,22 +192,20 @@ func (s *Session) hello(localName string, heloOK bool) (wire.Caps, error) {
 	if r.Code == 250 {
 		return wire.ParseEHLO(r), nil
 	}
-	if r.Code/100 == 4 {
-		return nil, r.Err()
-	}
-	if !heloOK && s.TLS != nil {
-		return nil, fmt.Errorf("the server refused EHLO after STARTTLS: %w", r.Err())
+	if r.Code/100 == 4 || !heloOK && s.TLS != nil {
+		// A busy server, or one refusing EHLO inside TLS: not stripping.
+		return nil, r.Err("EHLO")
 	}
 	if !heloOK {
 		return nil, &StrippedError{EHLO: r, Reason: fmt.Sprintf(
-			"the server refused EHLO (%s), so STARTTLS cannot be negotiated; a server that does not speak ESMTP, or a middlebox downgrading the session", wire.Clip(r.String()))}
+			"the server refused EHLO (%s), so STARTTLS cannot be negotiated; a server that does not speak ESMTP, or a middlebox downgrading the session", r)}
 	}
 	r, err = s.Conn.Exchange("HELO "+localName, "")
 	if err != nil {
 		return nil, err
 	}
 	if r.Code != 250 {
-		return nil, r.Err()
+		return nil, r.Err("HELO")
 	}
 	s.HELO = true
 	return wire.Caps{}, nil
@@ -232,14 +226,14 @@ func (s *Session) startTLS(cfg Config) error {
 		// Nothing was asked: bytes after the EHLO reply are a pre-sent
 		// reply to a STARTTLS not yet issued.
 		peek, _ := s.Conn.Reader().Peek(min(n, 64))
-		return injection(fmt.Sprintf("%d bytes arrived after the EHLO reply and before STARTTLS was sent (%q)", n, wire.Clip(string(peek))))
+		return injection(fmt.Sprintf("%d bytes arrived after the EHLO reply and before STARTTLS was sent (\"%s\")", n, untrusted.Text(string(peek), 80)))
 	}
 	r, err := s.Conn.Exchange("STARTTLS", "")
 	if err != nil {
 		return err
 	}
 	if r.Code != 220 {
-		return fmt.Errorf("%w: the server answered STARTTLS with %s; portwise will not continue in clear", ErrRejected, wire.Clip(r.String()))
+		return fmt.Errorf("%w: the server answered STARTTLS with %w; portwise will not continue in clear", ErrRejected, r.Err("STARTTLS"))
 	}
 	return nil
 }
@@ -249,7 +243,7 @@ func capList(c wire.Caps) string {
 	if len(l) == 0 {
 		return "nothing"
 	}
-	return wire.Clip(strings.Join(l, ", "))
+	return untrusted.Text(strings.Join(l, ", "), untrusted.MaxText)
 }
 
 // Quit ends the session politely: QUIT, a short wait for 221, close.

@@ -72,7 +72,7 @@ func (c *Conn) Auth(mech sasl.Client) (res AuthResult, err error) {
 			}
 			resp, merr = raw.NextRaw(text, ch)
 		} else if derr != nil {
-			return res, c.abort(fmt.Errorf("%w: challenge is not base64: %q", ErrAuthAborted, clip(text)))
+			return res, c.abort(fmt.Errorf("%w: challenge is not base64: %s", ErrAuthAborted, quote(text)))
 		} else {
 			resp, merr = mech.Next(ch)
 		}

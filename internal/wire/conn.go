@@ -2,16 +2,16 @@ package wire
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portwise/portwise/internal/untrusted"
 )
 
 // Conn is one SMTP client connection: the socket, a bounded reader, and an
@@ -35,17 +35,6 @@ func (c *Conn) setConn(nc net.Conn) {
 	c.nc = nc
 	c.br = bufio.NewReaderSize(nc, 4096)
 	c.bw = bufio.NewWriterSize(nc, 4096)
-}
-
-// IsTimeout reports whether err is a timeout of any kind: a context's
-// deadline, a socket deadline, or a net.Error that says so. submit and probe
-// both word their advice by it, so they must agree on what counts.
-func IsTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // NetConn returns the connection commands travel on (a *tls.Conn after TLS).
@@ -167,13 +156,13 @@ var ErrInjection = errors.New("bytes arrived after the 220 reply to STARTTLS and
 func (c *Conn) StartTLS(cfg *tls.Config) error {
 	if n := c.br.Buffered(); n > 0 {
 		peek, _ := c.br.Peek(min(n, 64))
-		return fmt.Errorf("%w (%d bytes: %q)", ErrInjection, n, clip(string(peek)))
+		return fmt.Errorf("%w (%d bytes: %s)", ErrInjection, n, quote(string(peek)))
 	}
 	sniff := &sniffConn{Conn: c.nc}
 	tc := tls.Client(sniff, cfg)
 	if err := tc.Handshake(); err != nil {
 		if sniff.plaintext() {
-			return fmt.Errorf("%w (%q)", ErrInjection, clip(string(sniff.first())))
+			return fmt.Errorf("%w (%s)", ErrInjection, quote(string(sniff.first())))
 		}
 		return err
 	}
@@ -255,6 +244,9 @@ func (t *Transcript) line(dir, s string) {
 	if t == nil {
 		return
 	}
+	// Replies and notes quote the server: every line is made safe, so a
+	// transcript printed to a terminal cannot drive it.
+	s = untrusted.Text(s, 2*MaxLineBytes)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fmt.Fprintf(t.W, "%s %s%s: %s\n", t.Now().Format("15:04:05.000"), t.Prefix, dir, s)

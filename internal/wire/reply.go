@@ -11,9 +11,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
-	"github.com/emersion/go-smtp"
+	"github.com/portwise/portwise/internal/untrusted"
 )
 
 // Bounds on what a server can make the client read for one reply. RFC 5321
@@ -35,43 +34,85 @@ type Reply struct {
 	Lines []string // text after "NNN-" / "NNN ", one entry per line
 }
 
-// Text returns the reply's lines joined by newlines.
+// Text returns the reply's lines joined by newlines, as the server sent
+// them: untrusted, for programs only.
 func (r *Reply) Text() string { return strings.Join(r.Lines, "\n") }
 
-// String renders the reply on one line, as a person would quote it.
-func (r *Reply) String() string {
-	return strconv.Itoa(r.Code) + " " + strings.Join(r.Lines, " / ")
-}
-
-// Err converts a reply into go-smtp's *SMTPError, parsing an RFC 3463
-// enhanced status code when the text starts with one.
-func (r *Reply) Err() *smtp.SMTPError {
-	e := &smtp.SMTPError{Code: r.Code, Message: r.Text()}
-	first, rest, ok := strings.Cut(e.Message, " ")
-	if !ok {
-		return e
+// Enhanced returns the RFC 3463 enhanced status code the reply starts with
+// ("5.7.8"; "" when it has none, or one whose class disagrees with the
+// code), and the text of its lines without it, joined by newlines.
+func (r *Reply) Enhanced() (code, text string) {
+	if len(r.Lines) == 0 {
+		return "", ""
 	}
-	if ec, ok := parseEnhanced(first); ok && ec[0] == r.Code/100 {
-		e.EnhancedCode = ec
-		e.Message = strings.ReplaceAll(rest, "\n"+first+" ", "\n")
+	first, _, _ := strings.Cut(r.Lines[0], " ")
+	if !validEnhanced(first, r.Code) {
+		return "", r.Text()
 	}
-	return e
-}
-
-func parseEnhanced(s string) (smtp.EnhancedCode, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return smtp.EnhancedCode{}, false
-	}
-	var ec smtp.EnhancedCode
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 999 || p == "" {
-			return smtp.EnhancedCode{}, false
+	lines := make([]string, len(r.Lines))
+	for i, l := range r.Lines {
+		if rest, ok := strings.CutPrefix(l, first); ok && (rest == "" || rest[0] == ' ') {
+			l = strings.TrimPrefix(rest, " ")
 		}
-		ec[i] = n
+		lines[i] = l
 	}
-	return ec, true
+	return first, strings.Join(lines, "\n")
+}
+
+// String renders the reply on one line, as a person would quote it:
+// "535 5.7.8 Username and Password not accepted", with the server's text
+// made safe and bounded (untrusted.Reply).
+func (r *Reply) String() string {
+	enh, text := r.Enhanced()
+	s := strconv.Itoa(r.Code)
+	if enh != "" {
+		s += " " + enh
+	}
+	if text = strings.Join(strings.Fields(text), " "); text != "" {
+		s += " " + untrusted.Reply(text)
+	}
+	return s
+}
+
+// Temporary reports a 4xx reply.
+func (r *Reply) Temporary() bool { return r.Code/100 == 4 }
+
+// Err returns the reply as the error of command ("MAIL FROM", "AUTH
+// PLAIN", "" when the server spoke unasked, as in its greeting).
+func (r *Reply) Err(command string) *ReplyError {
+	return &ReplyError{Command: command, Reply: r}
+}
+
+// ReplyError is a reply that failed a command: the server refused it, or
+// answered with a code the client cannot go on from.
+type ReplyError struct {
+	Command string
+	Reply   *Reply
+	// Note, when set, is what the client learnt beyond the reply (the
+	// status and scope of XOAUTH2's error challenge), already safe.
+	Note string
+}
+
+// Error is the reply as a person would quote it.
+func (e *ReplyError) Error() string {
+	s := e.Reply.String()
+	if e.Note != "" {
+		s += " (" + e.Note + ")"
+	}
+	return s
+}
+
+func validEnhanced(s string, code int) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || len(parts[0]) != 1 || int(parts[0][0]-'0') != code/100 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // readLine reads one CRLF (or bare LF) terminated line of at most
@@ -114,22 +155,22 @@ var errLineTooLong = fmt.Errorf("%w: reply line longer than %d bytes", ErrProtoc
 // characters other than HT.
 func ParseReplyLine(line string) (code int, more bool, text string, err error) {
 	if len(line) < 3 {
-		return 0, false, "", fmt.Errorf("%w: short reply line %q", ErrProtocol, clip(line))
+		return 0, false, "", fmt.Errorf("%w: short reply line %s", ErrProtocol, quote(line))
 	}
 	for i := 0; i < 3; i++ {
 		if line[i] < '0' || line[i] > '9' {
-			return 0, false, "", fmt.Errorf("%w: reply line %q does not start with a 3-digit code", ErrProtocol, clip(line))
+			return 0, false, "", fmt.Errorf("%w: reply line %s does not start with a 3-digit code", ErrProtocol, quote(line))
 		}
 	}
 	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 	if code < 200 || code > 599 {
-		return 0, false, "", fmt.Errorf("%w: reply code %d out of range in %q", ErrProtocol, code, clip(line))
+		return 0, false, "", fmt.Errorf("%w: reply code %d out of range in %s", ErrProtocol, code, quote(line))
 	}
 	if i := strings.IndexFunc(line, isControl); i >= 0 {
 		// RFC 5321's textstring is HT and printable characters. A bare CR,
 		// an ESC or a NUL in a reply would be copied into errors, logs and
 		// transcripts, where it can forge lines or drive a terminal.
-		return 0, false, "", fmt.Errorf("%w: reply line %q holds control character %q", ErrProtocol, clip(line), line[i])
+		return 0, false, "", fmt.Errorf("%w: reply line %s holds control character %s", ErrProtocol, quote(line), quote(line[i:i+1]))
 	}
 	if len(line) == 3 {
 		return code, false, "", nil
@@ -140,7 +181,7 @@ func ParseReplyLine(line string) (code int, more bool, text string, err error) {
 	case '-':
 		return code, true, line[4:], nil
 	}
-	return 0, false, "", fmt.Errorf("%w: reply line %q has %q after its code", ErrProtocol, clip(line), line[3])
+	return 0, false, "", fmt.Errorf("%w: reply line %s has %s after its code", ErrProtocol, quote(line), quote(line[3:4]))
 }
 
 func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
@@ -177,19 +218,5 @@ func ReadReply(br *bufio.Reader) (*Reply, error) {
 	}
 }
 
-// clip shortens server text quoted in an error so that a hostile server
-// cannot make our error messages huge.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut-- // never split a multi-byte character
-	}
-	return s[:cut] + "…"
-}
-
-// Clip is clip for other packages quoting server text.
-func Clip(s string) string { return clip(s) }
+// quote shows a piece of server text in a protocol error.
+func quote(s string) string { return `"` + untrusted.Text(s, 80) + `"` }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestReadReplyParsesValidReplies(t *testing.T) {
@@ -74,15 +73,28 @@ func TestReadReplyTruncated(t *testing.T) {
 	}
 }
 
-func TestReplyErrParsesEnhancedCode(t *testing.T) {
-	r := &Reply{Code: 535, Lines: []string{"5.7.8 Username and Password not accepted.", "5.7.8 Learn more"}}
-	e := r.Err()
-	if e.Code != 535 || e.EnhancedCode != [3]int{5, 7, 8} || e.Message != "Username and Password not accepted.\nLearn more" {
-		t.Fatalf("Err() = %+v", e)
+func TestReplyEnhancedCodeAndString(t *testing.T) {
+	tests := []struct {
+		r        *Reply
+		enh, txt string
+		str      string
+	}{
+		{&Reply{Code: 535, Lines: []string{"5.7.8 Username and Password not accepted.", "5.7.8 Learn more"}},
+			"5.7.8", "Username and Password not accepted.\nLearn more", "535 5.7.8 Username and Password not accepted. Learn more"},
+		{&Reply{Code: 535, Lines: []string{"4.7.8 mismatched class"}}, "", "4.7.8 mismatched class", "535 4.7.8 mismatched class"},
+		{&Reply{Code: 421, Lines: []string{"4.7.0"}}, "4.7.0", "", "421 4.7.0"},
+		{&Reply{Code: 250, Lines: []string{"ok"}}, "", "ok", "250 ok"},
+		{&Reply{Code: 554, Lines: []string{"5.7.1 \u202eevil\x9b"}}, "5.7.1", "\u202eevil\x9b", `554 5.7.1 \u202eevil\x9b`},
+		{&Reply{Code: 550, Lines: []string{"5.1.1.1 not enhanced"}}, "", "5.1.1.1 not enhanced", "550 5.1.1.1 not enhanced"},
 	}
-	r = &Reply{Code: 535, Lines: []string{"4.7.8 mismatched class"}}
-	if e := r.Err(); e.EnhancedCode != [3]int{} {
-		t.Errorf("enhanced code of another class was accepted: %+v", e)
+	for _, tt := range tests {
+		enh, txt := tt.r.Enhanced()
+		if enh != tt.enh || txt != tt.txt {
+			t.Errorf("Enhanced(%q) = %q, %q; want %q, %q", tt.r.Lines, enh, txt, tt.enh, tt.txt)
+		}
+		if got := tt.r.String(); got != tt.str {
+			t.Errorf("String(%q) = %q; want %q", tt.r.Lines, got, tt.str)
+		}
 	}
 }
 
@@ -115,15 +127,4 @@ func FuzzReadReply(f *testing.F) {
 		}
 		_ = ParseEHLO(r)
 	})
-}
-
-func TestClipNeverSplitsACharacter(t *testing.T) {
-	s := strings.Repeat("a", 79) + "é and more"
-	got := Clip(s)
-	if !utf8.ValidString(got) || !strings.HasSuffix(got, "…") || len(got) > 80+len("…") {
-		t.Fatalf("Clip = %q", got)
-	}
-	if Clip("short") != "short" {
-		t.Error("a short string was changed")
-	}
 }

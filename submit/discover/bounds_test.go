@@ -1,11 +1,14 @@
-package submit_test
+package discover_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/discover"
 )
 
 // Every SRV record and every autoconfig outgoingServer becomes a connection
@@ -25,7 +28,7 @@ func TestDiscoveredServersAreBounded(t *testing.T) {
 			rrs = append(rrs, srvRR("submission", "b.test", i, 0, 587, fmt.Sprintf("m%d.b.test.", i)))
 		}
 		ns := startDNS(t, rrs...)
-		servers, err := (&submit.Discovery{Resolver: ns.Resolver}).LookupSRV(context.Background(), "b.test")
+		servers, err := (&discover.SRV{Resolver: ns.Resolver}).Lookup(context.Background(), "b.test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,13 +45,25 @@ func TestDiscoveredServersAreBounded(t *testing.T) {
 			outs = append(outs, outgoing(fmt.Sprintf("smtp%d.x.test", i), "587", "STARTTLS"))
 		}
 		web := startWeb(t, map[string]string{"autoconfig.x.test/mail/config-v1.1.xml": autoconfigXML(outs...)}, nil, "autoconfig.x.test")
-		l := &submit.Lookuper{HTTPClient: web.client, Resolver: startDNS(t).Resolver}
+		l := &discover.Lookuper{HTTPClient: web.client, Resolver: startDNS(t).Resolver}
 		servers, err := l.Lookup(context.Background(), "user@x.test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n := count(servers); n == 0 || n > 10 {
 			t.Errorf("%d candidates from 200 outgoingServers; want 1-10", n)
+		}
+	})
+	t.Run("ignored entries", func(t *testing.T) {
+		var outs []string
+		for i := range 300 {
+			outs = append(outs, outgoing(fmt.Sprintf("smtp%d.y.test", i), "25", "plain"))
+		}
+		web := startWeb(t, map[string]string{"autoconfig.y.test/mail/config-v1.1.xml": autoconfigXML(outs...)}, nil, "autoconfig.y.test")
+		l := &discover.Lookuper{HTTPClient: web.client, Resolver: startDNS(t).Resolver}
+		_, err := l.Lookup(context.Background(), "user@y.test")
+		if !errors.Is(err, discover.ErrNoServer) || !strings.Contains(err.Error(), "and 292 more entries") || len(err.Error()) > 2000 {
+			t.Errorf("err (%d bytes) = %v; want ErrNoServer naming 8 ignored entries and counting the rest", len(err.Error()), err)
 		}
 	})
 }

@@ -1,9 +1,10 @@
-package submit_test
+package discover_test
 
 import (
 	"testing"
 
 	"github.com/portwise/portwise/internal/dnstest"
+	"github.com/portwise/portwise/submit/submittest"
 )
 
 type dnsServer = dnstest.Server
@@ -13,4 +14,15 @@ type dnsServer = dnstest.Server
 func startDNS(t *testing.T, records ...string) *dnsServer {
 	t.Helper()
 	return dnstest.Start(t, records...)
+}
+
+const testMsg = "From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
+
+// countConns counts the connections each listener accepted.
+func countConns(srv *submittest.Server) map[string]int {
+	n := make(map[string]int)
+	for _, c := range srv.Conns() {
+		n[c.Addr]++
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package discover_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 
@@ -36,4 +37,14 @@ func ExampleSRV() {
 		log.Fatal(err)
 	}
 	defer c.Quit()
+}
+
+func ExampleForHost() {
+	cands, ok := discover.ForHost("email-smtp.eu-west-1.amazonaws.com")
+	fmt.Println(cands, ok)
+	p, _ := discover.ProviderForHost("smtp.sendgrid.net")
+	fmt.Println(p.Name, p.Username, p.Auth)
+	// Output:
+	// [587/starttls 465/implicit 2587/starttls 2465/implicit 25/starttls] true
+	// SendGrid apikey [api-key]
 }

@@ -1,4 +1,4 @@
-package submit_test
+package discover_test
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/discover"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -140,7 +141,7 @@ func TestLookupFollowsPresetsAutoconfigSRVThenMX(t *testing.T) {
 		"big.test. 60 IN MX 10 big-test.mail.protection.outlook.com.",
 		"nothing.test. 60 IN MX 10 mx.nothing.test.",
 	)
-	l := &submit.Lookuper{HTTPClient: web.client, Resolver: ns.Resolver}
+	l := &discover.Lookuper{HTTPClient: web.client, Resolver: ns.Resolver}
 
 	tests := []struct {
 		email string
@@ -150,8 +151,7 @@ func TestLookupFollowsPresetsAutoconfigSRVThenMX(t *testing.T) {
 		{"someone@ac.test", []submit.Server{{Host: "smtp.ac.test", Candidates: []tlsmode.Candidate{{Port: 465, Mode: I}, {Port: 587, Mode: S}}, Source: "autoconfig", Username: "someone@ac.test"}}},
 		{"someone@wk.test", []submit.Server{{Host: "mail.wk.test", Candidates: []tlsmode.Candidate{{Port: 587, Mode: S}}, Source: "autoconfig", Username: "someone@wk.test"}}},
 		{"someone@plainonly.test", []submit.Server{{Host: "mail.plainonly.test", Candidates: []tlsmode.Candidate{{Port: 587, Mode: S}}, Source: "srv"}}},
-		// The redirect to plain HTTP is followed by the client but its
-		// document is not trusted; the MX at Google decides.
+		// The redirect to plain HTTP is refused; the MX at Google decides.
 		{"someone@redirect.test", []submit.Server{{Host: "smtp.gmail.com", Candidates: []tlsmode.Candidate{{Port: 587, Mode: S}, {Port: 465, Mode: I}}, Source: "mx", Provider: "Gmail"}}},
 		{"someone@big.test", []submit.Server{{Host: "smtp.office365.com", Candidates: []tlsmode.Candidate{{Port: 587, Mode: S}}, Source: "mx", Provider: "Microsoft 365"}}},
 	}
@@ -172,12 +172,12 @@ func TestLookupFollowsPresetsAutoconfigSRVThenMX(t *testing.T) {
 			}
 		})
 	}
-	if web.plainRequests.Load() != 1 {
-		t.Errorf("plain HTTP requests = %d; want exactly the one redirect", web.plainRequests.Load())
+	if n := web.plainRequests.Load(); n != 0 {
+		t.Errorf("plain HTTP requests = %d; want none: a redirect to plain HTTP is refused, not followed", n)
 	}
 
 	_, err := l.Lookup(context.Background(), "someone@nothing.test")
-	if !errors.Is(err, submit.ErrNoServer) {
+	if !errors.Is(err, discover.ErrNoServer) {
 		t.Fatalf("err = %v; want ErrNoServer", err)
 	}
 	for _, want := range []string{"https://autoconfig.nothing.test/mail/config-v1.1.xml: 404", "srv: no _submissions", "mx.nothing.test match no provider"} {
@@ -190,10 +190,10 @@ func TestLookupFollowsPresetsAutoconfigSRVThenMX(t *testing.T) {
 func TestLookupNeverFetchesPlainHTTP(t *testing.T) {
 	web := startWeb(t, nil, map[string]string{"x.test/cfg": autoconfigXML(outgoing("smtp.x.test", "465", "SSL"))}, "x.test")
 	ns := startDNS(t)
-	l := &submit.Lookuper{HTTPClient: web.client, Resolver: ns.Resolver,
+	l := &discover.Lookuper{HTTPClient: web.client, Resolver: ns.Resolver,
 		AutoconfigURLs: func(domain string) []string { return []string{"http://" + domain + "/cfg"} }}
 	_, err := l.Lookup(context.Background(), "a@x.test")
-	if !errors.Is(err, submit.ErrNoServer) || !strings.Contains(err.Error(), "not HTTPS, ignored") {
+	if !errors.Is(err, discover.ErrNoServer) || !strings.Contains(err.Error(), "not HTTPS, ignored") {
 		t.Errorf("err = %v", err)
 	}
 	if n := web.plainRequests.Load(); n != 0 {
@@ -202,9 +202,80 @@ func TestLookupNeverFetchesPlainHTTP(t *testing.T) {
 }
 
 func TestLookupRefusesWhatIsNotAnAddress(t *testing.T) {
-	for _, email := range []string{"", "nobody", "@example.com", "a@", "a@b@c.test", "a@localhost", "a@exa mple.com"} {
-		if _, err := new(submit.Lookuper).Lookup(context.Background(), email); !errors.Is(err, submit.ErrBadAddress) {
-			t.Errorf("Lookup(%q) err = %v; want ErrBadAddress", email, err)
+	tests := []struct {
+		email, want string
+		bad         bool // ErrBadAddress: it would inject
+	}{
+		{"", "not an email address", false},
+		{"nodomain", "not an email address", false},
+		{"@example.com", "not an email address", false},
+		{"a@", "not an email address", false},
+		{"a@b@c.test", "not an email address", false},
+		{"a@localhost", "not a domain name", false},
+		{"a@exa mple.com", "not a domain name", false},
+		{"a@example.com\r\nRCPT TO:<x@y>", "CR, LF or NUL", true},
+	}
+	for _, tt := range tests {
+		_, err := new(discover.Lookuper).Lookup(context.Background(), tt.email)
+		if err == nil || errors.Is(err, submit.ErrBadAddress) != tt.bad || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Lookup(%q) err = %v; want %q, ErrBadAddress %v", tt.email, err, tt.want, tt.bad)
 		}
+		if !tt.bad && err != nil && strings.Contains(err.Error(), "CR") {
+			t.Errorf("Lookup(%q) speaks of CR: %v", tt.email, err)
+		}
+	}
+}
+
+// TestAutoconfigRedirectsMustAllBeHTTPS is the attack of issue 13: the
+// domain's HTTPS server redirects to plain HTTP, where anyone on the path
+// redirects again to HTTPS on a host of theirs, with a valid certificate,
+// serving a document that names their SMTP server. Checking only the
+// final response accepts it, and DialServers would hand them the password.
+// Every hop must be HTTPS, with the default client's redirect policy and
+// with a caller's that allows anything; redirects are bounded; and a
+// document says where it came from.
+func TestAutoconfigRedirectsMustAllBeHTTPS(t *testing.T) {
+	const cfgPath = "/mail/config-v1.1.xml"
+	evil := autoconfigXML(outgoing("smtp.attacker.test", "465", "SSL"))
+	secure := map[string]string{
+		"autoconfig.chain.test" + cfgPath: "redirect:http://autoconfig.chain.test/hop",
+		"autoconfig.attacker.test/evil":   evil,
+		"autoconfig.loop.test" + cfgPath:  "redirect:https://autoconfig.loop.test" + cfgPath,
+		"autoconfig.moved.test" + cfgPath: "redirect:https://autoconfig.moved.test/new",
+		"autoconfig.moved.test/new":       autoconfigXML(outgoing("smtp.moved.test", "465", "SSL")),
+	}
+	plain := map[string]string{"autoconfig.chain.test/hop": "redirect:https://autoconfig.attacker.test/evil"}
+	web := startWeb(t, secure, plain, "autoconfig.chain.test", "autoconfig.attacker.test", "autoconfig.loop.test", "autoconfig.moved.test",
+		"chain.test", "loop.test", "moved.test")
+	ns := startDNS(t)
+	permissive := *web.client
+	permissive.CheckRedirect = func(*http.Request, []*http.Request) error { return nil }
+	for name, client := range map[string]*http.Client{"default policy": web.client, "caller allows any redirect": &permissive} {
+		t.Run(name, func(t *testing.T) {
+			before := web.plainRequests.Load()
+			l := &discover.Lookuper{HTTPClient: client, Resolver: ns.Resolver}
+			servers, err := l.Lookup(context.Background(), "victim@chain.test")
+			for _, s := range servers {
+				if strings.Contains(s.Host, "attacker") {
+					t.Fatalf("Lookup returned the attacker's server %+v", s)
+				}
+			}
+			if !errors.Is(err, discover.ErrNoServer) || !strings.Contains(err.Error(), "not HTTPS") {
+				t.Errorf("err = %v; want ErrNoServer saying a hop was not HTTPS", err)
+			}
+			if n := web.plainRequests.Load() - before; n != 0 {
+				t.Errorf("%d requests went over plain HTTP", n)
+			}
+
+			_, err = l.Lookup(context.Background(), "victim@loop.test")
+			if !errors.Is(err, discover.ErrNoServer) || !strings.Contains(err.Error(), "more than 5 redirects") {
+				t.Errorf("redirect loop: err = %v", err)
+			}
+
+			servers, err = l.Lookup(context.Background(), "someone@moved.test")
+			if err != nil || len(servers) != 1 || servers[0].Origin != "https://autoconfig.moved.test/new" {
+				t.Errorf("moved document: %+v, %v; want Origin https://autoconfig.moved.test/new", servers, err)
+			}
+		})
 	}
 }

@@ -1,8 +1,10 @@
-package tlsmode
+package discover
 
 import (
 	"slices"
 	"strings"
+
+	"github.com/portwise/portwise/tlsmode"
 )
 
 // AuthKind names the credential a provider expects on its submission
@@ -35,7 +37,7 @@ type Provider struct {
 	// placeholder "REGION" (email-smtp.REGION.amazonaws.com).
 	Host string
 	// Candidates are the ports in the order to try them.
-	Candidates []Candidate
+	Candidates []tlsmode.Candidate
 	// Auth lists the credentials the provider accepts, preferred first.
 	Auth []AuthKind
 	// Username, when set, is the fixed user name to authenticate with
@@ -53,8 +55,8 @@ type Provider struct {
 	mx      []string
 }
 
-func starttls(p int) Candidate { return Candidate{Port: p, Mode: StartTLS} }
-func implicit(p int) Candidate { return Candidate{Port: p, Mode: Implicit} }
+func starttls(p int) tlsmode.Candidate { return tlsmode.Candidate{Port: p, Mode: tlsmode.StartTLS} }
+func implicit(p int) tlsmode.Candidate { return tlsmode.Candidate{Port: p, Mode: tlsmode.Implicit} }
 
 // providers returns a fresh table, so callers cannot change another's copy
 // and there is no package-level mutable state.
@@ -65,7 +67,7 @@ func providers() []Provider {
 			// https://developers.google.com/gmail/imap/xoauth2-protocol
 			Name:       "Gmail",
 			Host:       "smtp.gmail.com",
-			Candidates: []Candidate{starttls(587), implicit(465)},
+			Candidates: []tlsmode.Candidate{starttls(587), implicit(465)},
 			Auth:       []AuthKind{AuthOAuth2, AuthAppPassword},
 			Docs:       "https://support.google.com/a/answer/176600",
 			domains:    []string{"gmail.com", "googlemail.com"},
@@ -76,7 +78,7 @@ func providers() []Provider {
 			// https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365
 			Name:       "Microsoft 365",
 			Host:       "smtp.office365.com",
-			Candidates: []Candidate{starttls(587)},
+			Candidates: []tlsmode.Candidate{starttls(587)},
 			Auth:       []AuthKind{AuthOAuth2, AuthAppPassword},
 			Docs:       "https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365",
 			hosts:      []string{"smtp.office365.com"},
@@ -86,7 +88,7 @@ func providers() []Provider {
 			// https://support.microsoft.com/en-us/office/pop-imap-and-smtp-settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040
 			Name:       "Outlook.com",
 			Host:       "smtp-mail.outlook.com",
-			Candidates: []Candidate{starttls(587)},
+			Candidates: []tlsmode.Candidate{starttls(587)},
 			Auth:       []AuthKind{AuthOAuth2, AuthAppPassword},
 			Docs:       "https://support.microsoft.com/en-us/office/pop-imap-and-smtp-settings-for-outlook-com-d088b986-291d-42b8-9564-9c414e2aa040",
 			domains:    []string{"outlook.com", "hotmail.com", "live.com", "msn.com"},
@@ -98,7 +100,7 @@ func providers() []Provider {
 			// 2587 are STARTTLS. Many clouds block 25, so it comes last.
 			Name:       "Amazon SES",
 			Host:       "email-smtp.REGION.amazonaws.com",
-			Candidates: []Candidate{starttls(587), implicit(465), starttls(2587), implicit(2465), starttls(25)},
+			Candidates: []tlsmode.Candidate{starttls(587), implicit(465), starttls(2587), implicit(2465), starttls(25)},
 			Auth:       []AuthKind{AuthSMTPCredentials},
 			Docs:       "https://docs.aws.amazon.com/ses/latest/dg/smtp-connect.html",
 		},
@@ -106,7 +108,7 @@ func providers() []Provider {
 			// https://www.twilio.com/docs/sendgrid/for-developers/sending-email/integrating-with-the-smtp-api
 			Name:       "SendGrid",
 			Host:       "smtp.sendgrid.net",
-			Candidates: []Candidate{starttls(587), implicit(465), starttls(2525)},
+			Candidates: []tlsmode.Candidate{starttls(587), implicit(465), starttls(2525)},
 			Auth:       []AuthKind{AuthAPIKey},
 			Username:   "apikey",
 			Docs:       "https://www.twilio.com/docs/sendgrid/for-developers/sending-email/integrating-with-the-smtp-api",
@@ -116,7 +118,7 @@ func providers() []Provider {
 			// https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/send-smtp
 			Name:       "Mailgun",
 			Host:       "smtp.mailgun.org",
-			Candidates: []Candidate{starttls(587), implicit(465), starttls(2525)},
+			Candidates: []tlsmode.Candidate{starttls(587), implicit(465), starttls(2525)},
 			Auth:       []AuthKind{AuthSMTPCredentials},
 			Docs:       "https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/send-smtp",
 			hosts:      []string{"smtp.mailgun.org", "smtp.eu.mailgun.org"},
@@ -126,7 +128,7 @@ func providers() []Provider {
 			// The server API token is both the user name and the password.
 			Name:       "Postmark",
 			Host:       "smtp.postmarkapp.com",
-			Candidates: []Candidate{starttls(587), starttls(2525), starttls(25)},
+			Candidates: []tlsmode.Candidate{starttls(587), starttls(2525), starttls(25)},
 			Auth:       []AuthKind{AuthAPIKey},
 			Docs:       "https://postmarkapp.com/developer/user-guide/send-email-with-smtp",
 			hosts:      []string{"smtp.postmarkapp.com", "smtp-broadcasts.postmarkapp.com"},
@@ -135,7 +137,7 @@ func providers() []Provider {
 			// https://www.fastmail.help/hc/en-us/articles/1500000278342-Server-names-and-ports
 			Name:       "Fastmail",
 			Host:       "smtp.fastmail.com",
-			Candidates: []Candidate{implicit(465), starttls(587)},
+			Candidates: []tlsmode.Candidate{implicit(465), starttls(587)},
 			Auth:       []AuthKind{AuthAppPassword, AuthOAuth2},
 			Docs:       "https://www.fastmail.help/hc/en-us/articles/1500000278342-Server-names-and-ports",
 			domains:    []string{"fastmail.com", "fastmail.fm"},
@@ -146,7 +148,7 @@ func providers() []Provider {
 			// https://support.apple.com/en-us/102525
 			Name:       "iCloud",
 			Host:       "smtp.mail.me.com",
-			Candidates: []Candidate{starttls(587)},
+			Candidates: []tlsmode.Candidate{starttls(587)},
 			Auth:       []AuthKind{AuthAppPassword},
 			Docs:       "https://support.apple.com/en-us/102525",
 			domains:    []string{"icloud.com", "me.com", "mac.com"},
@@ -157,7 +159,7 @@ func providers() []Provider {
 			// https://www.zoho.com/mail/help/zoho-smtp.html
 			Name:       "Zoho Mail",
 			Host:       "smtp.zoho.com",
-			Candidates: []Candidate{implicit(465), starttls(587)},
+			Candidates: []tlsmode.Candidate{implicit(465), starttls(587)},
 			Auth:       []AuthKind{AuthAppPassword, AuthOAuth2},
 			Docs:       "https://www.zoho.com/mail/help/zoho-smtp.html",
 			domains:    []string{"zoho.com", "zohomail.com"},
@@ -167,7 +169,7 @@ func providers() []Provider {
 			// https://help.yahoo.com/kb/SLN4724.html
 			Name:       "Yahoo Mail",
 			Host:       "smtp.mail.yahoo.com",
-			Candidates: []Candidate{implicit(465), starttls(587)},
+			Candidates: []tlsmode.Candidate{implicit(465), starttls(587)},
 			Auth:       []AuthKind{AuthAppPassword, AuthOAuth2},
 			Docs:       "https://help.yahoo.com/kb/SLN4724.html",
 			domains:    []string{"yahoo.com", "ymail.com", "rocketmail.com"},
@@ -221,8 +223,8 @@ func ProviderForHost(host string) (Provider, bool) {
 
 // ForHost returns the port policy of a provider's submission host, e.g.
 // 587/starttls and 465/implicit for "smtp.gmail.com". ok is false when no
-// preset matches; use Default() then.
-func ForHost(host string) (cands []Candidate, ok bool) {
+// preset matches; use tlsmode.Default() then.
+func ForHost(host string) (cands []tlsmode.Candidate, ok bool) {
 	p, ok := ProviderForHost(host)
 	if !ok {
 		return nil, false

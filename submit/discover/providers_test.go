@@ -1,10 +1,11 @@
-package tlsmode_test
+package discover_test
 
 import (
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/portwise/portwise/submit/discover"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -35,7 +36,7 @@ func TestForHostMatchesProviderHosts(t *testing.T) {
 		{"smtp.example.com", nil},
 	}
 	for _, tt := range tests {
-		got, ok := tlsmode.ForHost(tt.host)
+		got, ok := discover.ForHost(tt.host)
 		if ok != (tt.want != nil) || !slices.Equal(got, tt.want) {
 			t.Errorf("ForHost(%q) = %v, %v; want %v", tt.host, got, ok, tt.want)
 		}
@@ -43,9 +44,9 @@ func TestForHostMatchesProviderHosts(t *testing.T) {
 }
 
 func TestForHostReturnsACopy(t *testing.T) {
-	a, _ := tlsmode.ForHost("smtp.gmail.com")
+	a, _ := discover.ForHost("smtp.gmail.com")
 	a[0].Port = 1
-	b, _ := tlsmode.ForHost("smtp.gmail.com")
+	b, _ := discover.ForHost("smtp.gmail.com")
 	if b[0].Port != 587 {
 		t.Fatalf("ForHost shares its table: %v", b)
 	}
@@ -54,18 +55,18 @@ func TestForHostReturnsACopy(t *testing.T) {
 func TestProviderLookups(t *testing.T) {
 	tests := []struct {
 		by, name, want string // want "": no match
-		find           func(string) (tlsmode.Provider, bool)
+		find           func(string) (discover.Provider, bool)
 	}{
-		{"domain", "gmail.com", "Gmail", tlsmode.ProviderForDomain},
-		{"domain", "Hotmail.com", "Outlook.com", tlsmode.ProviderForDomain},
-		{"domain", "me.com", "iCloud", tlsmode.ProviderForDomain},
-		{"domain", "example.com", "", tlsmode.ProviderForDomain},
-		{"mx", "aspmx.l.google.com.", "Gmail", tlsmode.ProviderForMX},
-		{"mx", "example-com.mail.protection.outlook.com", "Microsoft 365", tlsmode.ProviderForMX},
-		{"mx", "in1-smtp.messagingengine.com", "Fastmail", tlsmode.ProviderForMX},
-		{"mx", "google.com.evil.example", "", tlsmode.ProviderForMX},
-		{"mx", "notgoogle.com", "", tlsmode.ProviderForMX},
-		{"host", "smtp.sendgrid.net", "SendGrid", tlsmode.ProviderForHost},
+		{"domain", "gmail.com", "Gmail", discover.ProviderForDomain},
+		{"domain", "Hotmail.com", "Outlook.com", discover.ProviderForDomain},
+		{"domain", "me.com", "iCloud", discover.ProviderForDomain},
+		{"domain", "example.com", "", discover.ProviderForDomain},
+		{"mx", "aspmx.l.google.com.", "Gmail", discover.ProviderForMX},
+		{"mx", "example-com.mail.protection.outlook.com", "Microsoft 365", discover.ProviderForMX},
+		{"mx", "in1-smtp.messagingengine.com", "Fastmail", discover.ProviderForMX},
+		{"mx", "google.com.evil.example", "", discover.ProviderForMX},
+		{"mx", "notgoogle.com", "", discover.ProviderForMX},
+		{"host", "smtp.sendgrid.net", "SendGrid", discover.ProviderForHost},
 	}
 	for _, tt := range tests {
 		p, ok := tt.find(tt.name)
@@ -73,16 +74,16 @@ func TestProviderLookups(t *testing.T) {
 			t.Errorf("ProviderFor%s(%q) = %q, %v; want %q", tt.by, tt.name, p.Name, ok, tt.want)
 		}
 	}
-	if p, _ := tlsmode.ProviderForHost("smtp.sendgrid.net"); p.Username != "apikey" || !slices.Contains(p.Auth, tlsmode.AuthAPIKey) {
+	if p, _ := discover.ProviderForHost("smtp.sendgrid.net"); p.Username != "apikey" || !slices.Contains(p.Auth, discover.AuthAPIKey) {
 		t.Errorf("SendGrid = %+v; want user apikey with an API key", p)
 	}
-	if p, _ := tlsmode.ProviderForHost("email-smtp.us-east-1.amazonaws.com"); p.Host != "email-smtp.us-east-1.amazonaws.com" {
+	if p, _ := discover.ProviderForHost("email-smtp.us-east-1.amazonaws.com"); p.Host != "email-smtp.us-east-1.amazonaws.com" {
 		t.Errorf("SES Host = %q; want the regional host", p.Host)
 	}
 }
 
 func TestEveryProviderIsComplete(t *testing.T) {
-	for _, p := range tlsmode.Providers() {
+	for _, p := range discover.Providers() {
 		if p.Name == "" || p.Host == "" || len(p.Candidates) == 0 || len(p.Auth) == 0 || !strings.HasPrefix(p.Docs, "https://") {
 			t.Errorf("incomplete preset %+v", p)
 		}

@@ -1,4 +1,4 @@
-package submit
+package discover
 
 import (
 	"cmp"
@@ -10,18 +10,21 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/internal/untrusted"
+	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// maxSRVRecords bounds the records LookupSRV returns, best first; real
+// maxSRVRecords bounds the records Lookup returns, best first; real
 // domains publish one to four.
 const maxSRVRecords = 10
 
-// ErrUntrustedSRV means an SRV record pointed outside the domains the
-// Discovery policy accepts, and was ignored.
+// ErrUntrustedSRV means an SRV record pointed outside the domains the SRV
+// policy accepts, and was ignored.
 var ErrUntrustedSRV = errors.New("SRV target outside the allowed domains")
 
-// Discovery finds submission servers from RFC 6186 SRV records, as updated
+// SRV finds submission servers from RFC 6186 SRV records, as updated
 // by RFC 8314 §5.1: _submissions._tcp.DOMAIN names implicit TLS servers,
 // _submission._tcp.DOMAIN STARTTLS servers.
 //
@@ -36,10 +39,14 @@ var ErrUntrustedSRV = errors.New("SRV target outside the allowed domains")
 // the credentials; so a target is accepted only inside AllowedDomains. Pin
 // that list to the domains you know your provider uses.
 //
-// A Discovery is safe for concurrent use. Set it as Dialer.Discovery to
-// make Dial of a bare domain race the SRV targets ahead of the static
-// policy, or call LookupSRV and pass the result to Dialer.DialServers.
-type Discovery struct {
+// An SRV is safe for concurrent use. Set its Lookup method as
+// submit.Dialer.Discover to make Dial of a bare domain race the SRV
+// targets ahead of the static policy:
+//
+//	d.Discover = (&discover.SRV{AllowedDomains: []string{"example.com"}}).Lookup
+//
+// or call Lookup and pass the result to Dialer.DialServers.
+type SRV struct {
 	// Resolver looks up the records; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 	// AllowedDomains are the domains SRV targets must equal or lie under.
@@ -52,16 +59,17 @@ type Discovery struct {
 	Rand func(n int) int
 }
 
-// LookupSRV returns the submission servers the SRV records of domain
+// Lookup returns the submission servers the SRV records of domain
 // announce, one Server per record (adjacent records for the same host
-// merged; at most 10 records, best first), with Source "srv". A domain without records gives no servers
-// and no error. When targets were rejected by policy, the accepted ones
+// merged; at most 10 records, best first), with Source "srv" and Origin
+// the record's name. A domain without records gives no servers and no
+// error. When targets were rejected by policy, the accepted ones
 // are returned with an error wrapping ErrUntrustedSRV that names the
 // others.
-func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, error) {
+func (d *SRV) Lookup(ctx context.Context, domain string) ([]submit.Server, error) {
 	domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
-	if domain == "" || validHost(domain) != nil {
-		return nil, fmt.Errorf("submit: SRV lookup: invalid domain %q", domain)
+	if domain == "" || plan.ValidHost(domain) != nil {
+		return nil, fmt.Errorf("discover: SRV lookup: invalid domain %s", quote(domain))
 	}
 	res := d.Resolver
 	if res == nil {
@@ -84,9 +92,9 @@ func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, err
 		var dnsErr *net.DNSError
 		if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) && len(addrs) == 0 {
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("submit: SRV lookup for %s: %w", domain, ctx.Err())
+				return nil, fmt.Errorf("discover: SRV lookup for %s: %w", domain, ctx.Err())
 			}
-			errs = append(errs, fmt.Errorf("_%s._tcp.%s: %w", svc.name, domain, err))
+			errs = append(errs, fmt.Errorf("_%s._tcp.%s: %w", svc.name, domain, untrusted.Error(err)))
 			continue
 		}
 		for _, a := range addrs {
@@ -95,7 +103,7 @@ func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, err
 				continue // "." : the service is decidedly not offered here
 			}
 			if !d.allowed(domain, target) {
-				rejected = append(rejected, fmt.Sprintf("_%s._tcp.%s -> %s:%d", svc.name, domain, target, a.Port))
+				rejected = append(rejected, fmt.Sprintf("_%s._tcp.%s -> %s:%d", svc.name, domain, untrusted.Name(target), a.Port))
 				continue
 			}
 			recs = append(recs, rec{svc.mode, &net.SRV{Target: target, Port: a.Port, Priority: a.Priority, Weight: a.Weight}})
@@ -129,7 +137,7 @@ func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, err
 		// unbounded.
 		ordered = ordered[:maxSRVRecords]
 	}
-	var servers []Server
+	var servers []submit.Server
 	for _, r := range ordered {
 		c := tlsmode.Candidate{Port: int(r.srv.Port), Mode: r.mode}
 		if k := len(servers) - 1; k >= 0 && servers[k].Host == r.srv.Target {
@@ -138,23 +146,23 @@ func (d *Discovery) LookupSRV(ctx context.Context, domain string) ([]Server, err
 			}
 			continue
 		}
-		servers = append(servers, Server{Host: r.srv.Target, Candidates: []tlsmode.Candidate{c}, Source: "srv"})
+		servers = append(servers, submit.Server{Host: r.srv.Target, Candidates: []tlsmode.Candidate{c}, Source: "srv", Origin: serviceName(r.mode) + domain})
 	}
 	if len(rejected) > 0 {
 		allowed := d.AllowedDomains
 		if allowed == nil {
 			allowed = []string{domain}
 		}
-		errs = append(errs, fmt.Errorf("%w %v: ignored %s; if you trust that host, add its domain to Discovery.AllowedDomains",
-			ErrUntrustedSRV, allowed, strings.Join(rejected, ", ")))
+		errs = append(errs, fmt.Errorf("%w %v: ignored %s; if you trust that host, add its domain to SRV.AllowedDomains",
+			ErrUntrustedSRV, allowed, untrusted.Names(rejected, "records")))
 	}
 	if len(errs) > 0 {
-		return servers, fmt.Errorf("submit: SRV lookup for %s: %w", domain, errors.Join(errs...))
+		return servers, fmt.Errorf("discover: SRV lookup for %s: %w", domain, errors.Join(errs...))
 	}
 	return servers, nil
 }
 
-func (d *Discovery) allowed(domain, target string) bool {
+func (d *SRV) allowed(domain, target string) bool {
 	allowed := d.AllowedDomains
 	if allowed == nil {
 		allowed = []string{domain}
@@ -166,6 +174,13 @@ func (d *Discovery) allowed(domain, target string) bool {
 		}
 	}
 	return false
+}
+
+func serviceName(m tlsmode.Mode) string {
+	if m == tlsmode.Implicit {
+		return "_submissions._tcp."
+	}
+	return "_submission._tcp."
 }
 
 func modeRank(m tlsmode.Mode) int {
@@ -182,7 +197,7 @@ func modeRank(m tlsmode.Mode) int {
 // resolver.) Records of weight 0 come after the weighted ones, in name
 // order. The input order is made canonical first so that Rand alone
 // decides.
-func (d *Discovery) byWeight(group []*net.SRV) []*net.SRV {
+func (d *SRV) byWeight(group []*net.SRV) []*net.SRV {
 	intn := d.Rand
 	if intn == nil {
 		intn = rand.IntN

@@ -1,4 +1,4 @@
-package submit_test
+package discover_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/discover"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -60,7 +61,7 @@ func TestLookupSRVOrdersAndFiltersRecords(t *testing.T) {
 		{"weights, random draws high", "w.test", nil, func(n int) int { return n - 1 },
 			srvs("b.w.test", one(465, I), "a.w.test", one(465, I), "z.w.test", one(465, I)), nil},
 		{"target . means not offered", "dot.test", nil, nil, srvs("mail.dot.test", one(587, S)), nil},
-		{"targets outside the domain are rejected", "evil.test", nil, nil, srvs("mail.evil.test", one(587, S)), submit.ErrUntrustedSRV},
+		{"targets outside the domain are rejected", "evil.test", nil, nil, srvs("mail.evil.test", one(587, S)), discover.ErrUntrustedSRV},
 		{"allowed domains admit them", "Evil.Test.", []string{"attacker.test", "evil.test", "notevil.test"}, nil,
 			srvs("mail.attacker.test", one(465, I), "mail.evil.test", one(587, S), "notevil.test", one(587, S)), nil},
 		{"no records", "none.test", nil, nil, nil, nil},
@@ -68,8 +69,8 @@ func TestLookupSRVOrdersAndFiltersRecords(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &submit.Discovery{Resolver: ns.Resolver, AllowedDomains: tt.allowed, Rand: tt.rand}
-			got, err := d.LookupSRV(context.Background(), tt.domain)
+			d := &discover.SRV{Resolver: ns.Resolver, AllowedDomains: tt.allowed, Rand: tt.rand}
+			got, err := d.Lookup(context.Background(), tt.domain)
 			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v; want %v", err, tt.wantErr)
 			}
@@ -91,11 +92,11 @@ func TestLookupSRVWeightsFollowRFC2782(t *testing.T) {
 		srvRR("submissions", "w.test", 0, 3, 465, "b.w.test."),
 	)
 	rng := rand.New(rand.NewPCG(1, 2))
-	d := &submit.Discovery{Resolver: ns.Resolver, Rand: rng.IntN}
+	d := &discover.SRV{Resolver: ns.Resolver, Rand: rng.IntN}
 	const n = 400
 	bFirst := 0
 	for range n {
-		got, err := d.LookupSRV(context.Background(), "w.test")
+		got, err := d.Lookup(context.Background(), "w.test")
 		if err != nil || len(got) != 2 {
 			t.Fatalf("got %v, %v", got, err)
 		}
@@ -113,7 +114,7 @@ func TestLookupSRVWeightsFollowRFC2782(t *testing.T) {
 
 // srvDialer dials through the loopback DNS server: SRV records and the
 // targets' addresses both come from it.
-func srvDialer(srv *submittest.Server, ns *dnsServer, disc *submit.Discovery) *submit.Dialer {
+func srvDialer(srv *submittest.Server, ns *dnsServer, disc *discover.SRV) *submit.Dialer {
 	disc.Resolver = ns.Resolver
 	return &submit.Dialer{
 		Candidates:    []tlsmode.Candidate{{Port: 587, Mode: tlsmode.StartTLS}},
@@ -122,7 +123,7 @@ func srvDialer(srv *submittest.Server, ns *dnsServer, disc *submit.Discovery) *s
 		Timeout:       5 * time.Second,
 		FallbackDelay: -1,
 		NetDialer:     &net.Dialer{Resolver: ns.Resolver},
-		Discovery:     disc,
+		Discover:      disc.Lookup,
 	}
 }
 
@@ -130,20 +131,20 @@ func TestDialDiscoveryRacesSRVTargetsOnTheWire(t *testing.T) {
 	srv := submittest.NewServer(t, submittest.Options{Hostname: "mail.example.test"})
 	attacker := srv.ListenWith(tlsmode.Implicit, submittest.Options{Hostname: "mail.attacker.test"})
 	ns := startDNS(t,
-		srvRR("submissions", "example.test", 0, 0, srv.Port(srv.ImplicitAddr), "mail.example.test."),
-		srvRR("submission", "example.test", 10, 0, srv.Port(srv.StartTLSAddr), "mail.example.test."),
+		srvRR("submissions", "example.test", 0, 0, srv.Implicit.Port, "mail.example.test."),
+		srvRR("submission", "example.test", 10, 0, srv.StartTLS.Port, "mail.example.test."),
 		"mail.example.test. 60 IN A 127.0.0.1",
-		srvRR("submissions", "evil.test", 0, 0, srv.Port(attacker), "mail.attacker.test."),
+		srvRR("submissions", "evil.test", 0, 0, attacker.Port, "mail.attacker.test."),
 		"mail.attacker.test. 60 IN A 127.0.0.1",
 	)
 
-	d := srvDialer(srv, ns, &submit.Discovery{})
+	d := srvDialer(srv, ns, &discover.SRV{})
 	c, err := d.Dial(context.Background(), "example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	st, _ := c.ConnectionState()
-	if c.Host() != "mail.example.test" || c.Mode() != tlsmode.Implicit || c.Port() != srv.Port(srv.ImplicitAddr) ||
+	if c.Host() != "mail.example.test" || c.Mode() != tlsmode.Implicit || c.Port() != srv.Implicit.Port ||
 		st.ServerName != "mail.example.test" || len(st.VerifiedChains) == 0 {
 		t.Errorf("won %s:%d %v, TLS for %q verified %v; want the _submissions target", c.Host(), c.Port(), c.Mode(), st.ServerName, len(st.VerifiedChains) > 0)
 	}
@@ -155,15 +156,15 @@ func TestDialDiscoveryRacesSRVTargetsOnTheWire(t *testing.T) {
 	// A forged answer pointing at a host with a valid certificate of its
 	// own is not followed: no connection, and the Dial says why.
 	_, err = d.Dial(context.Background(), "evil.test")
-	if !errors.Is(err, submit.ErrUntrustedSRV) || !strings.Contains(err.Error(), "mail.attacker.test") {
+	if !errors.Is(err, discover.ErrUntrustedSRV) || !strings.Contains(err.Error(), "mail.attacker.test") {
 		t.Errorf("err = %v; want ErrUntrustedSRV naming the target", err)
 	}
-	if n := countConns(srv)[attacker]; n != 0 {
+	if n := countConns(srv)[srv.Addr(attacker)]; n != 0 {
 		t.Errorf("the forged target got %d connections", n)
 	}
 
 	// Pinned by the application, the same target is used.
-	d = srvDialer(srv, ns, &submit.Discovery{AllowedDomains: []string{"attacker.test"}})
+	d = srvDialer(srv, ns, &discover.SRV{AllowedDomains: []string{"attacker.test"}})
 	c, err = d.Dial(context.Background(), "evil.test")
 	if err != nil {
 		t.Fatal(err)
@@ -178,28 +179,28 @@ func TestDialDiscoveryFallsBackToThePolicyAndRemembersTheTarget(t *testing.T) {
 	srv := submittest.NewServer(t, submittest.Options{Hostname: "mail.example.test"})
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
 	ns := startDNS(t,
-		srvRR("submission", "example.test", 0, 0, srv.Port(stripped), "mail.example.test."),
-		srvRR("submissions", "example.test", 5, 0, srv.Port(srv.ImplicitAddr), "mail.example.test."),
+		srvRR("submission", "example.test", 0, 0, stripped.Port, "mail.example.test."),
+		srvRR("submissions", "example.test", 5, 0, srv.Implicit.Port, "mail.example.test."),
 		"mail.example.test. 60 IN A 127.0.0.1",
 	)
-	d := srvDialer(srv, ns, &submit.Discovery{})
+	d := srvDialer(srv, ns, &discover.SRV{})
 	for i, want := range []int{1, 1} {
 		c, err := d.Dial(context.Background(), "example.test")
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
 		c.Quit()
-		if c.Port() != srv.Port(srv.ImplicitAddr) {
+		if c.Port() != srv.Implicit.Port {
 			t.Errorf("dial %d won on %d", i, c.Port())
 		}
-		if n := countConns(srv)[stripped]; n != want {
+		if n := countConns(srv)[srv.Addr(stripped)]; n != want {
 			t.Errorf("after dial %d the stripped target had %d connections; want %d", i, n, want)
 		}
 	}
 
 	// No SRV records: the static policy on the name itself.
 	srv2 := submittest.NewServer(t)
-	d = srvDialer(srv2, ns, &submit.Discovery{})
+	d = srvDialer(srv2, ns, &discover.SRV{})
 	d.TLSConfig = srv2.ClientTLSConfig()
 	d.Candidates = srv2.Candidates()
 	c, err := d.Dial(context.Background(), "localhost")
@@ -215,13 +216,14 @@ func TestDialDiscoveryFallsBackToThePolicyAndRemembersTheTarget(t *testing.T) {
 func TestDialServersRacesAcrossHosts(t *testing.T) {
 	srv := submittest.NewServer(t)
 	refused := srv.Listen(tlsmode.StartTLS, submittest.Refuse)
-	d := dialerFor(srv, submit.PlainAuth("", "user", "pass"))
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass"))
+	d.Timeout, d.FallbackDelay = 5*time.Second, 50*time.Millisecond
 	d.TLSConfig.ServerName = "" // each server's own name: localhost and 127.0.0.1 are both in the certificate
-	closed := []tlsmode.Candidate{cand(srv, refused, tlsmode.StartTLS)}
+	closed := []tlsmode.Candidate{refused}
 
 	c, err := d.DialServers(context.Background(), []submit.Server{
 		{Host: "localhost", Candidates: closed},
-		{Host: "127.0.0.1", Candidates: []tlsmode.Candidate{cand(srv, srv.ImplicitAddr, tlsmode.Implicit)}},
+		{Host: "127.0.0.1", Candidates: []tlsmode.Candidate{srv.Implicit}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +236,7 @@ func TestDialServersRacesAcrossHosts(t *testing.T) {
 	_, err = d.DialServers(context.Background(), []submit.Server{{Host: "localhost", Candidates: closed}, {Host: "127.0.0.1", Candidates: closed}})
 	var de *submit.DialError
 	if !errors.As(err, &de) || len(de.Attempts) != 2 || de.Attempts[1].Host != "127.0.0.1" ||
-		!strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d (starttls): connect", srv.Port(refused))) {
+		!strings.Contains(err.Error(), fmt.Sprintf("127.0.0.1:%d/starttls: connect", refused.Port)) {
 		t.Errorf("err = %v", err)
 	}
 

@@ -93,7 +93,7 @@ func TestAuthMechanismsOnTheWire(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := s.ListenWith(tlsmode.StartTLS, tt.opts, submittest.AuthBeforeTLS)
-			w := dialWire(t, addr)
+			w := dialWire(t, s.Addr(addr))
 			if caps := w.ehlo(); !slices.Contains(caps, tt.mechs) {
 				t.Errorf("EHLO %q lacks %q", caps, tt.mechs)
 			}

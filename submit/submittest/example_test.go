@@ -14,7 +14,7 @@ func Example() {
 	s := submittest.NewServer(nil) // in a test: submittest.NewServer(t)
 	defer s.Close()
 
-	c, err := smtp.DialStartTLS(s.StartTLSAddr, s.ClientTLSConfig())
+	c, err := smtp.DialStartTLS(s.Addr(s.StartTLS), s.ClientTLSConfig())
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/submit/submittest/script"
+	"github.com/portwise/portwise/tlsmode"
 )
 
 // rawClient is a line-oriented client on a real socket, for driving a
@@ -51,7 +53,7 @@ func (c *rawClient) line() string {
 	return l
 }
 
-func waitScripts(t *testing.T, srv *submittest.Server, addr string) []submittest.ScriptConn {
+func waitScripts(t *testing.T, srv *submittest.Server, addr tlsmode.Candidate) []script.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -65,20 +67,20 @@ func waitScripts(t *testing.T, srv *submittest.Server, addr string) []submittest
 func TestScriptPlaysStepsAndRecordsLinesWithTLS(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.ListenScript(submittest.Options{},
-		submittest.Send("220 hi\r\n"),
-		submittest.ExpectPrefix("ehlo "),
-		submittest.Send("250-x\r\n250 STARTTLS\r\n"),
-		submittest.Expect("STARTTLS"),
-		submittest.Send("220 go\r\n"),
-		submittest.StartTLS(),
-		submittest.ExpectMatch(`^EHLO \w+$`),
-		submittest.Send("250 ok\r\n"),
-		submittest.Expect("DATA"),
-		submittest.Send("354 go\r\n"),
-		submittest.ExpectData(),
-		submittest.Send("250 queued\r\n"),
+		script.Send("220 hi\r\n"),
+		script.ExpectPrefix("ehlo "),
+		script.Send("250-x\r\n250 STARTTLS\r\n"),
+		script.Expect("STARTTLS"),
+		script.Send("220 go\r\n"),
+		script.StartTLS(),
+		script.ExpectMatch(`^EHLO \w+$`),
+		script.Send("250 ok\r\n"),
+		script.Expect("DATA"),
+		script.Send("354 go\r\n"),
+		script.ExpectData(),
+		script.Send("250 queued\r\n"),
 	)
-	c := dialRaw(t, addr)
+	c := dialRaw(t, srv.Addr(addr))
 	if l := c.line(); l != "220 hi\r\n" {
 		t.Fatalf("banner %q", l)
 	}
@@ -128,7 +130,7 @@ func TestScriptPlaysStepsAndRecordsLinesWithTLS(t *testing.T) {
 	}
 	// The connection is in Conns too, for checks shared with go-smtp listeners.
 	for _, rec := range srv.Conns() {
-		if rec.Addr == addr && (strings.Join(rec.Clear, "|") != "EHLO me|STARTTLS" || !rec.TLS) {
+		if rec.Addr == srv.Addr(addr) && (strings.Join(rec.Clear, "|") != "EHLO me|STARTTLS" || !rec.TLS) {
 			t.Errorf("ConnRecord %+v", rec)
 		}
 	}
@@ -137,11 +139,11 @@ func TestScriptPlaysStepsAndRecordsLinesWithTLS(t *testing.T) {
 func TestScriptStopsAtAMismatchAndKeepsRecording(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.ListenScript(submittest.Options{},
-		submittest.Send("220 hi\r\n"),
-		submittest.Expect("QUIT"),
-		submittest.Send("221 never sent\r\n"),
+		script.Send("220 hi\r\n"),
+		script.Expect("QUIT"),
+		script.Send("221 never sent\r\n"),
 	)
-	c := dialRaw(t, addr)
+	c := dialRaw(t, srv.Addr(addr))
 	c.line()
 	c.send("AUTH PLAIN c2VjcmV0\r\nMAIL FROM:<a@b>\r\npartial")
 	c.nc.Close()
@@ -157,10 +159,10 @@ func TestScriptStopsAtAMismatchAndKeepsRecording(t *testing.T) {
 func TestScriptSendsSlowlyAndRepeats(t *testing.T) {
 	srv := submittest.NewServer(t)
 	addr := srv.ListenScript(submittest.Options{},
-		submittest.Repeat("250-x\r\n", 3),
-		submittest.SendSlowly("250 end\r\n", 20*time.Millisecond),
+		script.Repeat("250-x\r\n", 3),
+		script.SendSlowly("250 end\r\n", 20*time.Millisecond),
 	)
-	c := dialRaw(t, addr)
+	c := dialRaw(t, srv.Addr(addr))
 	start := time.Now()
 	var got strings.Builder
 	for range 4 {
@@ -174,8 +176,8 @@ func TestScriptSendsSlowlyAndRepeats(t *testing.T) {
 	}
 
 	// A slowloris step ends when the client gives up, not after its last byte.
-	slow := srv.ListenScript(submittest.Options{}, submittest.SendSlowly("220 "+strings.Repeat("z", 100)+"\r\n", time.Minute))
-	c = dialRaw(t, slow)
+	slow := srv.ListenScript(submittest.Options{}, script.SendSlowly("220 "+strings.Repeat("z", 100)+"\r\n", time.Minute))
+	c = dialRaw(t, srv.Addr(slow))
 	c.br.ReadByte()
 	c.send("QUIT\r\n")
 	c.nc.Close()
@@ -188,8 +190,8 @@ func TestScriptSendsSlowlyAndRepeats(t *testing.T) {
 
 func TestScriptResetSendsRST(t *testing.T) {
 	srv := submittest.NewServer(t)
-	addr := srv.ListenScript(submittest.Options{}, submittest.Send("220 hi\r\n"), submittest.Expect("NOOP"), submittest.Reset())
-	c := dialRaw(t, addr)
+	addr := srv.ListenScript(submittest.Options{}, script.Send("220 hi\r\n"), script.Expect("NOOP"), script.Reset())
+	c := dialRaw(t, srv.Addr(addr))
 	c.line()
 	c.send("NOOP\r\n")
 	_, err := c.br.ReadByte()
@@ -200,8 +202,8 @@ func TestScriptResetSendsRST(t *testing.T) {
 
 func TestScriptHandshakeFailureIsRecorded(t *testing.T) {
 	srv := submittest.NewServer(t)
-	addr := srv.ListenScript(submittest.Options{SelfSigned: true}, submittest.StartTLS(), submittest.Send("220 never\r\n"))
-	c := dialRaw(t, addr)
+	addr := srv.ListenScript(submittest.Options{SelfSigned: true}, script.StartTLS(), script.Send("220 never\r\n"))
+	c := dialRaw(t, srv.Addr(addr))
 	if err := tls.Client(c.nc, srv.ClientTLSConfig()).Handshake(); err == nil {
 		t.Fatal("a self-signed certificate verified")
 	}
@@ -214,10 +216,10 @@ func TestScriptHandshakeFailureIsRecorded(t *testing.T) {
 
 func TestScriptCloseEndsBlockedScripts(t *testing.T) {
 	srv := submittest.NewServer(nil)
-	addr := srv.ListenScript(submittest.Options{}, submittest.Expect("never"))
-	slow := srv.ListenScript(submittest.Options{}, submittest.SendSlowly("220 zzz\r\n", time.Minute))
-	dialRaw(t, addr)
-	dialRaw(t, slow)
+	addr := srv.ListenScript(submittest.Options{}, script.Expect("never"))
+	slow := srv.ListenScript(submittest.Options{}, script.SendSlowly("220 zzz\r\n", time.Minute))
+	dialRaw(t, srv.Addr(addr))
+	dialRaw(t, srv.Addr(slow))
 	for deadline := time.Now().Add(10 * time.Second); len(srv.ScriptConns(addr)) == 0 || len(srv.ScriptConns(slow)) == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("connections not accepted")
@@ -234,7 +236,7 @@ func TestScriptCloseEndsBlockedScripts(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close blocked on running scripts")
 	}
-	for _, a := range []string{addr, slow} {
+	for _, a := range []tlsmode.Candidate{addr, slow} {
 		if conns := srv.ScriptConns(a); len(conns) != 1 || !conns[0].Done {
 			t.Errorf("%s: %+v", a, conns)
 		}
@@ -246,15 +248,15 @@ func ExampleServer_ListenScript() {
 	defer srv.Close()
 	// A server whose reply to STARTTLS carries an injected line.
 	addr := srv.ListenScript(submittest.Options{},
-		submittest.Send("220 mx ESMTP\r\n"),
-		submittest.ExpectPrefix("EHLO "),
-		submittest.Send("250-mx\r\n250 STARTTLS\r\n"),
-		submittest.Expect("STARTTLS"),
-		submittest.Send("220 go ahead\r\n250 AUTH PLAIN\r\n"),
-		submittest.StartTLS(),
+		script.Send("220 mx ESMTP\r\n"),
+		script.ExpectPrefix("EHLO "),
+		script.Send("250-mx\r\n250 STARTTLS\r\n"),
+		script.Expect("STARTTLS"),
+		script.Send("220 go ahead\r\n250 AUTH PLAIN\r\n"),
+		script.StartTLS(),
 	)
 
-	nc, err := net.Dial("tcp", addr)
+	nc, err := net.Dial("tcp", srv.Addr(addr))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -19,7 +19,7 @@ func TestRejectRecipientsRefusesOnlyThoseListed(t *testing.T) {
 		"full@example.org":   "452 4.2.2 mailbox full",
 		"odd@example.org":    "no code here",
 	}})
-	c, err := smtp.DialTLS(s.ImplicitAddr, s.ClientTLSConfig())
+	c, err := smtp.DialTLS(s.Addr(s.Implicit), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestRejectRecipientsRefusesOnlyThoseListed(t *testing.T) {
 
 func TestFinalReplyAnnouncesTheQueueID(t *testing.T) {
 	s := submittest.NewServer(t)
-	c, err := smtp.DialTLS(s.ImplicitAddr, s.ClientTLSConfig())
+	c, err := smtp.DialTLS(s.Addr(s.Implicit), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestFinalReplyAnnouncesTheQueueID(t *testing.T) {
 func TestMaxMessagesPerConnAnswers421AndCloses(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.ListenWith(tlsmode.Implicit, submittest.Options{MaxMessagesPerConn: 1})
-	c, err := smtp.DialTLS(addr, s.ClientTLSConfig())
+	c, err := smtp.DialTLS(s.Addr(addr), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +118,13 @@ func TestMaxMessagesPerConnAnswers421AndCloses(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 421 {
 		t.Fatalf("second MAIL: %v, want 421", err)
 	}
-	waitClosed(t, s, addr)
+	waitClosed(t, s, s.Addr(addr))
 }
 
 func TestIdleTimeoutEndsTheSessionWith421(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.ListenWith(tlsmode.Implicit, submittest.Options{IdleTimeout: 100 * time.Millisecond})
-	c, err := smtp.DialTLS(addr, s.ClientTLSConfig())
+	c, err := smtp.DialTLS(s.Addr(addr), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestIdleTimeoutEndsTheSessionWith421(t *testing.T) {
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatal(err)
 	}
-	waitClosed(t, s, addr)
+	waitClosed(t, s, s.Addr(addr))
 	err = c.Noop()
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 421 || se.EnhancedCode != (smtp.EnhancedCode{4, 4, 2}) {

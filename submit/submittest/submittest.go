@@ -25,11 +25,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -92,6 +92,10 @@ type Options struct {
 	// SelfSigned makes the certificate sign itself instead of being issued by
 	// the CA in CertPool, so verification against that pool fails.
 	SelfSigned bool
+	// Certificate, if set, is served instead of a certificate from the
+	// server's CA; CertName, CertExpired, CertNotAfter and SelfSigned are
+	// then ignored. Tests of hostile certificates build their own.
+	Certificate *tls.Certificate
 	// MaxMessageBytes is advertised as SIZE and enforced with 552; 0 means
 	// 30 MiB.
 	MaxMessageBytes int64
@@ -198,13 +202,13 @@ type connRecord = ConnRecord
 // Server is a running set of submission listeners on 127.0.0.1. Its methods
 // are safe for concurrent use.
 type Server struct {
-	// StartTLSAddr is the "127.0.0.1:port" of the STARTTLS listener.
-	StartTLSAddr string
-	// ImplicitAddr is the address of the implicit TLS listener.
-	ImplicitAddr string
-	// PlainAddr is the address of the plaintext listener, which offers
-	// neither STARTTLS nor AUTH.
-	PlainAddr string
+	// StartTLS is the STARTTLS listener, as a candidate to dial.
+	StartTLS tlsmode.Candidate
+	// Implicit is the implicit TLS listener.
+	Implicit tlsmode.Candidate
+	// Plain is the plaintext listener, which offers neither STARTTLS nor
+	// AUTH.
+	Plain tlsmode.Candidate
 
 	opts Options
 	ca   *authority
@@ -218,9 +222,9 @@ type Server struct {
 	open      map[net.Conn]struct{} // accepted and not yet closed
 	records   []*connRecord
 	messages  []Message
-	queued    int                        // messages given a queue id
-	changed   chan struct{}              // closed and replaced when a message arrives
-	scripts   map[string]*scriptListener // ListenScript listeners by address
+	queued    int                     // messages given a queue id
+	changed   chan struct{}           // closed and replaced when a message arrives
+	scripts   map[int]*scriptListener // ListenScript listeners by port
 }
 
 // listener is one port with its mode, faults and options.
@@ -233,11 +237,20 @@ type listener struct {
 	smtp   *smtp.Server
 }
 
+// TB is the part of testing.TB that NewServer uses; *testing.T and
+// *testing.B satisfy it. Programs pass nil, and so never link package
+// testing.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
+
 // NewServer starts the STARTTLS, implicit TLS and plaintext listeners, none
 // with faults. At most one Options may be given. With a non-nil tb, Close
 // runs at cleanup and a setup failure fails the test; with nil tb (examples,
 // programs) the caller must Close and a setup failure panics.
-func NewServer(tb testing.TB, opts ...Options) *Server {
+func NewServer(tb TB, opts ...Options) *Server {
 	if tb != nil {
 		tb.Helper()
 	}
@@ -263,9 +276,9 @@ func NewServer(tb testing.TB, opts ...Options) *Server {
 	if tb != nil {
 		tb.Cleanup(func() { s.Close() })
 	}
-	if s.StartTLSAddr, err = s.listen(tlsmode.StartTLS, s.opts, nil); err == nil {
-		if s.ImplicitAddr, err = s.listen(tlsmode.Implicit, s.opts, nil); err == nil {
-			s.PlainAddr, err = s.listen(tlsmode.Plaintext, s.opts, nil)
+	if s.StartTLS, err = s.listen(tlsmode.StartTLS, s.opts, nil); err == nil {
+		if s.Implicit, err = s.listen(tlsmode.Implicit, s.opts, nil); err == nil {
+			s.Plain, err = s.listen(tlsmode.Plaintext, s.opts, nil)
 		}
 	}
 	if err != nil {
@@ -275,7 +288,7 @@ func NewServer(tb testing.TB, opts ...Options) *Server {
 	return s
 }
 
-func fail(tb testing.TB, err error) {
+func fail(tb TB, err error) {
 	if tb == nil {
 		panic(err)
 	}
@@ -284,11 +297,11 @@ func fail(tb testing.TB, err error) {
 }
 
 // Listen adds a listener speaking mode with the given faults and the
-// server's Options and returns its "127.0.0.1:port". Mode Plaintext, like
-// PlainOnly, offers neither STARTTLS nor AUTH. With Refuse, the returned
-// port was reserved and closed again, so nothing listens there. It panics
-// if the listener cannot be set up.
-func (s *Server) Listen(mode tlsmode.Mode, faults ...Fault) string {
+// server's Options and returns it as a candidate to dial on 127.0.0.1.
+// Mode Plaintext, like PlainOnly, offers neither STARTTLS nor AUTH. With
+// Refuse, the port was reserved and closed again, so nothing listens
+// there. It panics if the listener cannot be set up.
+func (s *Server) Listen(mode tlsmode.Mode, faults ...Fault) tlsmode.Candidate {
 	return s.ListenWith(mode, s.opts, faults...)
 }
 
@@ -296,7 +309,7 @@ func (s *Server) Listen(mode tlsmode.Mode, faults ...Fault) string {
 // version, prompts...). An empty Hostname, nil Accounts or nil Tokens is
 // the server's, so ClientTLSConfig and the default account keep working;
 // every other unset field takes the package default.
-func (s *Server) ListenWith(mode tlsmode.Mode, o Options, faults ...Fault) string {
+func (s *Server) ListenWith(mode tlsmode.Mode, o Options, faults ...Fault) tlsmode.Candidate {
 	if o.Hostname == "" {
 		o.Hostname = s.opts.Hostname
 	}
@@ -306,29 +319,30 @@ func (s *Server) ListenWith(mode tlsmode.Mode, o Options, faults ...Fault) strin
 	if o.Tokens == nil {
 		o.Tokens = s.opts.Tokens
 	}
-	addr, err := s.listen(mode, o.withDefaults(), faults)
+	c, err := s.listen(mode, o.withDefaults(), faults)
 	if err != nil {
 		panic(err)
 	}
-	return addr
+	return c
 }
 
-func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (string, error) {
+func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (tlsmode.Candidate, error) {
 	fs := makeFaultSet(faults)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("submittest: listen: %w", err)
+		return tlsmode.Candidate{}, fmt.Errorf("submittest: listen: %w", err)
 	}
 	l := &listener{srv: s, addr: ln.Addr().String(), faults: fs, opts: o, ln: ln}
+	cand := tlsmode.Candidate{Port: ln.Addr().(*net.TCPAddr).Port, Mode: mode}
 	if fs.has(Refuse) {
 		ln.Close()
-		return l.addr, nil
+		return cand, nil
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		ln.Close()
-		return "", fmt.Errorf("submittest: server closed")
+		return tlsmode.Candidate{}, fmt.Errorf("submittest: server closed")
 	}
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
@@ -336,7 +350,7 @@ func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (string, e
 	if fs.has(Blackhole) {
 		s.wg.Add(1)
 		go l.blackhole()
-		return l.addr, nil
+		return cand, nil
 	}
 
 	secure := mode.Secure() && !fs.has(PlainOnly)
@@ -345,7 +359,7 @@ func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (string, e
 	if secure {
 		if cfg, err = s.tlsConfig(o); err != nil {
 			ln.Close()
-			return "", err
+			return tlsmode.Candidate{}, err
 		}
 	}
 	srv := smtp.NewServer(backend{l})
@@ -369,7 +383,7 @@ func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (string, e
 		defer s.wg.Done()
 		srv.Serve(served)
 	}()
-	return l.addr, nil
+	return cand, nil
 }
 
 // tlsConfig builds a listener's server config. Each handshake gets a clone
@@ -379,6 +393,9 @@ func (s *Server) tlsConfig(o Options) (*tls.Config, error) {
 	s.mu.Lock()
 	cert, ok := s.leaves[spec]
 	s.mu.Unlock()
+	if o.Certificate != nil {
+		cert, ok = *o.Certificate, true
+	}
 	if !ok {
 		var err error
 		if cert, err = s.ca.leaf(spec); err != nil {
@@ -499,24 +516,26 @@ func (s *Server) addMessage(m Message, rec *connRecord) string {
 	return m.QueueID
 }
 
-// Port returns the port of a "host:port" address, or 0 if it has none.
-func (s *Server) Port(addr string) int {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
+// Addr returns the "127.0.0.1:port" address of a listener.
+func (s *Server) Addr(c tlsmode.Candidate) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port))
 }
 
 // Candidates returns the STARTTLS and implicit TLS listeners as candidates,
-// in that order. A listener added with Listen becomes one with
-// tlsmode.Candidate{Port: s.Port(addr), Mode: mode}.
+// in that order.
 func (s *Server) Candidates() []tlsmode.Candidate {
-	return []tlsmode.Candidate{
-		{Port: s.Port(s.StartTLSAddr), Mode: tlsmode.StartTLS},
-		{Port: s.Port(s.ImplicitAddr), Mode: tlsmode.Implicit},
+	return []tlsmode.Candidate{s.StartTLS, s.Implicit}
+}
+
+// Dialer returns a submit.Dialer for the server, as httptest's Client
+// does for its server: it trusts the server's CA, tries cands (nil: the
+// STARTTLS and implicit TLS listeners) and authenticates with auth (nil:
+// none). Dial it with "127.0.0.1". Change its fields before the first Dial.
+func (s *Server) Dialer(auth submit.Auth, cands ...tlsmode.Candidate) *submit.Dialer {
+	if cands == nil {
+		cands = s.Candidates()
 	}
+	return &submit.Dialer{Candidates: cands, TLSConfig: s.ClientTLSConfig(), Auth: auth}
 }
 
 // CertPool returns a pool holding only the throwaway CA that issues the

@@ -84,11 +84,11 @@ func TestSendIsRecordedOnSecureListeners(t *testing.T) {
 		auth  sasl.Client
 		clear []string
 	}{
-		{"starttls/plain", s.StartTLSAddr, func() (*smtp.Client, error) {
-			return smtp.DialStartTLS(s.StartTLSAddr, s.ClientTLSConfig())
+		{"starttls/plain", s.Addr(s.StartTLS), func() (*smtp.Client, error) {
+			return smtp.DialStartTLS(s.Addr(s.StartTLS), s.ClientTLSConfig())
 		}, sasl.NewPlainClient("", "user", "pass"), []string{"EHLO localhost", "STARTTLS"}},
-		{"implicit/login", s.ImplicitAddr, func() (*smtp.Client, error) {
-			return smtp.DialTLS(s.ImplicitAddr, s.ClientTLSConfig())
+		{"implicit/login", s.Addr(s.Implicit), func() (*smtp.Client, error) {
+			return smtp.DialTLS(s.Addr(s.Implicit), s.ClientTLSConfig())
 		}, sasl.NewLoginClient("user", "pass"), nil},
 	}
 	for i, tt := range tests {
@@ -139,8 +139,8 @@ func TestDefaultListenersOfferNoAuthInClear(t *testing.T) {
 		addr     string
 		starttls bool
 	}{
-		{"starttls", s.StartTLSAddr, true},
-		{"plain", s.PlainAddr, false},
+		{"starttls", s.Addr(s.StartTLS), true},
+		{"plain", s.Addr(s.Plain), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,7 +161,7 @@ func TestDefaultListenersOfferNoAuthInClear(t *testing.T) {
 
 func TestPlainListenerDeliversWithoutTLS(t *testing.T) {
 	s := submittest.NewServer(t)
-	c, err := smtp.Dial(s.PlainAddr)
+	c, err := smtp.Dial(s.Addr(s.Plain))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestPlainListenerDeliversWithoutTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := s.Messages()[0]
-	if m.TLS || m.AuthUser != "" || m.Addr != s.PlainAddr {
+	if m.TLS || m.AuthUser != "" || m.Addr != s.Addr(s.Plain) {
 		t.Errorf("message = %+v", m)
 	}
 	rec := s.Conns()[0]
@@ -197,7 +197,7 @@ func TestEHLOFaultsRewriteTheClearReply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fault.String(), func(t *testing.T) {
 			addr := s.Listen(tlsmode.StartTLS, tt.fault)
-			w := dialWire(t, addr)
+			w := dialWire(t, s.Addr(addr))
 			caps := w.ehlo()
 			if !has(caps, tt.want) || has(caps, tt.absent) {
 				t.Errorf("EHLO reply %q: want %q, not %q", caps, tt.want, tt.absent)
@@ -206,7 +206,7 @@ func TestEHLOFaultsRewriteTheClearReply(t *testing.T) {
 				t.Errorf("%s: %d %q, want %d", tt.next, code, lines, tt.nextCode)
 			}
 			w.conn.Close()
-			rec := lastConn(t, s, addr)
+			rec := lastConn(t, s, s.Addr(addr))
 			if !slices.Contains(rec.Clear, tt.next) {
 				t.Errorf("Clear %q lacks %q", rec.Clear, tt.next)
 			}
@@ -246,7 +246,7 @@ func TestRejectSTARTTLSStaysInClear(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.reply, func(t *testing.T) {
 			addr := s.ListenWith(tlsmode.StartTLS, submittest.Options{STARTTLSReply: tt.reply}, submittest.RejectSTARTTLS)
-			w := dialWire(t, addr)
+			w := dialWire(t, s.Addr(addr))
 			if !has(w.ehlo(), "STARTTLS") {
 				t.Error("STARTTLS not advertised")
 			}
@@ -274,7 +274,7 @@ func TestInjectAfterSTARTTLSWritesBeforeHandshake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		addr := s.ListenWith(tlsmode.StartTLS, submittest.Options{Injection: tt.injection}, submittest.InjectAfterSTARTTLS)
-		w := dialWire(t, addr)
+		w := dialWire(t, s.Addr(addr))
 		w.ehlo()
 		if err := w.text.PrintfLine("STARTTLS"); err != nil {
 			t.Fatal(err)
@@ -293,7 +293,7 @@ func TestInjectAfterSTARTTLSWritesBeforeHandshake(t *testing.T) {
 func TestBlackholeSwallowsUntilClose(t *testing.T) {
 	s := submittest.NewServer(nil)
 	addr := s.Listen(tlsmode.StartTLS, submittest.Blackhole)
-	c, err := net.Dial("tcp", addr)
+	c, err := net.Dial("tcp", s.Addr(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,10 +326,10 @@ func TestBlackholeSwallowsUntilClose(t *testing.T) {
 func TestRefuseClosesThePort(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.Listen(tlsmode.StartTLS, submittest.Refuse)
-	if s.Port(addr) == 0 {
+	if addr.Port == 0 {
 		t.Fatalf("address %q has no port", addr)
 	}
-	c, err := net.Dial("tcp", addr)
+	c, err := net.Dial("tcp", s.Addr(addr))
 	if err == nil {
 		c.Close()
 	}
@@ -341,13 +341,13 @@ func TestRefuseClosesThePort(t *testing.T) {
 func TestClearOnImplicitAnswersInClear(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.Listen(tlsmode.Implicit, submittest.ClearOnImplicit)
-	w := dialWire(t, addr)
+	w := dialWire(t, s.Addr(addr))
 	line, err := w.text.ReadLine()
 	if err != nil || !strings.HasPrefix(line, "220 localhost ") {
 		t.Fatalf("banner %q, %v", line, err)
 	}
 
-	c, err := tls.Dial("tcp", addr, s.ClientTLSConfig())
+	c, err := tls.Dial("tcp", s.Addr(addr), s.ClientTLSConfig())
 	if err == nil {
 		c.Close()
 		t.Fatal("TLS handshake succeeded on a clear port")
@@ -382,13 +382,13 @@ func TestCertificateFaultsFailVerification(t *testing.T) {
 				var err error
 				if mode == tlsmode.Implicit {
 					var c *smtp.Client
-					if c, err = smtp.DialTLS(addr, s.ClientTLSConfig()); err == nil {
+					if c, err = smtp.DialTLS(s.Addr(addr), s.ClientTLSConfig()); err == nil {
 						c.Close()
 					}
 				} else {
 					// The handshake runs with the first command after STARTTLS.
 					var c *smtp.Client
-					if c, err = smtp.DialStartTLS(addr, s.ClientTLSConfig()); err == nil {
+					if c, err = smtp.DialStartTLS(s.Addr(addr), s.ClientTLSConfig()); err == nil {
 						err = c.Noop()
 						c.Close()
 					}
@@ -407,7 +407,7 @@ func TestCertNotAfterSetsExpiry(t *testing.T) {
 	addr := s.ListenWith(tlsmode.Implicit, submittest.Options{CertNotAfter: notAfter, Hostname: "mail.test"})
 	cfg := s.ClientTLSConfig()
 	cfg.ServerName = "mail.test"
-	c, err := tls.Dial("tcp", addr, cfg)
+	c, err := tls.Dial("tcp", s.Addr(addr), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestMaxTLSVersionSimulatesLegacyServer(t *testing.T) {
 
 	cfg := s.ClientTLSConfig()
 	cfg.MinVersion = tls.VersionTLS10
-	c, err := tls.Dial("tcp", addr, cfg)
+	c, err := tls.Dial("tcp", s.Addr(addr), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestMaxTLSVersionSimulatesLegacyServer(t *testing.T) {
 	}
 	c.Close()
 
-	if c, err := tls.Dial("tcp", addr, s.ClientTLSConfig()); err == nil {
+	if c, err := tls.Dial("tcp", s.Addr(addr), s.ClientTLSConfig()); err == nil {
 		c.Close()
 		t.Error("a default client handshook with a TLS 1.1 server")
 	}
@@ -441,7 +441,7 @@ func TestMaxTLSVersionSimulatesLegacyServer(t *testing.T) {
 func TestDropAfterDotLeavesOutcomeUnknown(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.Listen(tlsmode.Implicit, submittest.DropAfterDot)
-	c, err := smtp.DialTLS(addr, s.ClientTLSConfig())
+	c, err := smtp.DialTLS(s.Addr(addr), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestDropAfterDotLeavesOutcomeUnknown(t *testing.T) {
 func TestReply421MidSessionCloses(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.Listen(tlsmode.StartTLS, submittest.Reply421MidSession)
-	c, err := smtp.DialStartTLS(addr, s.ClientTLSConfig())
+	c, err := smtp.DialStartTLS(s.Addr(addr), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestReply421MidSessionCloses(t *testing.T) {
 func TestMaxMessageBytesIsAdvertisedAndEnforced(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.ListenWith(tlsmode.Implicit, submittest.Options{MaxMessageBytes: 100})
-	c, err := smtp.DialTLS(addr, s.ClientTLSConfig())
+	c, err := smtp.DialTLS(s.Addr(addr), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestAuthRecordsFailuresAndLoginPrompts(t *testing.T) {
 		Accounts:     map[string]string{"bob": "secret"},
 		LoginPrompts: [2]string{"User Name", "Password"},
 	}, submittest.AuthBeforeTLS)
-	w := dialWire(t, addr)
+	w := dialWire(t, s.Addr(addr))
 	w.ehlo()
 	b64 := base64.StdEncoding.EncodeToString
 	if code, _ := w.cmd("AUTH PLAIN " + b64([]byte("\x00bob\x00wrong"))); code != 535 {
@@ -528,7 +528,7 @@ func TestAuthRecordsFailuresAndLoginPrompts(t *testing.T) {
 	if code, _ = w.cmd(b64([]byte("secret"))); code != 235 {
 		t.Fatalf("password: %d", code)
 	}
-	rec := lastConn(t, s, addr)
+	rec := lastConn(t, s, s.Addr(addr))
 	if rec.AuthAttempts != 2 || !rec.AuthOK || rec.AuthMechanism != "LOGIN" || rec.TLS {
 		t.Errorf("record = %+v", rec)
 	}
@@ -540,7 +540,7 @@ func TestAuthRecordsFailuresAndLoginPrompts(t *testing.T) {
 func TestWaitMessages(t *testing.T) {
 	s := submittest.NewServer(t)
 	go func() {
-		c, err := smtp.Dial(s.PlainAddr)
+		c, err := smtp.Dial(s.Addr(s.Plain))
 		if err != nil {
 			return
 		}
@@ -563,8 +563,8 @@ func TestWaitMessages(t *testing.T) {
 func TestCandidatesAndClientConfig(t *testing.T) {
 	s := submittest.NewServer(t, submittest.Options{Hostname: "mx.test"})
 	want := []tlsmode.Candidate{
-		{Port: s.Port(s.StartTLSAddr), Mode: tlsmode.StartTLS},
-		{Port: s.Port(s.ImplicitAddr), Mode: tlsmode.Implicit},
+		{Port: s.StartTLS.Port, Mode: tlsmode.StartTLS},
+		{Port: s.Implicit.Port, Mode: tlsmode.Implicit},
 	}
 	if got := s.Candidates(); !slices.Equal(got, want) || want[0].Port == 0 {
 		t.Errorf("Candidates = %v, want %v", got, want)
@@ -573,12 +573,12 @@ func TestCandidatesAndClientConfig(t *testing.T) {
 	if a == b || a.ServerName != "mx.test" {
 		t.Errorf("ClientTLSConfig: shared %v, ServerName %q", a == b, a.ServerName)
 	}
-	c, err := tls.Dial("tcp", s.ImplicitAddr, a)
+	c, err := tls.Dial("tcp", s.Addr(s.Implicit), a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	w := dialWire(t, s.PlainAddr)
+	w := dialWire(t, s.Addr(s.Plain))
 	if line, _ := bufio.NewReader(w.conn).ReadString('\n'); !strings.HasPrefix(line, "220 mx.test ") {
 		t.Errorf("banner %q", line)
 	}
@@ -587,7 +587,7 @@ func TestCandidatesAndClientConfig(t *testing.T) {
 func TestSplitSTARTTLSLineIsStillIntercepted(t *testing.T) {
 	s := submittest.NewServer(t)
 	addr := s.Listen(tlsmode.StartTLS, submittest.RejectSTARTTLS)
-	w := dialWire(t, addr)
+	w := dialWire(t, s.Addr(addr))
 	w.ehlo()
 	io.WriteString(w.conn, "STAR")
 	time.Sleep(20 * time.Millisecond)
@@ -598,7 +598,7 @@ func TestSplitSTARTTLSLineIsStillIntercepted(t *testing.T) {
 
 func TestBDATChunkWithoutNewlinePassesInClear(t *testing.T) {
 	s := submittest.NewServer(t)
-	w := dialWire(t, s.PlainAddr)
+	w := dialWire(t, s.Addr(s.Plain))
 	w.ehlo()
 	w.cmd("MAIL FROM:<a@example.org>")
 	w.cmd("RCPT TO:<b@example.org>")
@@ -616,7 +616,7 @@ func TestCloseEndsEveryConnectionAndGoroutine(t *testing.T) {
 	s := submittest.NewServer(nil)
 	bh := s.Listen(tlsmode.Implicit, submittest.Blackhole)
 	var conns []net.Conn
-	for _, addr := range []string{s.StartTLSAddr, s.ImplicitAddr, s.PlainAddr, bh} {
+	for _, addr := range []string{s.Addr(s.StartTLS), s.Addr(s.Implicit), s.Addr(s.Plain), s.Addr(bh)} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -624,7 +624,7 @@ func TestCloseEndsEveryConnectionAndGoroutine(t *testing.T) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	tc, err := tls.Dial("tcp", s.ImplicitAddr, s.ClientTLSConfig())
+	tc, err := tls.Dial("tcp", s.Addr(s.Implicit), s.ClientTLSConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -660,7 +660,7 @@ func BenchmarkSendStartTLS(b *testing.B) {
 	s := submittest.NewServer(b)
 	cfg := s.ClientTLSConfig()
 	for b.Loop() {
-		c, err := smtp.DialStartTLS(s.StartTLSAddr, cfg)
+		c, err := smtp.DialStartTLS(s.Addr(s.StartTLS), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

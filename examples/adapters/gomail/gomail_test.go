@@ -53,7 +53,7 @@ func TestComposedMsgSentThroughPortwise(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Quit()
-	mailer := submit.NewMailer(d, "localhost")
+	mailer := &submit.Mailer{Dialer: d, Host: "localhost"}
 	defer mailer.Close()
 
 	tests := []struct {
@@ -65,7 +65,7 @@ func TestComposedMsgSentThroughPortwise(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := &submit.SendOptions{DSN: &submit.DSNOptions{Notify: []submit.DSNNotify{submit.NotifyFailure}, EnvelopeID: "report-" + tt.name}}
+			opts := &submit.SendOptions{DSN: &submit.DSNOptions{Notify: []string{"FAILURE"}, EnvelopeID: "report-" + tt.name}}
 			res, err := gomail.Send(ctx, tt.s, compose(t), opts)
 			if err != nil {
 				t.Fatal(err)
@@ -100,7 +100,7 @@ func TestMsgWithoutRecipientsIsRefusedBeforeSending(t *testing.T) {
 	if err := m.From("app@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	mailer := submit.NewMailer(&submit.Dialer{Candidates: srv.Candidates(), TLSConfig: srv.ClientTLSConfig()}, "localhost")
+	mailer := &submit.Mailer{Dialer: &submit.Dialer{Candidates: srv.Candidates(), TLSConfig: srv.ClientTLSConfig()}, Host: "localhost"}
 	defer mailer.Close()
 	if _, err := gomail.Send(context.Background(), mailer, m, nil); !errors.Is(err, mail.ErrNoRcptAddresses) {
 		t.Fatalf("err = %v, want ErrNoRcptAddresses", err)

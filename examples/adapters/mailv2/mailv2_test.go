@@ -43,7 +43,7 @@ func TestMailSendThroughAPortwiseMailerAndClient(t *testing.T) {
 		sender func(t *testing.T) mail.SendCloser
 	}{
 		{"Mailer", func(t *testing.T) mail.SendCloser {
-			return &mailv2.Sender{Mailer: submit.NewMailer(dialer(srv), "localhost")}
+			return &mailv2.Sender{Mailer: &submit.Mailer{Dialer: dialer(srv), Host: "localhost"}}
 		}},
 		{"Client", func(t *testing.T) mail.SendCloser {
 			c, err := dialer(srv).Dial(context.Background(), "localhost")
@@ -92,7 +92,7 @@ func TestMailSendThroughAPortwiseMailerAndClient(t *testing.T) {
 
 func TestMailSendReportsPortwiseErrors(t *testing.T) {
 	srv := submittest.NewServer(t, submittest.Options{RejectRecipients: map[string]string{"boss@example.com": "550 5.1.1 no such user"}})
-	s := &mailv2.Sender{Mailer: submit.NewMailer(dialer(srv), "localhost")}
+	s := &mailv2.Sender{Mailer: &submit.Mailer{Dialer: dialer(srv), Host: "localhost"}}
 	defer s.Close()
 	err := mail.Send(s, message("partly refused"))
 	var me *mail.SendError

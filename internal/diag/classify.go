@@ -1,0 +1,296 @@
+package diag
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portwise/portwise/internal/session"
+	"github.com/portwise/portwise/internal/untrusted"
+	"github.com/portwise/portwise/internal/wire"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// Kind is what went wrong, in the terms a person acts on.
+type Kind uint8
+
+// The kinds of failure. Their order is not meaningful.
+const (
+	KindOther            Kind = iota // none of the below; the error's own words
+	KindCanceled                     // the caller cancelled
+	KindDeadline                     // the caller's deadline passed
+	KindLostRace                     // stopped: another port won
+	KindDialEnded                    // stopped: the dial ended without a winner
+	KindConfig                       // the caller's configuration cannot work
+	KindBadInput                     // an address or name would inject commands
+	KindToken                        // no OAuth2 access token
+	KindDNS                          // the host name does not resolve
+	KindRefused                      // connection refused
+	KindBlocked                      // no TCP connection within the budget
+	KindSilent                       // connected, then nothing at all
+	KindNetwork                      // another network error
+	KindClosed                       // the server closed or reset the connection
+	KindTimeout                      // the server stopped answering mid-session
+	KindProtocol                     // the server broke SMTP's grammar or bounds
+	KindWrongMode                    // the port speaks the other TLS mode
+	KindStripped                     // STARTTLS missing or refused
+	KindMasked                       // STARTTLS masked by a firewall (XXXXXXXA)
+	KindInjection                    // replies injected around STARTTLS
+	KindTLSVersion                   // only TLS below 1.2
+	KindTLSAlert                     // the server refused the handshake
+	KindTLSFailed                    // another handshake failure
+	KindCertUntrusted                // unknown authority or self-signed
+	KindCertName                     // the certificate is for another name
+	KindCertExpired                  // outside its validity period
+	KindCertUnverified               // TLS without verification (InsecureSkipVerify)
+	KindPlaintextAuth                // AUTH would go over a connection without TLS
+	KindAuthUnavailable              // no mechanism the Auth can use
+	KindAuthRejected                 // 5xx to AUTH
+	KindAuthTemporary                // 4xx to AUTH
+	KindAuthBroken                   // the AUTH exchange broke off
+	KindRefusedTemporary             // a 4xx reply (greeting, EHLO, a command)
+	KindRefusedPermanent             // a 5xx reply
+	KindOutcomeUnknown               // the connection broke after the final "."
+	numKinds
+)
+
+// Diagnosis is what Classify found out about one failed step.
+type Diagnosis struct {
+	Kind      Kind
+	Step      string // "connect", "banner", "ehlo", "starttls", "tls", "auth", "MAIL FROM", ...
+	Candidate tlsmode.Candidate
+	Host      string
+	Elapsed   time.Duration
+	// Reply is the server's reply that caused the failure, if one did,
+	// with Command, the command it answered ("" for the greeting).
+	Reply   *wire.Reply
+	Command string
+	// Detail is what was seen, safe to print, one line, without the step.
+	Detail string
+	// Speaks is the mode the port answered in (KindWrongMode).
+	Speaks tlsmode.Mode
+	// Names, Issuer, NotAfter and SelfSigned describe the certificate
+	// (KindCert*), raw.
+	Names      []string
+	Issuer     string
+	NotAfter   time.Time
+	SelfSigned bool
+	temporary  bool
+}
+
+// Classify finds what went wrong when step of an attempt on c (at host,
+// after elapsed) failed with err. The caller's context errors are in err
+// only when the caller's context ended: the dial path guarantees it.
+func Classify(step string, c tlsmode.Candidate, host string, elapsed time.Duration, err error) Diagnosis {
+	d := Diagnosis{Step: step, Candidate: c, Host: host, Elapsed: elapsed}
+	d.classify(err)
+	d.temporary = d.temporary || temporaryKind[d.Kind]
+	return d
+}
+
+func (d *Diagnosis) classify(err error) {
+	var (
+		replyErr *wire.ReplyError
+		wrong    *WrongModeError
+		stripped *session.StrippedError
+		dnsErr   *net.DNSError
+	)
+	if errors.As(err, &replyErr) {
+		d.Reply, d.Command = replyErr.Reply, replyErr.Command
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		d.Kind, d.Detail = KindCanceled, "cancelled by the caller"
+	case errors.Is(err, context.DeadlineExceeded):
+		d.Kind, d.Detail = KindDeadline, "the caller's deadline passed"
+	case errors.Is(err, ErrLostRace):
+		d.Kind, d.Detail = KindLostRace, ErrLostRace.Error()
+	case errors.Is(err, ErrDialEnded):
+		d.Kind, d.Detail = KindDialEnded, ErrDialEnded.Error()
+	case errors.Is(err, ErrOutcomeUnknown):
+		d.Kind, d.Detail = KindOutcomeUnknown, safe(err)
+	case errors.Is(err, ErrConfig):
+		d.Kind, d.Detail = KindConfig, safe(err)
+	case errors.Is(err, ErrBadAddress):
+		d.Kind, d.Detail = KindBadInput, safe(err)
+	case errors.Is(err, ErrTokenUnavailable):
+		d.Kind, d.Detail = KindToken, safe(err)
+	case errors.Is(err, ErrPlaintextAuth):
+		d.Kind, d.Detail = KindPlaintextAuth, safe(err)
+	case errors.Is(err, ErrMechanismUnavailable):
+		d.Kind, d.Detail = KindAuthUnavailable, safe(err)
+	case errors.As(err, &wrong):
+		d.Kind, d.Speaks, d.Detail = KindWrongMode, wrong.Speaks, wrong.Error()
+	case errors.As(err, &stripped):
+		d.Kind, d.Detail = KindStripped, stripped.Reason
+		if stripped.Masked != "" {
+			d.Kind = KindMasked
+		}
+	case errors.Is(err, session.ErrRejected):
+		d.Kind, d.Detail = KindStripped, safe(err)
+	case errors.Is(err, wire.ErrInjection):
+		d.Kind, d.Detail = KindInjection, safe(err)
+	case errors.As(err, &dnsErr):
+		d.Kind, d.Detail = KindDNS, "the host name "+quote(dnsErr.Name)+" does not resolve ("+untrusted.Name(dnsErr.Err)+")"
+		d.temporary = dnsErr.IsTemporary || dnsErr.IsTimeout
+	case d.Step == "tls" && d.tls(err):
+	case d.Step == "connect":
+		switch {
+		case IsTimeout(err):
+			d.Kind, d.Detail = KindBlocked, "no TCP connection within "+Round(d.Elapsed).String()
+		case errors.Is(err, syscall.ECONNREFUSED):
+			d.Kind, d.Detail = KindRefused, "connection refused"
+		default:
+			d.Kind, d.Detail = KindNetwork, safe(err)
+		}
+	case replyErr != nil:
+		d.reply(replyErr)
+	case d.Step == "auth" && errors.Is(err, wire.ErrAuthAborted):
+		d.Kind, d.Detail = KindAuthBroken, safe(err)
+	case IsTimeout(err):
+		if d.Step == "banner" {
+			d.Kind, d.Detail = KindSilent, "connected, but no SMTP greeting within "+Round(d.Elapsed).String()
+		} else {
+			d.Kind, d.Detail = KindTimeout, "no reply within "+Round(d.Elapsed).String()
+		}
+	case errors.Is(err, wire.ErrProtocol):
+		d.Kind, d.Detail = KindProtocol, safe(err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		d.Kind, d.Detail = KindClosed, "the server closed the connection"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		d.Kind, d.Detail = KindClosed, "the connection was reset"
+	default:
+		d.Kind, d.Detail = KindOther, safe(err)
+	}
+}
+
+// reply classifies a reply that failed a command.
+func (d *Diagnosis) reply(e *wire.ReplyError) {
+	r := e.Reply
+	said := r.String()
+	if e.Note != "" {
+		said += " (" + e.Note + ")"
+	}
+	switch {
+	case d.Step == "auth" && r.Code/100 == 5:
+		d.Kind, d.Detail = KindAuthRejected, e.Command+" rejected: "+said
+	case d.Step == "auth" && r.Code/100 == 4:
+		d.Kind, d.Detail = KindAuthTemporary, "temporary reply to "+e.Command+": "+said
+	case d.Step == "auth":
+		d.Kind, d.Detail = KindAuthBroken, e.Command+" ended with "+said
+	case r.Code/100 == 4:
+		d.Kind, d.Detail = KindRefusedTemporary, refusal(e.Command, said)
+	case r.Code/100 == 5:
+		d.Kind, d.Detail = KindRefusedPermanent, refusal(e.Command, said)
+	default:
+		d.Kind, d.Detail = KindProtocol, "unexpected reply "+said+refusalTo(e.Command)
+	}
+}
+
+func refusal(command, said string) string {
+	if command == "" {
+		return "the server greeted with " + said
+	}
+	return command + " refused: " + said
+}
+
+func refusalTo(command string) string {
+	if command == "" {
+		return ""
+	}
+	return " to " + command
+}
+
+// tls classifies a failed handshake; false leaves err to the general rules.
+func (d *Diagnosis) tls(err error) bool {
+	var (
+		rh      tls.RecordHeaderError
+		certErr *tls.CertificateVerificationError
+		hostErr x509.HostnameError
+		unk     x509.UnknownAuthorityError
+		inv     x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &rh) && d.Candidate.Mode == tlsmode.Implicit && LooksLikeSMTP(rh.RecordHeader[:]):
+		d.Kind, d.Speaks = KindWrongMode, tlsmode.StartTLS
+		d.Detail = (&WrongModeError{Port: d.Candidate.Port, Stated: tlsmode.Implicit, Speaks: tlsmode.StartTLS,
+			Seen: "it answered in clear: " + quote(strings.TrimSpace(string(rh.RecordHeader[:])))}).Error()
+	case errors.As(err, &certErr) && len(certErr.UnverifiedCertificates) > 0:
+		leaf := certErr.UnverifiedCertificates[0]
+		d.Names, d.Issuer, d.NotAfter, d.SelfSigned = CertNames(leaf), leaf.Issuer.String(), leaf.NotAfter, SelfSigned(leaf)
+		names := untrusted.Names(d.Names, "names")
+		if names == "" {
+			names = "no name"
+		}
+		switch {
+		case errors.As(err, &hostErr):
+			d.Kind, d.Detail = KindCertName, "the certificate is for "+names+", not "+quote(hostErr.Host)
+		case errors.As(err, &inv) && inv.Reason == x509.Expired:
+			d.Kind = KindCertExpired
+			if time.Now().Before(leaf.NotBefore) {
+				d.Detail = "the certificate for " + names + " is not valid before " + leaf.NotBefore.UTC().Format(time.DateTime)
+			} else {
+				d.Detail = "the certificate for " + names + " expired on " + leaf.NotAfter.UTC().Format(time.DateOnly)
+			}
+		case errors.As(err, &unk) && d.SelfSigned:
+			d.Kind, d.Detail = KindCertUntrusted, "the certificate for "+names+" is self-signed"
+		case errors.As(err, &unk):
+			d.Kind, d.Detail = KindCertUntrusted, "the certificate for "+names+" is signed by an unknown authority (issuer "+quote(d.Issuer)+")"
+		default:
+			d.Kind, d.Detail = KindCertUntrusted, "the certificate for "+names+" does not verify: "+safe(certErr.Err)
+		}
+	case errors.Is(err, ErrCertificate):
+		d.Kind, d.Detail = KindCertUnverified, safe(err)
+	case VersionProblem(err):
+		d.Kind, d.Detail = KindTLSVersion, "the server offers only TLS below 1.2 ("+safe(err)+")"
+	case Alert(err) != "":
+		d.Kind, d.Detail = KindTLSAlert, "the server refused the TLS handshake with the alert "+quote(Alert(err))
+	case IsTimeout(err) && d.Candidate.Mode == tlsmode.Implicit:
+		d.Kind, d.Detail = KindSilent, "connected, but no TLS handshake within "+Round(d.Elapsed).String()
+	case IsTimeout(err):
+		d.Kind, d.Detail = KindTimeout, "the server stopped answering during the TLS handshake"
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		d.Kind, d.Detail = KindTLSFailed, "the server closed the connection during the TLS handshake"
+	default:
+		d.Kind, d.Detail = KindTLSFailed, "TLS handshake failed: "+safe(err)
+	}
+	return true
+}
+
+// IsTimeout reports whether err is a timeout of any kind: a context's
+// deadline, a socket deadline, or a net.Error that says so.
+func IsTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Temporary reports whether the diagnosis is worth retrying later.
+func (d Diagnosis) Temporary() bool { return d.temporary }
+
+// temporaryKind are the kinds worth retrying later: every 4xx, and the
+// connection-level failures a busy or restarting server causes.
+var temporaryKind = [numKinds]bool{
+	KindRefused:          true,
+	KindBlocked:          true,
+	KindSilent:           true,
+	KindNetwork:          true,
+	KindClosed:           true,
+	KindTimeout:          true,
+	KindAuthTemporary:    true,
+	KindRefusedTemporary: true,
+	KindDeadline:         true, // the server was too slow for the caller this time
+}
+
+func safe(err error) string { return untrusted.Text(err.Error(), 2*untrusted.MaxText) }
+
+func quote(s string) string { return `"` + untrusted.Name(s) + `"` }
