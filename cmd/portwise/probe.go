@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit/discover"
 	"github.com/portwise/portwise/tlsmode"
@@ -70,9 +72,11 @@ func (c *cli) probe(args []string) int {
 	}
 
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return c.exit(err)
+		}
+		if _, err := c.stdout.Write(append(escapeJSON(b), '\n')); err != nil {
 			return c.exit(err)
 		}
 	} else if err := rep.WriteTextOptions(c.stdout, probe.TextOptions{Color: c.colour}); err != nil {
@@ -187,4 +191,29 @@ func (p *progress) run(ctx context.Context) {
 func (p *progress) stop() {
 	close(p.quit)
 	p.wg.Wait()
+}
+
+// escapeJSON writes the C1 and bidi controls that encoding/json leaves raw
+// in strings (it escapes only C0, U+2028 and U+2029) as \uXXXX escapes,
+// so that a report quoting a hostile certificate or reply does not drive
+// the terminal it is printed on. The JSON means the same: outside strings
+// a JSON document is ASCII.
+func escapeJSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r >= 0x80 && untrusted.Escaped(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+64), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }
