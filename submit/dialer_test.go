@@ -22,13 +22,9 @@ const testMsg = "From: a@example.com\r\nTo: b@example.com\r\nSubject: hi\r\n\r\n
 
 // dialerFor returns a Dialer trusting srv's CA, with the given candidates.
 func dialerFor(srv *submittest.Server, auth submit.Auth, cands ...tlsmode.Candidate) *submit.Dialer {
-	return &submit.Dialer{
-		Candidates:    cands,
-		TLSConfig:     srv.ClientTLSConfig(),
-		Auth:          auth,
-		Timeout:       5 * time.Second,
-		FallbackDelay: 50 * time.Millisecond,
-	}
+	d := srv.Dialer(auth, cands...)
+	d.Timeout, d.FallbackDelay = 5*time.Second, 50*time.Millisecond
+	return d
 }
 
 // cand is listener c as a candidate of mode m (which may differ from the

@@ -56,11 +56,7 @@ func ExampleXOAuth2() {
 func ExampleFromNetSMTP() {
 	srv := submittest.NewServer(nil, submittest.Options{AuthMechanisms: []string{"CRAM-MD5"}})
 	defer srv.Close()
-	d := &submit.Dialer{
-		Candidates: srv.Candidates(),
-		TLSConfig:  srv.ClientTLSConfig(),
-		Auth:       submit.FromNetSMTP(netsmtp.CRAMMD5Auth("user", "pass")),
-	}
+	d := srv.Dialer(submit.FromNetSMTP(netsmtp.CRAMMD5Auth("user", "pass"))) // trusts the test server
 	c, err := d.Dial(context.Background(), "localhost")
 	if err != nil {
 		log.Fatal(err)
@@ -74,11 +70,7 @@ func ExampleAnyAuth() {
 	srv := submittest.NewServer(nil) // offers PLAIN and LOGIN only
 	defer srv.Close()
 	ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "token"})
-	d := &submit.Dialer{
-		Candidates: srv.Candidates(),
-		TLSConfig:  srv.ClientTLSConfig(),
-		Auth:       submit.AnyAuth(submit.XOAuth2("user", ts), submit.PasswordAuth("user", "pass")),
-	}
+	d := srv.Dialer(submit.AnyAuth(submit.XOAuth2("user", ts), submit.PasswordAuth("user", "pass"))) // trusts the test server
 	c, err := d.Dial(context.Background(), "localhost")
 	if err != nil {
 		log.Fatal(err)

@@ -16,7 +16,7 @@ import (
 func ExampleMailer() {
 	srv := submittest.NewServer(nil)
 	defer srv.Close()
-	d := &submit.Dialer{Candidates: srv.Candidates(), TLSConfig: srv.ClientTLSConfig(), Auth: submit.PasswordAuth("user", "pass")}
+	d := srv.Dialer(submit.PasswordAuth("user", "pass")) // trusts the test server
 
 	// One Mailer for the whole program: at most 3 connections, 2 kept
 	// idle, each authenticated once and reused.
@@ -43,7 +43,7 @@ func ExampleClient_SendWith() {
 		RejectRecipients: map[string]string{"gone@example.com": "550 5.1.1 no such user"},
 	})
 	defer srv.Close()
-	d := &submit.Dialer{Candidates: srv.Candidates(), TLSConfig: srv.ClientTLSConfig(), Auth: submit.PasswordAuth("user", "pass")}
+	d := srv.Dialer(submit.PasswordAuth("user", "pass")) // trusts the test server
 	c, err := d.Dial(context.Background(), "localhost")
 	if err != nil {
 		log.Fatal(err)

@@ -38,7 +38,7 @@ func ExampleDialer_Dial() {
 func ExampleClient_Send() {
 	srv := submittest.NewServer(nil)
 	defer srv.Close()
-	d := &submit.Dialer{Candidates: srv.Candidates(), TLSConfig: srv.ClientTLSConfig(), Auth: submit.PlainAuth("", "user", "pass")}
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass")) // trusts the test server
 	c, err := d.Dial(context.Background(), "localhost")
 	if err != nil {
 		log.Fatal(err)
@@ -59,11 +59,7 @@ func ExampleDialError() {
 	srv := submittest.NewServer(nil)
 	defer srv.Close()
 	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
-	d := &submit.Dialer{
-		Candidates: []tlsmode.Candidate{{Port: stripped.Port, Mode: tlsmode.StartTLS}},
-		TLSConfig:  srv.ClientTLSConfig(),
-		Auth:       submit.PlainAuth("", "user", "pass"),
-	}
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass"), stripped)
 	_, err := d.Dial(context.Background(), "localhost")
 	var de *submit.DialError
 	fmt.Println(errors.As(err, &de), errors.Is(err, submit.ErrSTARTTLSStripped))

@@ -100,44 +100,10 @@ func ParseURL(raw string) (*Dialer, string, error) {
 		return nil, "", bad("fragment", "a submission URL has no fragment")
 	}
 
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return nil, "", bad("query", "cannot be parsed")
+	mech, ferr := parseQuery(d, u.RawQuery, &mode)
+	if ferr != nil {
+		return nil, "", bad(ferr.field, "%s", ferr.msg)
 	}
-	var mech string
-	for key, vals := range q {
-		if len(vals) != 1 {
-			return nil, "", bad(key, "given %d times", len(vals))
-		}
-		v := vals[0]
-		switch key {
-		case "auth":
-			mech = strings.ToLower(v)
-			if mech != "plain" && mech != "login" && mech != "xoauth2" {
-				return nil, "", bad("auth", "%q is not one of plain, login, xoauth2", v)
-			}
-		case "timeout":
-			t, err := time.ParseDuration(v)
-			if err != nil || t <= 0 {
-				return nil, "", bad("timeout", "%q is not a positive duration such as 30s", v)
-			}
-			d.Timeout = t
-		case "localname":
-			if v == "" || strings.ContainsAny(v, " \t") || wire.CheckLine(v) != nil {
-				return nil, "", bad("localname", "%q is not a host name", v)
-			}
-			d.LocalName = v
-		case "tls":
-			m, err := tlsmode.Parse(v)
-			if err != nil {
-				return nil, "", bad("tls", "%q is not one of starttls, implicit", v)
-			}
-			mode = m
-		default:
-			return nil, "", bad(key, "unknown parameter; want auth, timeout, localname or tls")
-		}
-	}
-
 	if port == 0 {
 		switch mode {
 		case tlsmode.Implicit:
@@ -153,30 +119,8 @@ func ParseURL(raw string) (*Dialer, string, error) {
 		// detects it.
 		d.Candidates = []tlsmode.Candidate{{Port: port, Mode: mode}}
 	}
-
-	if u.User != nil {
-		user := u.User.Username()
-		if user == "" {
-			return nil, "", bad("user", "empty user name before \"@\"")
-		}
-		if mode == tlsmode.Plaintext {
-			return nil, "", bad("tls", "plaintext cannot carry credentials; remove the user or use starttls or implicit")
-		}
-		pass, hasPass := u.User.Password()
-		switch {
-		case mech == "xoauth2":
-			d.Auth = &PendingAuth{Username: user, Mechanism: "XOAUTH2"}
-		case !hasPass:
-			d.Auth = &PendingAuth{Username: user, Mechanism: strings.ToUpper(mech)}
-		case mech == "plain":
-			d.Auth = PlainAuth("", user, pass)
-		case mech == "login":
-			d.Auth = LoginAuth(user, pass)
-		default:
-			d.Auth = PasswordAuth(user, pass)
-		}
-	} else if mech != "" {
-		return nil, "", bad("auth", "auth=%s needs a user: write %s://USER:PASSWORD@%s", mech, u.Scheme, host)
+	if d.Auth, ferr = urlAuth(u, mech, mode, host); ferr != nil {
+		return nil, "", bad(ferr.field, "%s", ferr.msg)
 	}
 	return d, host, nil
 }
@@ -208,6 +152,84 @@ func RedactURL(raw string) string {
 		return scheme + "://" + shown + "@" + host
 	}
 	return shown + "@" + host
+}
+
+// fieldError is what is wrong with one field of a URL.
+type fieldError struct{ field, msg string }
+
+func badField(field, format string, args ...any) *fieldError {
+	return &fieldError{field, fmt.Sprintf(format, args...)}
+}
+
+// parseQuery reads the query parameters into d and mode, and returns the
+// mechanism asked for.
+func parseQuery(d *Dialer, raw string, mode *tlsmode.Mode) (mech string, ferr *fieldError) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", badField("query", "cannot be parsed")
+	}
+	for key, vals := range q {
+		if len(vals) != 1 {
+			return "", badField(key, "given %d times", len(vals))
+		}
+		v := vals[0]
+		switch key {
+		case "auth":
+			mech = strings.ToLower(v)
+			if mech != "plain" && mech != "login" && mech != "xoauth2" {
+				return "", badField("auth", "%q is not one of plain, login, xoauth2", v)
+			}
+		case "timeout":
+			t, err := time.ParseDuration(v)
+			if err != nil || t <= 0 {
+				return "", badField("timeout", "%q is not a positive duration such as 30s", v)
+			}
+			d.Timeout = t
+		case "localname":
+			if v == "" || strings.ContainsAny(v, " \t") || wire.CheckLine(v) != nil {
+				return "", badField("localname", "%q is not a host name", v)
+			}
+			d.LocalName = v
+		case "tls":
+			m, err := tlsmode.Parse(v)
+			if err != nil {
+				return "", badField("tls", "%q is not one of starttls, implicit", v)
+			}
+			*mode = m
+		default:
+			return "", badField(key, "unknown parameter; want auth, timeout, localname or tls")
+		}
+	}
+	return mech, nil
+}
+
+// urlAuth is the Auth the URL's user information and mechanism ask for.
+func urlAuth(u *url.URL, mech string, mode tlsmode.Mode, host string) (Auth, *fieldError) {
+	if u.User == nil {
+		if mech != "" {
+			return nil, badField("auth", "auth=%s needs a user: write %s://USER:PASSWORD@%s", mech, u.Scheme, host)
+		}
+		return nil, nil
+	}
+	user := u.User.Username()
+	if user == "" {
+		return nil, badField("user", "empty user name before \"@\"")
+	}
+	if mode == tlsmode.Plaintext {
+		return nil, badField("tls", "plaintext cannot carry credentials; remove the user or use starttls or implicit")
+	}
+	pass, hasPass := u.User.Password()
+	switch {
+	case mech == "xoauth2":
+		return &PendingAuth{Username: user, Mechanism: "XOAUTH2"}, nil
+	case !hasPass:
+		return &PendingAuth{Username: user, Mechanism: strings.ToUpper(mech)}, nil
+	case mech == "plain":
+		return PlainAuth("", user, pass), nil
+	case mech == "login":
+		return LoginAuth(user, pass), nil
+	}
+	return PasswordAuth(user, pass), nil
 }
 
 // urlParts are the pieces of a submission URL, split without quoting the

@@ -61,6 +61,11 @@ func implicit(p int) tlsmode.Candidate { return tlsmode.Candidate{Port: p, Mode:
 // providers returns a fresh table, so callers cannot change another's copy
 // and there is no package-level mutable state.
 func providers() []Provider {
+	return append(majorProviders(), otherMailboxes()...)
+}
+
+// majorProviders are the large mailbox providers and the sending services.
+func majorProviders() []Provider {
 	return []Provider{
 		{
 			// https://support.google.com/a/answer/176600
@@ -133,6 +138,12 @@ func providers() []Provider {
 			Docs:       "https://postmarkapp.com/developer/user-guide/send-email-with-smtp",
 			hosts:      []string{"smtp.postmarkapp.com", "smtp-broadcasts.postmarkapp.com"},
 		},
+	}
+}
+
+// otherMailboxes are the smaller mailbox providers.
+func otherMailboxes() []Provider {
+	return []Provider{
 		{
 			// https://www.fastmail.help/hc/en-us/articles/1500000278342-Server-names-and-ports
 			Name:       "Fastmail",

@@ -274,40 +274,9 @@ func (r *run) update(f func()) {
 func (r *run) step(st Step) (closed bool, err error) {
 	switch st.kind {
 	case stepExpect, stepExpectPrefix, stepExpectMatch:
-		r.nc.SetReadDeadline(time.Now().Add(timeout))
-		line, err := r.readLine()
-		if err != nil {
-			return false, err
-		}
-		var ok bool
-		switch st.kind {
-		case stepExpect:
-			ok = line == st.text
-		case stepExpectPrefix:
-			ok = len(line) >= len(st.text) && strings.EqualFold(line[:len(st.text)], st.text)
-		default:
-			ok = st.re.MatchString(line)
-		}
-		if !ok {
-			return false, fmt.Errorf("client sent %q", clipText(line))
-		}
+		return false, r.expect(st)
 	case stepExpectData:
-		r.data = true
-		defer func() { r.data = false }()
-		var msg []byte
-		for {
-			r.nc.SetReadDeadline(time.Now().Add(timeout))
-			line, err := r.readLine()
-			if err != nil {
-				return false, err
-			}
-			if line == "." {
-				break
-			}
-			msg = append(msg, strings.TrimPrefix(line, ".")...)
-			msg = append(msg, "\r\n"...)
-		}
-		r.update(func() { r.rec.Messages = append(r.rec.Messages, msg) })
+		return false, r.expectData()
 	case stepSend:
 		r.nc.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := io.WriteString(r.nc, st.text)
@@ -372,6 +341,49 @@ func (r *run) step(st Step) (closed bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// expect reads one client line and checks it against st.
+func (r *run) expect(st Step) error {
+	r.nc.SetReadDeadline(time.Now().Add(timeout))
+	line, err := r.readLine()
+	if err != nil {
+		return err
+	}
+	var ok bool
+	switch st.kind {
+	case stepExpect:
+		ok = line == st.text
+	case stepExpectPrefix:
+		ok = len(line) >= len(st.text) && strings.EqualFold(line[:len(st.text)], st.text)
+	default:
+		ok = st.re.MatchString(line)
+	}
+	if !ok {
+		return fmt.Errorf("client sent %q", clipText(line))
+	}
+	return nil
+}
+
+// expectData reads a message up to its lone ".", dot-unstuffed.
+func (r *run) expectData() error {
+	r.data = true
+	defer func() { r.data = false }()
+	var msg []byte
+	for {
+		r.nc.SetReadDeadline(time.Now().Add(timeout))
+		line, err := r.readLine()
+		if err != nil {
+			return err
+		}
+		if line == "." {
+			break
+		}
+		msg = append(msg, strings.TrimPrefix(line, ".")...)
+		msg = append(msg, "\r\n"...)
+	}
+	r.update(func() { r.rec.Messages = append(r.rec.Messages, msg) })
+	return nil
 }
 
 // sleep waits d; false means the server closed or the client went away
