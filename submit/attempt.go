@@ -145,8 +145,8 @@ func (a *attempt) explain(step string, err error) *StepError {
 	ctx := a.ctx
 	a.mu.Unlock()
 	switch {
-	case a.caller.Err() != nil:
-		err = a.caller.Err()
+	case ctxErr(a.caller) != nil:
+		err = ctxErr(a.caller)
 	case a.race.Err() != nil:
 		err = context.Cause(a.race)
 	case ctx != nil && ctx.Err() != nil:
@@ -163,6 +163,20 @@ func (a *attempt) explain(step string, err error) *StepError {
 		a.d.log(a.caller, a.t.Candidate, a.t.Host, "failed", se.Elapsed, se)
 	}
 	return se
+}
+
+// ctxErr is ctx.Err(), and context.DeadlineExceeded from the instant ctx's
+// deadline passes: a socket whose deadline is the context's can fail a
+// moment before the context's own timer marks it done, and the error must
+// not depend on which came first.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // silenceWatch checks, when a STARTTLS port has sent not a byte a while

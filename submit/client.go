@@ -153,7 +153,7 @@ func (c *Client) fail(err error) {
 // connection is marked broken. The caller's context, when it ended, is
 // what the error says, deterministically.
 func (c *Client) transportErr(ctx context.Context, t0 time.Time, step string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
+	if ctxErr := ctxErr(ctx); ctxErr != nil {
 		if errors.Is(err, ErrOutcomeUnknown) {
 			// Both: the message may have been accepted.
 			err = fmt.Errorf("%w (%w)", err, ctxErr)

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portwise/portwise/internal/queueid"
 )
 
 // ErrExtensionMissing means the message needs an SMTP extension the server
@@ -275,25 +276,14 @@ func orcpt(addr string) string {
 	return b.String()
 }
 
-// queueIDPatterns find a queue id in a final reply's text, most specific
-// first. The first group is the id.
-var queueIDPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)\bqueued as ([A-Za-z0-9][A-Za-z0-9._@-]*[A-Za-z0-9])`),            // Postfix, SendGrid, many
-	regexp.MustCompile(`(?i)(?:^|\s)id=([A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])`),              // Exim
-	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?([A-Za-z0-9]+) Message accepted for delivery`), // sendmail
-	regexp.MustCompile(`(?i)^(?:\d\.\d+\.\d+ )?OK\s+\d+\s+(\S+) - gsmtp`),                     // Gmail
-}
-
 // QueueID returns the queue id in the text of a server's final reply to a
 // message, e.g. "4F2A1" from "2.0.0 Ok: queued as 4F2A1", or "" when it
-// finds none. It recognises Postfix and its imitators ("queued as ID"),
-// Exim ("id=ID"), sendmail ("ID Message accepted for delivery") and Gmail
-// ("OK  1700000000 ID - gsmtp").
-func QueueID(reply string) string {
-	for _, re := range queueIDPatterns {
-		if m := re.FindStringSubmatch(reply); m != nil {
-			return m[1]
-		}
-	}
-	return ""
-}
+// finds none. It recognises the formats of Postfix and the servers that
+// imitate it (SendGrid, Mailpit), Yandex, Exim and GMX ("id=..."),
+// sendmail ("ID Message accepted for delivery"), Gmail ("OK 1700000000 ID -
+// gsmtp"), Haraka ("Message Queued (ID)"), Amazon SES ("Ok ID") and
+// Microsoft Exchange relays ("[InternalId=N, ...]"). Microsoft 365's
+// client submission reply echoes the message's own Message-ID and has no
+// queue id; nor do go-smtp, maddy, Mailgun, chasquid, aiosmtpd and
+// Nodemailer's smtp-server. An id is at most 128 bytes of printable ASCII.
+func QueueID(reply string) string { return queueid.Parse(reply) }

@@ -282,7 +282,7 @@ func TestQueueIDOfCommonServers(t *testing.T) {
 		{"2.0.0 OK  1700000000 a640c23a62f3a-a9a2b1d1c2dsi123456.100 - gsmtp", "a640c23a62f3a-a9a2b1d1c2dsi123456.100"}, // Gmail
 		{"2.0.0 OK 1700000000 a640c23a62f3a-a9a2b1d1c2dsi123456.100 - gsmtp", "a640c23a62f3a-a9a2b1d1c2dsi123456.100"},
 		{"2.0.0 OK: queued", ""}, // go-smtp's default
-		{"2.6.0 <abc@example.com> [InternalId=123] Queued mail for delivery", ""}, // a Message-ID is not a queue id
+		{"2.6.0 <abc@example.com> [InternalId=123] Queued mail for delivery", "123"}, // Exchange: the InternalId, not the Message-ID
 		{"Great success", ""},
 	}
 	for _, tt := range tests {

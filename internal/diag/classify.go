@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,31 @@ const (
 	numKinds
 )
 
+var kindNames = [numKinds]string{
+	"other", "canceled", "deadline", "lost-race", "dial-ended", "config", "bad-input", "token", "dns", "refused",
+	"blocked", "silent", "network", "closed", "timeout", "protocol", "wrong-mode", "stripped", "masked", "injection",
+	"tls-version", "tls-alert", "tls-failed", "cert-untrusted", "cert-name", "cert-expired", "cert-unverified",
+	"plaintext-auth", "auth-unavailable", "auth-rejected", "auth-temporary", "auth-broken", "refused-temporary",
+	"refused-permanent", "outcome-unknown",
+}
+
+// String names the kind, as the golden test lists them.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Kinds returns every kind, in order.
+func Kinds() []Kind {
+	ks := make([]Kind, numKinds)
+	for i := range ks {
+		ks[i] = Kind(i)
+	}
+	return ks
+}
+
 // Diagnosis is what Classify found out about one failed step.
 type Diagnosis struct {
 	Kind      Kind
@@ -76,6 +102,9 @@ type Diagnosis struct {
 	Detail string
 	// Speaks is the mode the port answered in (KindWrongMode).
 	Speaks tlsmode.Mode
+	// Provider is what a known provider's reply means and how to fix it,
+	// when the reply (or the host it came from) identifies one.
+	Provider *ProviderAdvice
 	// Names, Issuer, NotAfter and SelfSigned describe the certificate
 	// (KindCert*), raw.
 	Names      []string
@@ -116,14 +145,16 @@ func (d *Diagnosis) classify(err error) {
 		d.Kind, d.Detail = KindDialEnded, ErrDialEnded.Error()
 	case errors.Is(err, ErrOutcomeUnknown):
 		d.Kind, d.Detail = KindOutcomeUnknown, safe(err)
-	case errors.Is(err, ErrConfig):
-		d.Kind, d.Detail = KindConfig, safe(err)
+	case errors.Is(err, ErrPlaintextAuth):
+		d.Kind, d.Detail = KindPlaintextAuth, safe(err)
+	case errors.Is(err, ErrCertificate):
+		d.Kind, d.Detail = KindCertUnverified, safe(err)
 	case errors.Is(err, ErrBadAddress):
 		d.Kind, d.Detail = KindBadInput, safe(err)
 	case errors.Is(err, ErrTokenUnavailable):
 		d.Kind, d.Detail = KindToken, safe(err)
-	case errors.Is(err, ErrPlaintextAuth):
-		d.Kind, d.Detail = KindPlaintextAuth, safe(err)
+	case errors.Is(err, ErrConfig):
+		d.Kind, d.Detail = KindConfig, safe(err)
 	case errors.Is(err, ErrMechanismUnavailable):
 		d.Kind, d.Detail = KindAuthUnavailable, safe(err)
 	case errors.As(err, &wrong):
@@ -174,6 +205,11 @@ func (d *Diagnosis) classify(err error) {
 // reply classifies a reply that failed a command.
 func (d *Diagnosis) reply(e *wire.ReplyError) {
 	r := e.Reply
+	if enh, text := r.Enhanced(); r.Code/100 != 2 {
+		if a, ok := MatchProvider(d.Host, r.Code, enh, text); ok {
+			d.Provider = &a
+		}
+	}
 	said := r.String()
 	if e.Note != "" {
 		said += " (" + e.Note + ")"

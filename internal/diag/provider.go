@@ -1,4 +1,3 @@
-// Package diag explains SMTP failures in plain words.
 package diag
 
 import (

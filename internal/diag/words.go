@@ -3,6 +3,7 @@ package diag
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -91,6 +92,11 @@ func (d Diagnosis) Line() string {
 // Advice says what to do about the diagnosis, worded for a; "" when the
 // line says it all.
 func (d Diagnosis) Advice(a Audience) string {
+	if p := d.Provider; p != nil && !(d.Kind == KindAuthRejected && oauthCommand(d.Command)) {
+		// A rejected OAuth2 token is a token problem, whatever the
+		// provider says about passwords.
+		return p.advice(a)
+	}
 	port := strconv.Itoa(d.Candidate.Port)
 	pick := func(goWords, cliWords string) string {
 		if a == CLI {
@@ -106,6 +112,8 @@ func (d Diagnosis) Advice(a Audience) string {
 	case KindBlocked:
 		return "port " + port + " is probably blocked by your network or cloud provider (cloud hosts block 25, some networks block 587); " +
 			pick("try another port in Dialer.Candidates (465 or 2525)", "try another port with -port (465/implicit or 2525)")
+	case KindNetwork:
+		return "check this machine's network connection, its routes and its firewall"
 	case KindSilent:
 		return "something on the path (a firewall, a transparent proxy) swallows port " + port + "; try another port"
 	case KindWrongMode:
@@ -148,8 +156,15 @@ func (d Diagnosis) Advice(a Audience) string {
 		}
 		return "a temporary refusal; try again later"
 	case KindRefusedPermanent:
-		if d.Command == "" {
+		switch d.Command {
+		case "":
 			return "the server refuses connections from this client"
+		case "MAIL FROM":
+			return "the server will not take mail from this sender: send from an address the account may use, and authenticate"
+		case "RCPT TO":
+			return "the server will not deliver to this recipient: an unknown address, or relaying refused to a client that did not authenticate"
+		case "message":
+			return "the server refused the message itself (its content, size or policy); its reply says why"
 		}
 		return ""
 	case KindTimeout:
@@ -178,7 +193,7 @@ func (d Diagnosis) authAdvice(a Audience) string {
 	if a == CLI {
 		xoauth2 = "OAuth2 (-xoauth2-token-env)"
 	}
-	if d.Command == "AUTH XOAUTH2" || d.Command == "AUTH OAUTHBEARER" {
+	if oauthCommand(d.Command) {
 		if a == CLI {
 			return "the access token has expired or been revoked, or was issued without the scope the server needs; pass a fresh one in -xoauth2-token-env"
 		}
@@ -243,4 +258,34 @@ func Sentinel(k Kind) error {
 		return ErrOutcomeUnknown
 	}
 	return nil
+}
+
+// advice words a provider's explanation for a: its cause, its fix, and
+// the page that documents it.
+func (p *ProviderAdvice) advice(a Audience) string {
+	fix := p.Fix
+	switch {
+	case a == Go && p.FixGo != "":
+		fix = p.FixGo
+	case a == CLI && p.FixCLI != "":
+		fix = p.FixCLI
+	}
+	s := p.Provider + ": " + strings.TrimSuffix(p.Cause, ".") + "; " + lowerFirst(strings.TrimSuffix(fix, "."))
+	if p.Docs != "" {
+		s += " (" + p.Docs + ")"
+	}
+	return s
+}
+
+func oauthCommand(command string) bool {
+	return command == "AUTH XOAUTH2" || command == "AUTH OAUTHBEARER"
+}
+
+// lowerFirst lowers the first letter of a sentence that follows a
+// semicolon, unless it starts an acronym or a name ("SMTP", "Gmail's").
+func lowerFirst(s string) string {
+	if len(s) > 1 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'a' && s[1] <= 'z' && !strings.HasPrefix(s, "Gmail") && !strings.HasPrefix(s, "Google") {
+		return string(s[0]+'a'-'A') + s[1:]
+	}
+	return s
 }

@@ -21,7 +21,14 @@ func ParseEHLO(r *Reply) Caps {
 		if kw == "" {
 			continue
 		}
-		caps[strings.ToUpper(kw)] = strings.TrimSpace(params)
+		kw = strings.ToUpper(kw)
+		if mech, ok := strings.CutPrefix(kw, "AUTH="); ok {
+			// The pre-RFC 4954 form some servers still send beside (or
+			// instead of) AUTH: "AUTH=LOGIN PLAIN".
+			caps[legacyAuth] = strings.TrimSpace(mech + " " + params)
+			continue
+		}
+		caps[kw] = strings.TrimSpace(params)
 	}
 	return caps
 }
@@ -32,20 +39,31 @@ func (c Caps) Has(kw string) bool {
 	return ok
 }
 
-// AuthMechs returns the SASL mechanisms advertised with AUTH, upper-cased.
+// legacyAuth is where ParseEHLO keeps the mechanisms of an "AUTH=" line.
+const legacyAuth = "AUTH="
+
+// AuthMechs returns the SASL mechanisms advertised with AUTH, upper-cased,
+// including those of the legacy "AUTH=LOGIN PLAIN" form.
 func (c Caps) AuthMechs() []string {
-	p, ok := c["AUTH"]
-	if !ok {
-		return nil
+	var mechs []string
+	for _, kw := range []string{"AUTH", legacyAuth} {
+		for _, m := range strings.Fields(strings.ToUpper(c[kw])) {
+			if !slices.Contains(mechs, m) {
+				mechs = append(mechs, m)
+			}
+		}
 	}
-	return strings.Fields(strings.ToUpper(p))
+	return mechs
 }
 
 // List returns the capabilities as sorted "KEYWORD params" lines.
 func (c Caps) List() []string {
 	out := make([]string, 0, len(c))
 	for k, v := range c {
-		if v != "" {
+		switch {
+		case k == legacyAuth:
+			k += v
+		case v != "":
 			k += " " + v
 		}
 		out = append(out, k)

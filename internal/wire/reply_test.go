@@ -98,6 +98,29 @@ func TestReplyEnhancedCodeAndString(t *testing.T) {
 	}
 }
 
+func TestParseEHLOAuth(t *testing.T) {
+	tests := []struct {
+		lines []string
+		mechs string
+		list  string
+	}{
+		{[]string{"mail", "AUTH PLAIN LOGIN"}, "PLAIN LOGIN", "AUTH PLAIN LOGIN"},
+		{[]string{"mail", "AUTH=LOGIN PLAIN"}, "LOGIN PLAIN", "AUTH=LOGIN PLAIN"},
+		{[]string{"mail", "auth=login"}, "LOGIN", "AUTH=LOGIN"},
+		{[]string{"mail", "AUTH PLAIN LOGIN CRAM-MD5", "AUTH=LOGIN PLAIN"}, "PLAIN LOGIN CRAM-MD5", "AUTH PLAIN LOGIN CRAM-MD5, AUTH=LOGIN PLAIN"},
+		{[]string{"mail", "PIPELINING"}, "", "PIPELINING"},
+	}
+	for _, tt := range tests {
+		c := ParseEHLO(&Reply{Code: 250, Lines: tt.lines})
+		if got := strings.Join(c.AuthMechs(), " "); got != tt.mechs {
+			t.Errorf("AuthMechs(%q) = %q; want %q", tt.lines, got, tt.mechs)
+		}
+		if got := strings.Join(c.List(), ", "); got != tt.list {
+			t.Errorf("List(%q) = %q; want %q", tt.lines, got, tt.list)
+		}
+	}
+}
+
 func TestMaskedKeyword(t *testing.T) {
 	tests := map[string]bool{"XXXXXXXA": true, "XXXXXXXX": true, "XXXXA": true, "STARTTLS": false, "XCLIENT": false, "X": false, "8BITMIME": false, "XXXXXXXXXXA": false}
 	for kw, want := range tests {
