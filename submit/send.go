@@ -359,16 +359,39 @@ func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t
 	return nil
 }
 
+// knownSize is the size the message will have on the wire, after
+// line-ending normalisation and dot-stuffing, when msg is held in memory
+// (a *bytes.Reader, *bytes.Buffer or *strings.Reader): SIZE= then declares
+// exactly what the server will count. The reader is not consumed.
 func knownSize(r io.Reader) (int64, bool) {
+	var (
+		ra io.ReaderAt
+		n  int64
+	)
 	switch v := r.(type) {
 	case *bytes.Reader:
-		return int64(v.Len()), true
-	case *bytes.Buffer:
-		return int64(v.Len()), true
+		ra, n = v, v.Size()-int64(v.Len())
+		return wireSize(io.NewSectionReader(ra, n, int64(v.Len())))
 	case *strings.Reader:
-		return int64(v.Len()), true
+		ra, n = v, v.Size()-int64(v.Len())
+		return wireSize(io.NewSectionReader(ra, n, int64(v.Len())))
+	case *bytes.Buffer:
+		return wireSize(bytes.NewReader(v.Bytes()))
 	}
 	return 0, false
+}
+
+// wireSize counts what the dataWriter would send of r, without the final
+// ".". A line too long to send is left for the send itself to refuse.
+func wireSize(r io.Reader) (int64, bool) {
+	dw := newDataWriter(bufio.NewWriterSize(io.Discard, 4096))
+	if _, err := io.Copy(dw, r); err != nil {
+		return 0, false
+	}
+	if dw.Close() != nil {
+		return 0, false
+	}
+	return dw.n - int64(len(".\r\n")), true
 }
 
 // dataWriter streams a message into DATA: it turns bare CR and bare LF into

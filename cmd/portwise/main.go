@@ -34,6 +34,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/portwise/portwise/submit"
@@ -82,6 +83,7 @@ func isTerminal(f *os.File) bool {
 const usage = `usage:
   portwise probe [-json] [-timeout 10s] [-port 587,465/implicit] [-ca FILE] [-user U -password-env VAR] HOST
   portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] HOST[:PORT]
+  portwise version
 
 Run "portwise probe -h" or "portwise send -h" for every flag.
 `
@@ -96,6 +98,9 @@ func (c *cli) run(args []string) int {
 		return c.probe(args[1:])
 	case "send":
 		return c.send(args[1:])
+	case "version", "-version", "--version":
+		fmt.Fprintln(c.stdout, version())
+		return exitOK
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(c.stdout, usage)
 		return exitOK
@@ -113,17 +118,51 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
-// exit prints err and returns its exit code.
+// exit prints err, in the words of the command line, and returns its exit
+// code.
 func (c *cli) exit(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(c.stderr, "portwise: %v\n", err)
+	fmt.Fprintln(c.stderr, "portwise: "+describe(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return exitUsage
 	}
 	return exitFail
+}
+
+// helpRequested reports the error of a flag set asked for -h: its usage
+// is printed, and the command exits 0.
+func helpRequested(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// version is the command's version from its build information: the module
+// version when installed with go install, else the VCS revision.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "portwise (no build information)"
+	}
+	v := bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	out := "portwise " + v
+	if rev != "" {
+		out += " (" + rev[:min(12, len(rev))] + modified + ")"
+	}
+	return out + ", " + bi.GoVersion
 }
 
 // parse parses flags that may come before or after the positional

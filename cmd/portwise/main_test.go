@@ -238,7 +238,7 @@ func TestSend(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "via 127.0.0.1 ("+good.String()+", TLS 1.3, AUTH PLAIN)") {
+	if !strings.Contains(r.stdout, "via 127.0.0.1 ("+good.String()+", TLS 1.3, AUTH PLAIN), queued as ") {
 		t.Errorf("stdout: %q", r.stdout)
 	}
 	secret := base64.StdEncoding.EncodeToString([]byte("\x00user\x00pass"))
@@ -263,6 +263,68 @@ func TestSend(t *testing.T) {
 	}
 	if !strings.HasSuffix(data, "\n\n"+body) || strings.Contains(data, "\nBcc:") || !strings.Contains(data, "Subject: =?utf-8?q?") {
 		t.Errorf("message as received:\n%s", data)
+	}
+	// The success line names the server's queue id and the size it saw,
+	// the size declared in SIZE=.
+	want := fmt.Sprintf("sent %d bytes to you@example.com, them@example.com via 127.0.0.1 (%s, TLS 1.3, AUTH PLAIN), queued as %s\n", m.MailOptions.Size, good, m.QueueID)
+	if r.stdout != want || m.MailOptions.Size != m.Size+int64(strings.Count(string(m.Data), "\r\n.")) {
+		t.Errorf("stdout %q\nwant   %q (SIZE=%d, received %d bytes)", r.stdout, want, m.MailOptions.Size, m.Size)
+	}
+}
+
+// TestFailuresSpeakTheCommandsLanguage: the command's errors give the
+// same diagnosis as the library, worded with its own flags, not Go names.
+func TestFailuresSpeakTheCommandsLanguage(t *testing.T) {
+	t.Parallel()
+	srv, ca := server(t)
+	self := srv.ListenWith(tlsmode.StartTLS, submittest.Options{SelfSigned: true})
+	relay := srv.ListenWith(tlsmode.Implicit, submittest.Options{RejectRecipients: map[string]string{"you@example.com": "554 5.7.1 <you@example.com>: Relay access denied"}})
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"untrusted certificate", []string{"-port", self.String()}, nil,
+			[]string{"127.0.0.1: TLS could not be verified", self.String() + ": tls: the certificate for localhost, 127.0.0.1, ::1 is self-signed — pass the server's CA with -ca FILE"}},
+		{"wrong mode", []string{"-ca", ca, "-port", fmt.Sprintf("%d/implicit", srv.StartTLS.Port)}, nil,
+			[]string{"wrong TLS mode", fmt.Sprintf("speaks STARTTLS, not implicit TLS (it answered in clear: \"220 l\") — use -port %d/starttls", srv.StartTLS.Port)}},
+		{"wrong password", []string{"-ca", ca, "-port", srv.Implicit.String(), "-user", "user", "-password-env", "PW"}, []string{"PW=wrong"},
+			[]string{"credential rejected", "AUTH PLAIN rejected: 535", "OAuth2 (-xoauth2-token-env)"}},
+		{"relay refused without -user", []string{"-ca", ca, "-port", relay.String()}, nil,
+			[]string{"554 5.7.1 <you@example.com>: Relay access denied", "hint: the server offers AUTH PLAIN LOGIN after TLS and no -user was given", "-user NAME -password-env VAR"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"send", "-from", "me@example.com", "-to", "you@example.com", "-timeout", "5s"}, tt.args...)
+			r := portwise(t, "body\n", tt.env, append(args, "127.0.0.1")...)
+			if r.code != 1 {
+				t.Errorf("exit %d; want 1", r.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+			for _, goName := range []string{"Dialer.", "tlsmode.", "TLSConfig", "submit."} {
+				if strings.Contains(r.stderr, goName) {
+					t.Errorf("stderr speaks Go (%q) to a person at the command line:\n%s", goName, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestHelpAndVersionExitZero(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"help"}, {"probe", "-h"}, {"send", "-h"}, {"version"}} {
+		r := portwise(t, "", nil, args...)
+		if r.code != 0 {
+			t.Errorf("portwise %q: exit %d; want 0", args, r.code)
+		}
+	}
+	r := portwise(t, "", nil, "version")
+	if !strings.HasPrefix(r.stdout, "portwise ") || !strings.Contains(r.stdout, "go1.") {
+		t.Errorf("version printed %q", r.stdout)
 	}
 }
 

@@ -39,6 +39,9 @@ func (c *cli) probe(args []string) int {
 		fs.PrintDefaults()
 	}
 	pos, err := parse(fs, args)
+	if helpRequested(err) {
+		return exitOK
+	}
 	if err != nil {
 		return exitUsage // flag has printed the problem and the usage
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/submit"
 )
 
@@ -60,6 +62,9 @@ func (c *cli) send(args []string) int {
 		fs.PrintDefaults()
 	}
 	pos, err := parse(fs, args)
+	if helpRequested(err) {
+		return exitOK
+	}
 	if err != nil {
 		return exitUsage
 	}
@@ -112,8 +117,14 @@ func (c *cli) send(args []string) int {
 	for _, r := range rcpts {
 		envTo = append(envTo, r.Address)
 	}
-	if err := cl.Send(ctx, sender.Address, envTo, bytes.NewReader(msg)); err != nil {
-		return c.exit(fmt.Errorf("port %d: %w", cl.Port(), err))
+	res, err := cl.SendWith(ctx, sender.Address, envTo, bytes.NewReader(msg), nil)
+	if err != nil {
+		cl.Close()
+		code := c.exit(err)
+		if hint := relayHint(cl, o.auth, err); hint != "" {
+			fmt.Fprintln(c.stderr, "portwise: "+hint)
+		}
+		return code
 	}
 	cl.Quit()
 	how := cl.Candidate().String()
@@ -123,8 +134,30 @@ func (c *cli) send(args []string) int {
 	if m := cl.Mechanism(); m != "" {
 		how += ", AUTH " + m
 	}
-	fmt.Fprintf(c.stdout, "sent %d bytes to %s via %s (%s)\n", len(msg), strings.Join(envTo, ", "), cl.Host(), how)
+	// The size the server saw: the message after line-ending
+	// normalisation and dot-stuffing, as declared in SIZE=.
+	line := fmt.Sprintf("sent %d bytes to %s via %s (%s)", res.Size, strings.Join(envTo, ", "), cl.Host(), how)
+	if res.QueueID != "" {
+		line += ", queued as " + res.QueueID
+	}
+	fmt.Fprintln(c.stdout, line)
 	return exitOK
+}
+
+// relayHint is the hint for a refusal that authentication might cure: the
+// server offered AUTH after TLS, and no -user was given.
+func relayHint(cl *submit.Client, auth submit.Auth, err error) string {
+	offered, mechs := cl.Extension("AUTH")
+	if auth != nil || !offered {
+		return ""
+	}
+	var se *submit.StepError
+	var send *submit.SendError
+	refused := errors.As(err, &send) || errors.As(err, &se) && se.Reply != nil && se.Reply.Code/100 == 5
+	if !refused {
+		return ""
+	}
+	return "hint: the server offers AUTH " + untrusted.Text(mechs, 80) + " after TLS and no -user was given; it may relay only for clients that authenticate: add -user NAME -password-env VAR"
 }
 
 // body reads the message body: the file, else stdin unless it is a
