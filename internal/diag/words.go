@@ -83,7 +83,8 @@ func Rank(k Kind) int {
 
 // Line is the diagnosis as one line: the step and what was seen.
 func (d Diagnosis) Line() string {
-	if d.Step == "" {
+	if d.Step == "" || d.Kind == KindLostRace || d.Kind == KindDialEnded {
+		// Where a stopped attempt was does not matter, only why.
 		return d.Detail
 	}
 	return d.Step + ": " + d.Detail
