@@ -14,6 +14,7 @@ import (
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/submit/submittest/script"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -93,6 +94,16 @@ func TestRunFindsEachProblem(t *testing.T) {
 			findings: []string{"critical cert-untrusted"}, msg: "self-signed"},
 		{name: "TLS 1.1 only", addr: with(tlsmode.StartTLS, submittest.Options{MaxTLSVersion: tls.VersionTLS11}), mode: tlsmode.StartTLS, reach: "open",
 			findings: []string{"critical tls-legacy-accepted"}, msg: "only TLS 1.1", legacy: "TLS 1.1"},
+		{name: "TLS 1.0 accepted beside 1.3", addr: with(tlsmode.Implicit, submittest.Options{MinTLSVersion: tls.VersionTLS10}), mode: tlsmode.Implicit, reach: "open", usable: true,
+			findings: []string{"warning tls-legacy-accepted"}, msg: "also accepts TLS 1.0", legacy: "TLS 1.0"},
+		{name: "TLS 1.0 only", addr: with(tlsmode.Implicit, submittest.Options{MinTLSVersion: tls.VersionTLS10, MaxTLSVersion: tls.VersionTLS10}), mode: tlsmode.Implicit, reach: "open",
+			findings: []string{"critical tls-legacy-accepted"}, msg: "only TLS 1.0", legacy: "TLS 1.0"},
+		{name: "TLS alert", addr: func() tlsmode.Candidate { return srv.ListenScript(plain, script.Send("\x15\x03\x03\x00\x02\x02\x50")) }, mode: tlsmode.Implicit, reach: "open",
+			findings: []string{"critical tls-handshake-failed"}, msg: `the server refused the TLS handshake with the alert "internal error"`},
+		{name: "no AUTH after TLS", addr: with(tlsmode.StartTLS, submittest.Options{NoAuthAfterTLS: true}), mode: tlsmode.StartTLS, reach: "open", usable: true,
+			findings: []string{"warning auth-missing"}, msg: "offers no AUTH after TLS"},
+		{name: "only NTLM", addr: with(tlsmode.StartTLS, submittest.Options{AuthMechanisms: []string{"NTLM", "GSSAPI"}}), mode: tlsmode.StartTLS, reach: "open", usable: true,
+			findings: []string{"warning auth-unusable"}, msg: "offers only AUTH NTLM GSSAPI after TLS"},
 		{name: "blackholed", addr: with(tlsmode.StartTLS, plain, submittest.Blackhole), mode: tlsmode.StartTLS, reach: "timeout",
 			findings: []string{"warning port-blocked"}, msg: "sent nothing", timeout: 2 * time.Second},
 		{name: "blackholed implicit", addr: with(tlsmode.Implicit, plain, submittest.Blackhole), mode: tlsmode.Implicit, reach: "timeout",

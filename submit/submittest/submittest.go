@@ -81,6 +81,10 @@ type Options struct {
 	// server; the minimum is lowered to match so the handshake can happen.
 	// Zero: Go's defaults.
 	MaxTLSVersion uint16
+	// MinTLSVersion lowers the oldest TLS version accepted, e.g.
+	// tls.VersionTLS10 for a server that still takes TLS 1.0 beside 1.3.
+	// Zero: Go's default (TLS 1.2).
+	MinTLSVersion uint16
 	// CertName, if set, is the only name in the certificate (no IP
 	// addresses), for wrong-name tests.
 	CertName string
@@ -406,6 +410,9 @@ func (s *Server) tlsConfig(o Options) (*tls.Config, error) {
 		s.mu.Unlock()
 	}
 	base := &tls.Config{Certificates: []tls.Certificate{cert}}
+	if v := o.MinTLSVersion; v != 0 {
+		base.MinVersion = v
+	}
 	if v := o.MaxTLSVersion; v != 0 {
 		base.MaxVersion = v
 		if v < tls.VersionTLS12 {
