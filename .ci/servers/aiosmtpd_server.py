@@ -55,7 +55,9 @@ def authenticator(user, password):
             and auth_data.password.decode() == password
         )
         logging.getLogger("mail.log").info("auth %s for %r: %s", mechanism, auth_data.login, "ok" if ok else "failed")
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd answers 535 itself (with the default,
+        # handled=True, a failed AUTH gets no reply at all).
+        return AuthResult(success=ok, handled=False)
 
     return check
 

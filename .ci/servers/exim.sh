@@ -76,6 +76,11 @@ tls_on_connect_ports = ${PORT_IMPLICIT}
 tls_advertise_hosts = *
 tls_certificate = ${cert}/chain.pem
 tls_privatekey = ${cert}/key.pem
+# Debian's GnuTLS build accepts TLS 1.0 and 1.1 by default; a provider no longer does.
+tls_require_ciphers = NORMAL:-VERS-TLS1.0:-VERS-TLS1.1
+# Deliver every message at once: by default Exim queues all but the first
+# 10 of a connection for the next queue run.
+smtp_accept_queue_per_connection = 0
 pipelining_advertise_hosts = *
 chunking_advertise_hosts = *
 dsn_advertise_hosts = *

@@ -47,7 +47,10 @@ start() {
 hostname localhost
 state_dir ${DATA}/state
 runtime_dir ${CI_RUN}/maddy
-tls file ${cert}/chain.pem ${cert}/key.pem
+tls file ${cert}/chain.pem ${cert}/key.pem {
+    # maddy's default is tls1.0 tls1.3; a provider no longer accepts 1.0 and 1.1.
+    protocols tls1.2 tls1.3
+}
 log stderr
 
 auth.pass_table local_authdb {

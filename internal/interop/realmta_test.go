@@ -36,6 +36,13 @@ func TestMain(m *testing.M) {
 }
 
 func runWithRealMTARoots(m *testing.M) int {
+	defer func() {
+		if p := os.Getenv("PORTWISE_INTEROP_RESULTS"); p != "" {
+			if err := results.write(p); err != nil {
+				fmt.Fprintln(os.Stderr, "writing the matrix results:", err)
+			}
+		}
+	}()
 	if ca := os.Getenv("PORTWISE_REALMTA_CA"); os.Getenv("PORTWISE_REALMTA") == "1" && ca != "" {
 		empty, err := os.MkdirTemp("", "portwise-interop-roots-")
 		if err != nil {
