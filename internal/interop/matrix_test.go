@@ -144,7 +144,11 @@ func (l *live) checkAuth(t *testing.T, r *checkResult) {
 			c, err := l.dialer(a.auth, cand).Dial(ctx, "127.0.0.1")
 			if err != nil {
 				t.Errorf("%v %s: %v", cand, a.name, err)
-				failed = append(failed, a.name)
+				why := a.name + " failed on " + cand.Mode.String()
+				if m := promptRE.FindStringSubmatch(err.Error()); m != nil {
+					why += " (cancelled at the prompt " + m[1] + ")"
+				}
+				failed = append(failed, why)
 				continue
 			}
 			if st, ok := c.ConnectionState(); !ok || len(st.VerifiedChains) == 0 {
@@ -158,20 +162,25 @@ func (l *live) checkAuth(t *testing.T, r *checkResult) {
 			}
 			c.Quit()
 			if cand == l.starttls {
-				done = append(done, a.name+"→"+a.mech)
+				name := strings.TrimSuffix(a.name, "Auth")
+				if a.name == "PasswordAuth" {
+					name += " (" + a.mech + ")"
+				}
+				done = append(done, name)
 			}
 		}
 	}
-	r.Summary = "offered " + strings.Join(l.mechs, " ") + "; " + strings.Join(done, ", ") + " on both ports"
+	r.Summary = "offers " + strings.Join(l.mechs, " ") + ": " + strings.Join(done, ", ") + " ok"
 	if len(failed) > 0 {
-		slices.Sort(failed)
-		r.Summary += "; " + strings.Join(slices.Compact(failed), ", ") + " failed"
+		r.Summary += "; " + strings.Join(failed, "; ")
 	}
 	if len(na) > 0 {
 		slices.Sort(na)
-		r.Summary += "; " + strings.Join(slices.Compact(na), ", ") + " n/a"
+		r.Summary += "; " + strings.Join(slices.Compact(na), ", ") + " n/a (not offered)"
 	}
 }
+
+var promptRE = regexp.MustCompile(`prompted "([^"]*)"`)
 
 // ------------------------------------------------------------ 2. stored
 
@@ -221,10 +230,12 @@ func (l *live) checkStored(t *testing.T, r *checkResult) {
 			t.Errorf("%v: %s (%s): %v", s.cand, s.id, copies[0].where, err)
 			continue
 		}
-		added = append(added, fields...)
+		for _, f := range fields {
+			if !slices.Contains(added, f) {
+				added = append(added, f)
+			}
+		}
 	}
-	slices.Sort(added)
-	added = slices.Compact(added)
 	ending := "CRLF"
 	if l.lf {
 		ending = "LF"
@@ -422,7 +433,7 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 	}
 	defer c.Quit()
 
-	var parts []string
+	var parts, absent []string
 	// What the server does not offer must be refused before MAIL FROM.
 	refuse := func(ext string, opts *submit.SendOptions, rcpt string) {
 		before := strings.Count(tr.String(), "MAIL FROM")
@@ -441,19 +452,19 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 		opts.DSN = &submit.DSNOptions{Notify: []submit.DSNNotify{submit.NotifySuccess, submit.NotifyFailure}, EnvelopeID: envid, Return: submit.ReturnHeaders}
 	} else {
 		refuse("DSN", &submit.SendOptions{DSN: &submit.DSNOptions{EnvelopeID: envid}}, l.rcpt)
-		parts = append(parts, "no DSN (refused before MAIL)")
+		absent = append(absent, "DSN")
 	}
 	if l.exts["REQUIRETLS"] {
 		opts.RequireTLS = true
 	} else {
 		refuse("REQUIRETLS", &submit.SendOptions{RequireTLS: true}, l.rcpt)
-		parts = append(parts, "no REQUIRETLS (refused before MAIL)")
+		absent = append(absent, "REQUIRETLS")
 	}
 	if l.exts["SMTPUTF8"] {
 		rcpt = l.utf8rcpt
 	} else {
 		refuse("SMTPUTF8", nil, l.utf8rcpt)
-		parts = append(parts, "no SMTPUTF8 (refused before MAIL)")
+		absent = append(absent, "SMTPUTF8")
 	}
 
 	id := newID(l.name, "extensions")
@@ -479,11 +490,11 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 			if !l.grepRecent(t, "Original-Envelope-Id: "+envid, 30*time.Second) {
 				t.Errorf("DSN: no success notice with Original-Envelope-Id %s in %s", envid, l.storePath)
 			}
-			parts = append(parts, "DSN (success notice with the ENVID delivered)")
+			parts = append(parts, "DSN (success notice with ENVID delivered)")
 		} else if !strings.Contains(evidence, envid) || !regexp.MustCompile(`(?i)NOTIFY.{0,4}SUCCESS`).MatchString(evidence) {
 			t.Errorf("DSN: the server did not record ENVID=%s and NOTIFY=SUCCESS", envid)
 		} else {
-			parts = append(parts, "DSN (ENVID, NOTIFY seen by the server)")
+			parts = append(parts, "DSN (server logged ENVID, NOTIFY)")
 		}
 	}
 	if l.exts["SMTPUTF8"] {
@@ -499,7 +510,7 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 		if !regexp.MustCompile(`(?i)requiretls`).MatchString(evidence) {
 			t.Errorf("REQUIRETLS: the server did not record it")
 		}
-		parts = append(parts, "REQUIRETLS (seen by the server)")
+		parts = append(parts, "REQUIRETLS (server logged it)")
 	}
 	if l.exts["PIPELINING"] {
 		if flights > 2 {
@@ -508,20 +519,23 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 		if l.name == "exim" && !regexp.MustCompile(` L\.? `).MatchString(evidence) {
 			t.Errorf("PIPELINING: Exim's <= line does not mark the message as pipelined (L)")
 		}
-		parts = append(parts, fmt.Sprintf("PIPELINING (%d flights)", flights))
+		parts = append(parts, "PIPELINING (envelope in one flight)")
 	} else {
 		if flights < 4 {
 			t.Errorf("no PIPELINING, but the client sent only %d flights (MAIL, RCPT, DATA, body expected one by one)", flights)
 		}
-		parts = append(parts, "no PIPELINING (serial)")
+		parts = append(parts, "no PIPELINING (envelope one command at a time)")
 	}
 	if l.exts["CHUNKING"] {
 		if !strings.Contains(transcript, "C: DATA") || strings.Contains(transcript, "BDAT") {
 			t.Errorf("CHUNKING: want the message sent with DATA; transcript:\n%s", transcript)
 		}
-		parts = append(parts, "CHUNKING advertised (sent with DATA)")
+		parts = append(parts, "CHUNKING offered, DATA used")
 	}
-	r.Summary = strings.Join(parts, "; ")
+	r.Summary = strings.Join(parts, ", ")
+	if len(absent) > 0 {
+		r.Summary += "; not offered, so refused before MAIL FROM: " + strings.Join(absent, ", ")
+	}
 }
 
 // grepRecent reports whether a file in the store changed in the last
@@ -687,7 +701,7 @@ func (l *live) checkProbe(t *testing.T, r *checkResult) {
 		if pr.CertVerified != ov.verified {
 			t.Errorf("%v: probe says verified=%v (%s), openssl %v", cand, pr.CertVerified, pr.CertError, ov.verified)
 		}
-		views = append(views, fmt.Sprintf("%s %s, %s", cand.Mode, ov.version, strings.Join(on, "+")))
+		views = append(views, fmt.Sprintf("%s, %s", ov.version, strings.Join(on, " + ")))
 
 		// Every finding must be true of the server, and those the matrix
 		// expects of it must be there.
@@ -730,7 +744,8 @@ func (l *live) checkProbe(t *testing.T, r *checkResult) {
 			verified = "NOT verified"
 		}
 	}
-	r.Summary = "agree: " + strings.Join(views, "; ") + ", " + verified + "; findings: "
+	slices.Sort(views)
+	r.Summary = "agree on both ports: " + strings.Join(slices.Compact(views), "; ") + ", " + verified + "; findings: "
 	if len(found) == 0 {
 		r.Summary += "none"
 	} else {

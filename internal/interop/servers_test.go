@@ -135,7 +135,7 @@ var matrixServers = []matrixServer{
 		authLine: regexp.MustCompile(`>> b'AUTH `),
 		cmdLog:   true,
 		notes: []string{
-			"Quirk, tolerated: LOGIN prompts are `User Name\\x00` and `Password\\x00` (NUL-padded, like older Exchange).",
+			"Quirk, to tolerate: LOGIN prompts are `User Name\\x00` and `Password\\x00` (NUL-padded, like older Exchange); main's LoginAuth learns to answer them.",
 			"Quirk, worked around: auth_require_tls only counts STARTTLS as TLS, so the implicit-TLS listener runs with auth_require_tls=False (every byte there is inside TLS).",
 		},
 	},
@@ -149,7 +149,7 @@ var matrixServers = []matrixServer{
 		cmdLog:         true,
 		badPassword4xx: true,
 		notes: []string{
-			"Quirk, documented: a wrong password gets `454 4.7.0` (temporary), not 535.",
+			"Quirk, documented: a wrong password gets `454 4.7.0` (temporary), not 535; the Dial must still end there with one AUTH (main makes a 4xx to AUTH end the Dial).",
 			"Offers only AUTH PLAIN: `sasl_login yes` accepts LOGIN but 0.8.1 does not advertise it, so LoginAuth is not applicable.",
 		},
 	},
