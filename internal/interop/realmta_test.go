@@ -67,6 +67,9 @@ type mta struct {
 func realMTA(t *testing.T) *mta {
 	t.Helper()
 	if os.Getenv("PORTWISE_REALMTA") != "1" {
+		if os.Getenv("PORTWISE_INTEROP_REQUIRE") == "1" {
+			t.Fatal("PORTWISE_REALMTA is not set, and PORTWISE_INTEROP_REQUIRE=1 (CI) forbids skipping")
+		}
 		t.Skip("interop tests need a real Postfix + Dovecot: run `sudo bash .ci/realmta.sh && . .ci/realmta.env` first (see CONTRIBUTING.md)")
 	}
 	pem, err := os.ReadFile(os.Getenv("PORTWISE_REALMTA_CA"))

@@ -185,6 +185,9 @@ func liveServer(t *testing.T, s *matrixServer) *live {
 	t.Helper()
 	get := func(f string) string { return os.Getenv(envName(s.name, f)) }
 	if get("STARTTLS") == "" {
+		if os.Getenv("PORTWISE_INTEROP_REQUIRE") == "1" {
+			t.Fatalf("%s is not running, and PORTWISE_INTEROP_REQUIRE=1 (CI) forbids skipping: did .ci/interop.sh start it?", s.name)
+		}
 		t.Skipf("%s is not running: `sudo bash .ci/interop.sh start %s && . .ci/interop.env` first (CONTRIBUTING.md)", s.name, s.name)
 	}
 	caFile := os.Getenv("PORTWISE_INTEROP_CA")
