@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # .ci/servers/lib.sh — sourced by .ci/servers/<name>.sh; not run on its own.
 #
 # Every server of the interoperability matrix runs on 127.0.0.1 with a

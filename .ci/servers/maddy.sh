@@ -27,7 +27,7 @@ LOGFILE=${CI_LOG}/maddy.out
 build() {
 	local dir
 	log "building github.com/foxcpp/maddy/cmd/maddy@$VERSION"
-	dir=$(cd / && GOFLAGS= go mod download -json "github.com/foxcpp/maddy@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	dir=$(cd / && GOFLAGS='' go mod download -json "github.com/foxcpp/maddy@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 	[[ -n $dir && -f $dir/go.mod ]] || die "go mod download github.com/foxcpp/maddy@$VERSION failed"
 	(cd "$dir" && GOFLAGS=-mod=readonly go build -trimpath \
 		-ldflags "-X github.com/foxcpp/maddy.Version=${VERSION#v}" -o "$BIN.tmp" ./cmd/maddy)

@@ -27,7 +27,7 @@ start() {
 		log "building github.com/axllent/mailpit@$VERSION"
 		local gobin
 		gobin=$(mktemp -d)
-		GOFLAGS= GOBIN=$gobin go install "github.com/axllent/mailpit@$VERSION"
+		GOFLAGS='' GOBIN=$gobin go install "github.com/axllent/mailpit@$VERSION"
 		install -D -m 0755 "$gobin/mailpit" "$BIN"
 		rm -rf "$gobin"
 	fi

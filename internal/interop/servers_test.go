@@ -158,21 +158,20 @@ var matrixServers = []matrixServer{
 // live is a matrixServer with what its start script wrote.
 type live struct {
 	*matrixServer
-	version             string
-	starttls, implicit  tlsmode.Candidate
-	user, pass          string
-	rcpt, utf8rcpt      string
-	storePath           string
-	logs                []string
-	ca                  *x509.CertPool
-	caFile              string
-	files               *fileStore
-	mu                  sync.Mutex
-	mechs               []string // AUTH mechanisms after TLS
-	exts                map[string]bool
-	bannerByMode        map[tlsmode.Mode]string
-	observed            []string // quirks seen during the run
-	advertisedBeforeTLS []string
+	version            string
+	starttls, implicit tlsmode.Candidate
+	user, pass         string
+	rcpt, utf8rcpt     string
+	storePath          string
+	logs               []string
+	ca                 *x509.CertPool
+	caFile             string
+	files              *fileStore
+	mu                 sync.Mutex
+	mechs              []string // AUTH mechanisms after TLS
+	exts               map[string]bool
+	bannerByMode       map[tlsmode.Mode]string
+	observed           []string // quirks seen during the run
 }
 
 func envName(name, field string) string {
