@@ -35,7 +35,7 @@ start() {
 	wait_smtp "$PORT_STARTTLS" starttls
 	wait_smtp "$PORT_IMPLICIT" implicit
 	local version
-	version=$("$PY" -c 'import aiosmtpd; print(aiosmtpd.__version__)')
+	version="$("$PY" -c 'import aiosmtpd; print(aiosmtpd.__version__)') (Debian $(dpkg-query -W -f='${Version}' python3-aiosmtpd))"
 	write_env aiosmtpd "$PORT_STARTTLS" "$PORT_IMPLICIT" "$version" "$STORE" "$LOGFILE"
 	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), aiosmtpd $version"
 }

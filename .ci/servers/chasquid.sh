@@ -73,7 +73,7 @@ CONF
 	wait_smtp "$PORT_IMPLICIT" implicit
 	local version
 	version=$("$BIN/chasquid" -version 2>&1 | sed -n 's/^chasquid \([^ ]*\).*/\1/p')
-	write_env chasquid "$PORT_STARTTLS" "$PORT_IMPLICIT" "${version%%-*}" "$MAILDIR" "$LOGDIR/chasquid.log"
+	write_env chasquid "$PORT_STARTTLS" "$PORT_IMPLICIT" "${version%%-*} (Debian $version)" "$MAILDIR" "$LOGDIR/chasquid.log"
 	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), chasquid $version"
 }
 

@@ -149,6 +149,7 @@ CONF
 	wait_smtp "$PORT_IMPLICIT" implicit
 	local version
 	version=$("$EXIM" -C "$CONF" -bV 2>/dev/null | sed -n 's/^Exim version \([^ ]*\).*/\1/p')
+	version+=" (Debian $(dpkg-deb -f "$(compgen -G "$CI_CACHE/deb/exim4-daemon-light_4.96*.deb" | head -n 1)" Version))"
 	write_env exim "$PORT_STARTTLS" "$PORT_IMPLICIT" "$version" "$MAILDIR" "$LOGDIR/mainlog"
 	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), Exim $version"
 }

@@ -93,8 +93,10 @@ CONF
 	start_daemon maddy "$BIN" --config "$CONF" run
 	wait_smtp "$PORT_STARTTLS" starttls
 	wait_smtp "$PORT_IMPLICIT" implicit
-	write_env maddy "$PORT_STARTTLS" "$PORT_IMPLICIT" "${VERSION#v}" "$DATA/state/messages" "$LOGFILE"
-	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), maddy $VERSION"
+	local version
+	version=$("$BIN" version | awk 'NR == 1 { print $1 }')
+	write_env maddy "$PORT_STARTTLS" "$PORT_IMPLICIT" "$version" "$DATA/state/messages" "$LOGFILE"
+	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), maddy $version"
 }
 
 stop() {

@@ -55,9 +55,13 @@ start() {
 	done
 	wait_smtp "$PORT_STARTTLS" starttls
 	wait_smtp "$PORT_IMPLICIT" implicit
-	write_env mailpit "$PORT_STARTTLS" "$PORT_IMPLICIT" "${VERSION#v}" \
+	# The module version recorded in the binary (mailpit version says "dev"
+	# when built with go install).
+	local version
+	version=$(go version -m "$BIN" | awk '$1 == "mod" { print $3 }')
+	write_env mailpit "$PORT_STARTTLS" "$PORT_IMPLICIT" "${version#v}" \
 		"http://$HOST:$API_STARTTLS,http://$HOST:$API_IMPLICIT" "$LOGDIR/starttls.log,$LOGDIR/implicit.log"
-	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), Mailpit $VERSION"
+	log "ready: $HOST:$PORT_STARTTLS (STARTTLS), $HOST:$PORT_IMPLICIT (implicit TLS), Mailpit $version"
 }
 
 stop() {

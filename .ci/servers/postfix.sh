@@ -14,7 +14,7 @@ start() {
 	# shellcheck disable=SC1091
 	. "$SERVERS_DIR/../realmta.env"
 	local version
-	version=$(postconf -h mail_version)
+	version="$(postconf -h mail_version) (Debian $(dpkg-query -W -f='${Version}' postfix))"
 	write_env postfix "${PORTWISE_REALMTA_STARTTLS##*:}" "${PORTWISE_REALMTA_IMPLICIT##*:}" "$version" \
 		"$PORTWISE_REALMTA_MAILDIR" "$PORTWISE_REALMTA_LOG"
 	log "ready: $PORTWISE_REALMTA_STARTTLS (STARTTLS), $PORTWISE_REALMTA_IMPLICIT (implicit TLS), Postfix $version"
