@@ -7,11 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -663,6 +666,64 @@ func ehloInClear(t *testing.T, port int) []string {
 	return caps
 }
 
+// portwiseCLI is cmd/portwise, built once for the tests that run it.
+var portwiseCLI struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func portwiseBinary(t *testing.T) string {
+	t.Helper()
+	portwiseCLI.once.Do(func() {
+		portwiseCLI.dir, portwiseCLI.err = os.MkdirTemp("", "portwise-interop-cli-")
+		if portwiseCLI.err != nil {
+			return
+		}
+		portwiseCLI.path = filepath.Join(portwiseCLI.dir, "portwise")
+		out, err := exec.Command("go", "build", "-o", portwiseCLI.path, "github.com/portwise/portwise/cmd/portwise").CombinedOutput()
+		if err != nil {
+			portwiseCLI.err = fmt.Errorf("go build ./cmd/portwise: %v\n%s", err, out)
+		}
+	})
+	if portwiseCLI.err != nil {
+		t.Fatal(portwiseCLI.err)
+	}
+	return portwiseCLI.path
+}
+
+// cliProbe runs portwise probe -json, as the README shows it, on cands.
+func (l *live) cliProbe(t *testing.T, cands []tlsmode.Candidate) *probe.Report {
+	t.Helper()
+	var ports []string
+	for _, c := range cands {
+		ports = append(ports, fmt.Sprintf("%d/%s", c.Port, c.Mode))
+	}
+	args := []string{"probe", "-json", "-ca", l.caFile, "-port", strings.Join(ports, ","), "-timeout", "15s", "127.0.0.1"}
+	cmd := exec.Command(portwiseBinary(t), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("portwise %s: %v (a usable port exists: want exit status 0)\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	var rep probe.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("portwise probe -json: %v\n%s", err, out)
+	}
+	return &rep
+}
+
+func findingCodes(pr probe.PortReport) []string {
+	var codes []string
+	for _, f := range pr.Findings {
+		codes = append(codes, f.Code)
+	}
+	slices.Sort(codes)
+	return codes
+}
+
 func (l *live) checkProbe(t *testing.T, r *checkResult) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -681,6 +742,19 @@ func (l *live) checkProbe(t *testing.T, r *checkResult) {
 	var text bytes.Buffer
 	rep.WriteText(&text)
 	t.Logf("probe report:\n%s", text.String())
+	// The command line must report what probe.Run does.
+	cli := l.cliProbe(t, cands)
+	if len(cli.Ports) != len(rep.Ports) {
+		t.Fatalf("portwise probe -json: %d ports; probe.Run %d", len(cli.Ports), len(rep.Ports))
+	}
+	for i, pr := range rep.Ports {
+		cp := cli.Ports[i]
+		if cp.Port != pr.Port || cp.TLSVersion != pr.TLSVersion || !slices.Equal(cp.CertSubjects, pr.CertSubjects) ||
+			cp.CertVerified != pr.CertVerified || !slices.Equal(findingCodes(cp), findingCodes(pr)) {
+			t.Errorf("%v: portwise probe -json says %s %v verified=%v %v; probe.Run %s %v verified=%v %v", cands[i],
+				cp.TLSVersion, cp.CertSubjects, cp.CertVerified, findingCodes(cp), pr.TLSVersion, pr.CertSubjects, pr.CertVerified, findingCodes(pr))
+		}
+	}
 	var found []string
 	var views []string
 	for i, pr := range rep.Ports {
@@ -745,7 +819,7 @@ func (l *live) checkProbe(t *testing.T, r *checkResult) {
 		}
 	}
 	slices.Sort(views)
-	r.Summary = "agree on both ports: " + strings.Join(slices.Compact(views), "; ") + ", " + verified + "; findings: "
+	r.Summary = "probe.Run, portwise probe -json and openssl agree on both ports: " + strings.Join(slices.Compact(views), "; ") + ", " + verified + "; findings: "
 	if len(found) == 0 {
 		r.Summary += "none"
 	} else {

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 
 func runWithRealMTARoots(m *testing.M) int {
 	defer func() {
+		if portwiseCLI.dir != "" {
+			os.RemoveAll(portwiseCLI.dir)
+		}
 		if p := os.Getenv("PORTWISE_INTEROP_RESULTS"); p != "" {
 			if err := results.write(p); err != nil {
 				fmt.Fprintln(os.Stderr, "writing the matrix results:", err)
