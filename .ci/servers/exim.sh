@@ -89,6 +89,7 @@ prdr_enable = false
 host_lookup =
 rfc1413_hosts =
 keep_environment =
+acl_smtp_auth = acl_auth
 acl_smtp_mail = acl_mail
 acl_smtp_rcpt = acl_rcpt
 acl_smtp_data = acl_data
@@ -96,6 +97,11 @@ acl_smtp_data = acl_data
 log_selector = +smtp_connection +smtp_protocol_error +smtp_syntax_error +tls_cipher +received_recipients +pipelining +smtp_confirmation +all_parents +incoming_port
 
 begin acl
+# Every AUTH command, by mechanism only (the tests count them; Exim itself
+# logs only failed ones).
+acl_auth:
+  accept logwrite = auth attempt: \${extract{1}{ }{\$smtp_command_argument}}
+
 # The envelope as the client sent it (\$smtp_command), for the tests.
 acl_mail:
   accept logwrite = envelope: \$smtp_command

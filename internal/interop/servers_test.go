@@ -75,11 +75,10 @@ var matrixServers = []matrixServer{
 		name: "exim", title: "Exim",
 		store: "maildir", lf: true,
 		prepends: []string{"Received"},
-		authLine: regexp.MustCompile(`authenticator failed`),
+		authLine: regexp.MustCompile(`auth attempt: `), // logged by an acl_smtp_auth of .ci/servers/exim.sh
 		cmdLog:   true,
 		notes: []string{
-			"Also advertises PIPECONNECT (portwise ignores it). Logs an AUTH line only for failures, so check 3 counts those.",
-			"Envelope logged by an ACL `logwrite = $smtp_command`; pipelining seen as `L.` on the `<=` line.",
+			"Also advertises PIPECONNECT (portwise ignores it). AUTH commands and the envelope are logged by ACLs (`logwrite`); pipelining seen as `L.` on the `<=` line.",
 		},
 	},
 	{
