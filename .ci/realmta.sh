@@ -276,6 +276,8 @@ MAIN_CF_SETTINGS=(
 	"smtpd_tls_key_file = ${SRV_KEY}"
 	"smtpd_tls_security_level = may"
 	"smtpd_tls_loglevel = 1"
+	"smtpd_tls_protocols = >=TLSv1.2"
+	"smtpd_tls_mandatory_protocols = >=TLSv1.2"
 	"smtpd_tls_received_header = yes"
 	"smtpd_sasl_type = dovecot"
 	"smtpd_sasl_path = private/auth"

@@ -36,6 +36,16 @@ func TestMain(m *testing.M) {
 }
 
 func runWithRealMTARoots(m *testing.M) int {
+	defer func() {
+		if portwiseCLI.dir != "" {
+			os.RemoveAll(portwiseCLI.dir)
+		}
+		if p := os.Getenv("PORTWISE_INTEROP_RESULTS"); p != "" {
+			if err := results.write(p); err != nil {
+				fmt.Fprintln(os.Stderr, "writing the matrix results:", err)
+			}
+		}
+	}()
 	if ca := os.Getenv("PORTWISE_REALMTA_CA"); os.Getenv("PORTWISE_REALMTA") == "1" && ca != "" {
 		empty, err := os.MkdirTemp("", "portwise-interop-roots-")
 		if err != nil {
@@ -60,6 +70,9 @@ type mta struct {
 func realMTA(t *testing.T) *mta {
 	t.Helper()
 	if os.Getenv("PORTWISE_REALMTA") != "1" {
+		if os.Getenv("PORTWISE_INTEROP_REQUIRE") == "1" {
+			t.Fatal("PORTWISE_REALMTA is not set, and PORTWISE_INTEROP_REQUIRE=1 (CI) forbids skipping")
+		}
 		t.Skip("interop tests need a real Postfix + Dovecot: run `sudo bash .ci/realmta.sh && . .ci/realmta.env` first (see CONTRIBUTING.md)")
 	}
 	pem, err := os.ReadFile(os.Getenv("PORTWISE_REALMTA_CA"))
