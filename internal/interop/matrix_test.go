@@ -453,7 +453,7 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 	opts := &submit.SendOptions{}
 	rcpt := l.rcpt
 	if l.exts["DSN"] {
-		opts.DSN = &submit.DSNOptions{Notify: []submit.DSNNotify{submit.NotifySuccess, submit.NotifyFailure}, EnvelopeID: envid, Return: submit.ReturnHeaders}
+		opts.DSN = &submit.DSNOptions{Notify: []string{"SUCCESS", "FAILURE"}, EnvelopeID: envid, Return: "HDRS"}
 	} else {
 		refuse("DSN", &submit.SendOptions{DSN: &submit.DSNOptions{EnvelopeID: envid}}, l.rcpt)
 		absent = append(absent, "DSN")
@@ -836,10 +836,10 @@ func (l *live) checkMailer(t *testing.T, r *checkResult) {
 	var mu sync.Mutex
 	dials := 0
 	ctx, cancel := context.WithTimeout(submit.WithTrace(context.Background(), &submit.Trace{
-		WinnerChosen: func(tlsmode.Candidate) { mu.Lock(); dials++; mu.Unlock() },
+		WinnerChosen: func(submit.Attempt) { mu.Lock(); dials++; mu.Unlock() },
 	}), 3*time.Minute)
 	defer cancel()
-	m := submit.NewMailer(d, "127.0.0.1", submit.WithMaxConns(maxConns))
+	m := &submit.Mailer{Dialer: d, Host: "127.0.0.1", MaxConns: maxConns}
 	defer m.Close()
 
 	ids := make(chan string, goroutines*per)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/smtp"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -490,4 +491,128 @@ func TestInteropMailerConcurrentAndPartialRecipients(t *testing.T) {
 		t.Errorf("refusal %v, queue id %q", se.Rejected[0].Reply, res.QueueID)
 	}
 	m.waitDelivered(t, mailbox(m.user2), id)
+}
+
+// TestInteropFailureMessagesEndToEnd: against the real Postfix, the three
+// mistakes users make most (a wrong password, the wrong TLS mode, a CA
+// they do not trust) each fail with the sentinel a program branches on,
+// the headline and step a person reads, and the advice in Go terms; and
+// the command line gives the same diagnosis in its own terms.
+func TestInteropFailureMessagesEndToEnd(t *testing.T) {
+	m := realMTA(t)
+	starttls := tlsmode.Candidate{Port: port(t, m.starttls), Mode: tlsmode.StartTLS}
+	implicit := tlsmode.Candidate{Port: port(t, m.implicit), Mode: tlsmode.Implicit}
+	untrusted := func(d *submit.Dialer) { d.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()} }
+	tests := []struct {
+		name   string
+		auth   submit.Auth
+		cand   tlsmode.Candidate
+		adjust func(*submit.Dialer)
+		want   error
+		words  []string
+		within time.Duration
+	}{
+		{"wrong password", submit.PasswordAuth(m.user, "wrong-"+m.pass), implicit, nil, submit.ErrAuthFailed,
+			[]string{"credential rejected", fmt.Sprintf("%d/implicit: auth: AUTH PLAIN rejected: 535 5.7.8 Error: authentication failed", implicit.Port), "check the user name and password"}, 10 * time.Second},
+		{"implicit TLS stated on the STARTTLS port", submit.PasswordAuth(m.user, m.pass), tlsmode.Candidate{Port: starttls.Port, Mode: tlsmode.Implicit}, nil, submit.ErrWrongMode,
+			[]string{"wrong TLS mode", "speaks STARTTLS, not implicit TLS", fmt.Sprintf("configure %d/starttls", starttls.Port)}, 5 * time.Second},
+		{"STARTTLS stated on the implicit TLS port", submit.PasswordAuth(m.user, m.pass), tlsmode.Candidate{Port: implicit.Port, Mode: tlsmode.StartTLS}, nil, submit.ErrWrongMode,
+			[]string{"wrong TLS mode", "speaks implicit TLS, not STARTTLS", fmt.Sprintf("configure %d/implicit", implicit.Port)}, 5 * time.Second},
+		{"untrusted certificate", submit.PasswordAuth(m.user, m.pass), starttls, untrusted, submit.ErrCertificate,
+			[]string{"TLS could not be verified", "is signed by an unknown authority (issuer", "Dialer.TLSConfig.RootCAs"}, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := m.dialer(t, tt.auth, tt.cand)
+			if tt.adjust != nil {
+				tt.adjust(d)
+			}
+			start := time.Now()
+			_, err := d.Dial(context.Background(), "127.0.0.1")
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v; want %v", err, tt.want)
+			}
+			if took := time.Since(start); took > tt.within {
+				t.Errorf("took %s", took)
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Count(err.Error(), "\n") != 1 {
+				t.Errorf("want the headline and one line for the one attempt:\n%v", err)
+			}
+		})
+	}
+
+	// The command line: the same failures, worded with its flags.
+	bin := filepath.Join(t.TempDir(), "portwise")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/portwise/portwise/cmd/portwise").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"wrong password", []string{"-ca", os.Getenv("PORTWISE_REALMTA_CA"), "-port", implicit.String(), "-user", m.user, "-password-env", "PW"},
+			[]string{"credential rejected", "535 5.7.8", "(-xoauth2-token-env)"}},
+		{"wrong mode", []string{"-ca", os.Getenv("PORTWISE_REALMTA_CA"), "-port", fmt.Sprintf("%d/implicit", starttls.Port)},
+			[]string{"wrong TLS mode", fmt.Sprintf("use -port %d/starttls", starttls.Port)}},
+		{"untrusted certificate", []string{"-port", starttls.String()},
+			[]string{"TLS could not be verified", "pass the server's CA with -ca FILE"}},
+	} {
+		cmd := exec.Command(bin, append(append([]string{"send", "-from", m.user, "-to", m.user2, "-timeout", "10s"}, tt.args...), "127.0.0.1")...)
+		cmd.Env = append(os.Environ(), "PW=wrong-"+m.pass, "SSL_CERT_FILE="+filepath.Join(t.TempDir(), "none.pem"))
+		cmd.Stdin = strings.NewReader("body\n")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("%s: exit %v; want 1\n%s", tt.name, err, out)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%s: output lacks %q:\n%s", tt.name, w, out)
+			}
+		}
+		if strings.Contains(string(out), "Dialer.") || strings.Contains(string(out), "wrong-"+m.pass) {
+			t.Errorf("%s: the command speaks Go or shows the password:\n%s", tt.name, out)
+		}
+	}
+}
+
+// TestInteropMailerMakesOneLoginWithAWrongPassword is the login storm of
+// issue 13 against the real Postfix: 20 goroutines sending with a wrong
+// password through one Mailer made 20 failed logins in 25 s, the pattern
+// that locks accounts and trips fail2ban. Now there is one, and every
+// later Send fails at once.
+func TestInteropMailerMakesOneLoginWithAWrongPassword(t *testing.T) {
+	m := realMTA(t)
+	before := countInLog(t, m.log, "authentication failed")
+	d := m.dialer(t, submit.PasswordAuth(m.user, "wrong-"+m.pass), tlsmode.Candidate{Port: port(t, m.implicit), Mode: tlsmode.Implicit})
+	mailer := &submit.Mailer{Dialer: d, Host: "127.0.0.1", MaxConns: 5}
+	defer mailer.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	start := time.Now()
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = mailer.Send(context.Background(), m.user, []string{m.user2}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, err := range errs {
+		if !errors.Is(err, submit.ErrAuthFailed) {
+			t.Errorf("send %d: %v; want ErrAuthFailed", i, err)
+		}
+	}
+	time.Sleep(time.Second) // Postfix logs asynchronously
+	if n := countInLog(t, m.log, "authentication failed") - before; n != 1 {
+		t.Errorf("Postfix logged %d failed logins for 20 sends; want 1", n)
+	}
+	t.Logf("20 sends failed in %s with one login attempt", took)
 }
