@@ -1,6 +1,7 @@
 package submittest_test
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -167,5 +169,65 @@ func TestCACertPEMIsThePoolsCA(t *testing.T) {
 	other := submittest.NewServer(t)
 	if string(other.CACertPEM()) == string(s.CACertPEM()) {
 		t.Error("two servers share a CA")
+	}
+}
+
+func TestMaxSessionsGreetsTheExtraOneWith421(t *testing.T) {
+	for _, mode := range []tlsmode.Mode{tlsmode.StartTLS, tlsmode.Implicit} {
+		s := submittest.NewServer(t)
+		c := s.ListenWith(mode, submittest.Options{MaxSessions: 2})
+		d := s.Dialer(submit.PlainAuth("", "user", "pass"), c)
+		var open []*submit.Client
+		for range 2 {
+			cl, err := d.Dial(context.Background(), "127.0.0.1")
+			if err != nil {
+				t.Fatalf("%v: session within the cap: %v", mode, err)
+			}
+			open = append(open, cl)
+		}
+		_, err := d.Dial(context.Background(), "127.0.0.1")
+		var re *submit.Reply
+		if !errors.As(err, &re) || re.Code != 421 || re.Enhanced != "4.7.0" || !submit.IsTemporary(err) {
+			t.Fatalf("%v: third session: %v; want a temporary 421 4.7.0 greeting", mode, err)
+		}
+		open[0].Quit()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			cl, err := d.Dial(context.Background(), "127.0.0.1")
+			if err == nil {
+				cl.Quit()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: a freed session was not given back: %v", mode, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		open[1].Quit()
+	}
+}
+
+func TestFailEveryRefusesSomeMailTemporarily(t *testing.T) {
+	s := submittest.NewServer(t, submittest.Options{FailEvery: 3})
+	cl, err := s.Dialer(submit.PlainAuth("", "user", "pass")).Dial(context.Background(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Quit()
+	var refused []int
+	for i := range 6 {
+		err := cl.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader("x\r\n"))
+		if err != nil {
+			if !submit.IsTemporary(err) || !strings.Contains(err.Error(), "451 4.3.0") {
+				t.Fatalf("send %d: %v; want a temporary 451", i, err)
+			}
+			refused = append(refused, i)
+		}
+	}
+	if len(refused) != 2 || refused[0] != 2 || refused[1] != 5 {
+		t.Errorf("refused sends %v; want the 3rd and the 6th", refused)
+	}
+	if n := len(s.Messages()); n != 4 {
+		t.Errorf("%d messages stored; want 4", n)
 	}
 }

@@ -128,6 +128,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := s.perConnLimit(); err != nil {
 		return err
 	}
+	if every := s.l.opts.FailEvery; every > 0 && s.l.srv.mails.Add(1)%int64(every) == 0 {
+		return parseReply(s.l.opts.FailReply, 451, smtp.EnhancedCode{4, 3, 0})
+	}
 	s.from = from
 	o := *opts
 	s.opts = &o

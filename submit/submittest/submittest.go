@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -124,6 +125,18 @@ type Options struct {
 	// and closes the connection once that many messages were accepted on
 	// it, as providers that cap messages per session do.
 	MaxMessagesPerConn int
+	// MaxSessions, when positive, is how many sessions the listener
+	// serves at once: a connection beyond it is greeted with
+	// "421 4.7.0 Too many concurrent sessions, try again later" and
+	// closed, as providers capping sessions per account do.
+	MaxSessions int
+	// FailEvery, when positive, answers every FailEvery-th MAIL FROM the
+	// server receives (counted across its listeners) with FailReply, so
+	// that some sends fail temporarily.
+	FailEvery int
+	// FailReply is the reply FailEvery sends; default
+	// "451 4.3.0 Temporary failure, try again later".
+	FailReply string
 	// IdleTimeout, when positive, ends a connection on which the client
 	// sent nothing for that long with "421 4.4.2 Idle timeout" (go-smtp's
 	// ReadTimeout), as servers drop idle sessions.
@@ -151,6 +164,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = 30 << 20
+	}
+	if o.FailReply == "" {
+		o.FailReply = "451 4.3.0 Temporary failure, try again later"
 	}
 	return o
 }
@@ -229,16 +245,18 @@ type Server struct {
 	queued    int                     // messages given a queue id
 	changed   chan struct{}           // closed and replaced when a message arrives
 	scripts   map[int]*scriptListener // ListenScript listeners by port
+	mails     atomic.Int64            // MAIL FROM commands, for FailEvery
 }
 
 // listener is one port with its mode, faults and options.
 type listener struct {
-	srv    *Server
-	addr   string
-	faults faultSet
-	opts   Options
-	ln     net.Listener
-	smtp   *smtp.Server
+	srv      *Server
+	sessions atomic.Int64 // open sessions, for MaxSessions
+	addr     string
+	faults   faultSet
+	opts     Options
+	ln       net.Listener
+	smtp     *smtp.Server
 }
 
 // TB is the part of testing.TB that NewServer uses; *testing.T and
@@ -382,6 +400,9 @@ func (s *Server) listen(mode tlsmode.Mode, o Options, faults []Fault) (tlsmode.C
 	if implicit {
 		served = tls.NewListener(served, cfg)
 	}
+	if o.MaxSessions > 0 {
+		served = &sessionGate{Listener: served, l: l}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -457,6 +478,44 @@ func (tl *tapListener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	return t, nil
+}
+
+// sessionGate greets the connections beyond Options.MaxSessions with a
+// 421 (after the handshake on an implicit TLS port) and closes them.
+type sessionGate struct {
+	net.Listener
+	l *listener
+}
+
+func (g *sessionGate) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		t, _ := c.(*tapConn)
+		if tc, ok := c.(*tls.Conn); ok {
+			t, _ = tc.NetConn().(*tapConn)
+		}
+		if t == nil || g.l.sessions.Add(1) <= int64(g.l.opts.MaxSessions) {
+			if t != nil {
+				t.counted = true
+			}
+			return c, nil
+		}
+		g.l.sessions.Add(-1)
+		go func() {
+			if tc, ok := c.(*tls.Conn); ok {
+				tc.SetDeadline(time.Now().Add(5 * time.Second))
+				if tc.Handshake() != nil {
+					c.Close()
+					return
+				}
+			}
+			io.WriteString(c, "421 4.7.0 Too many concurrent sessions, try again later\r\n")
+			c.Close()
+		}()
+	}
 }
 
 // blackhole accepts connections and holds them silently until Close.

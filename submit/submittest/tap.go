@@ -31,6 +31,7 @@ type tapConn struct {
 	dataPending bool // client sent DATA; a 354 starts the message
 	inData      bool // client lines are message content, not commands
 	closeOnce   sync.Once
+	counted     bool // a session of the listener's MaxSessions
 }
 
 func (t *tapConn) Read(p []byte) (int, error) {
@@ -172,6 +173,9 @@ func (t *tapConn) replied(line []byte) (startsTLS bool) {
 func (t *tapConn) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
+		if t.counted {
+			t.l.sessions.Add(-1)
+		}
 		err = t.Conn.Close()
 		t.l.srv.forget(t)
 		t.l.srv.markClosed(t.rec)
