@@ -36,6 +36,7 @@ type Client struct {
 	localName string
 	logger    func(ctx context.Context, step string, d time.Duration, err error)
 	inTx      bool // a MAIL FROM was accepted and its transaction has not ended
+	txs       int  // mail transactions begun on the connection
 	// pipelining: the server advertised PIPELINING after TLS, so Send
 	// groups MAIL, RCPT and DATA in one flight (RFC 2920).
 	pipelining bool

@@ -150,6 +150,7 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 	// max(MaxIdle, MaxConns) of them in circulation, and a fresh one is
 	// never retried.
 	tries := 2 + max(m.maxIdle(), m.maxConns())
+	rewind := rewinder(msg)
 	for try := 1; ; try++ {
 		pc, err := m.acquire(ctx)
 		if err != nil {
@@ -170,14 +171,17 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 				continue
 			}
 		}
-		res, bodyStarted, err := pc.c.send(ctx, from, to, msg, o)
-		if bodyStarted {
+		res, consumed, err := pc.c.send(ctx, from, to, msg, o)
+		if consumed {
 			pc.msgs++
 		}
 		pc.lastUsed = time.Now()
-		// The server closed or gave up on a pooled connection before
-		// anything of the message reached it: safe to send again.
-		retry := err != nil && !pc.c.usable() && !bodyStarted && reused && try < tries && ctx.Err() == nil
+		// The server closed or gave up on a pooled connection before it
+		// could have the message: safe to send it again, from its start.
+		retry := err != nil && !pc.c.usable() && reused && try < tries && ctx.Err() == nil && notDelivered(err)
+		if retry && consumed {
+			retry = rewind()
+		}
 		if retry {
 			m.logRedial(ctx, pc, "send", err)
 		}
@@ -187,6 +191,32 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 		}
 		return res, err
 	}
+}
+
+// rewinder returns a function that puts msg back where it started, or
+// reports that it cannot: msg is not an io.Seeker.
+func rewinder(msg io.Reader) func() bool {
+	s, ok := msg.(io.Seeker)
+	if !ok {
+		return func() bool { return false }
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return func() bool { return false }
+	}
+	return func() bool {
+		_, err := s.Seek(start, io.SeekStart)
+		return err == nil
+	}
+}
+
+// notDelivered reports whether err proves that the server did not take
+// the message: the connection failed, or the server closed it, at a step
+// of the exchange; not a message that failed on our side, and not
+// ErrOutcomeUnknown.
+func notDelivered(err error) bool {
+	var se *StepError
+	return errors.As(err, &se) && !errors.Is(err, ErrOutcomeUnknown)
 }
 
 func (m *Mailer) logRedial(ctx context.Context, pc *poolConn, step string, err error) {

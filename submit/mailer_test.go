@@ -60,6 +60,10 @@ func (c *countedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// NetConn returns the connection under the counter, as tls.Conn does, so
+// that the client can look at its socket.
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *countedConn) Close() error {
 	c.once.Do(func() {
 		c.d.mu.Lock()
@@ -290,35 +294,51 @@ func TestMailerFreshConnectionAnswering421IsNotRetried(t *testing.T) {
 }
 
 func TestMailerNeverResendsAMessageWhoseOutcomeIsUnknown(t *testing.T) {
-	srv := submittest.NewServer(t)
-	// A plaintext relay, so the client-side dialer can see the final dot
-	// and cut the connection right after it, on a reused connection.
-	m, cd := mailerFor(t, srv, srv.Plain, tlsmode.Plaintext, nil)
-	var mu sync.Mutex
-	dots := 0
-	cd.cut = func(c net.Conn, p []byte) {
-		mu.Lock()
-		defer mu.Unlock()
-		if bytes.Contains(p, []byte("\r\n.\r\n")) {
-			if dots++; dots == 2 {
-				c.Close()
+	tests := []struct {
+		name string
+		o    *submit.SendOptions
+		end  string // what the write that ends the message holds
+	}{
+		{"DATA", &submit.SendOptions{NoChunking: true}, "\r\n.\r\n"},
+		{"BDAT", nil, " LAST\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			// A plaintext relay, so the client-side dialer can see the end
+			// of the message and cut the connection right after it, on a
+			// reused connection.
+			m, cd := mailerFor(t, srv, srv.Plain, tlsmode.Plaintext, nil)
+			var mu sync.Mutex
+			ends := 0
+			cd.cut = func(c net.Conn, p []byte) {
+				mu.Lock()
+				defer mu.Unlock()
+				if bytes.Contains(p, []byte(tt.end)) {
+					if ends++; ends == 2 {
+						c.Close()
+					}
+				}
 			}
-		}
-	}
-	ctx := context.Background()
-	if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: 1\r\n\r\nx\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: 2\r\n\r\nx\r\n"))
-	if !errors.Is(err, submit.ErrOutcomeUnknown) {
-		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
-	}
-	// A resend would have completed before Send returned.
-	if _, _, dialed := cd.counts(); dialed != 1 {
-		t.Errorf("%d connections dialled, want 1: the message was sent again", dialed)
-	}
-	if err := m.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: 3\r\n\r\nx\r\n")); err != nil {
-		t.Fatalf("the next message: %v", err)
+			ctx := context.Background()
+			send := func(i int) error {
+				_, err := m.SendWith(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(fmt.Sprintf("Subject: %d\r\n\r\nx\r\n", i)), tt.o)
+				return err
+			}
+			if err := send(1); err != nil {
+				t.Fatal(err)
+			}
+			if err := send(2); !errors.Is(err, submit.ErrOutcomeUnknown) {
+				t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+			}
+			// A resend would have completed before Send returned.
+			if _, _, dialed := cd.counts(); dialed != 1 {
+				t.Errorf("%d connections dialled, want 1: the message was sent again", dialed)
+			}
+			if err := send(3); err != nil {
+				t.Fatalf("the next message: %v", err)
+			}
+		})
 	}
 }
 
@@ -351,7 +371,10 @@ func TestMailerSlowSendHoldsOnlyItsConnection(t *testing.T) {
 			release := make(chan struct{})
 			slowDone := make(chan error, 1)
 			go func() {
-				slowDone <- m.Send(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release))
+				// DATA, so that the server sees the send begin; BDAT would
+				// hold the envelope until the first chunk is full.
+				_, err := m.SendWith(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release), &submit.SendOptions{NoChunking: true})
+				slowDone <- err
 			}()
 			eventually(t, "the slow send in DATA", func() bool {
 				cmds := commandsOn(srv, srv.Addr(addr))
@@ -383,7 +406,8 @@ func TestMailerCloseReleasesWaitersAndIdleConnections(t *testing.T) {
 	release := make(chan struct{})
 	slowDone := make(chan error, 1)
 	go func() {
-		slowDone <- m.Send(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release))
+		_, err := m.SendWith(context.Background(), "a@example.com", []string{"slow@example.com"}, stalled(release), &submit.SendOptions{NoChunking: true})
+		slowDone <- err
 	}()
 	eventually(t, "the slow send in DATA", func() bool {
 		cmds := commandsOn(srv, srv.Addr(addr))

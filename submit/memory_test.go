@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"runtime"
-
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,6 +64,21 @@ func TestSendStreamsFiftyMegabytesInBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 50 MB")
 	}
+	tests := []struct {
+		name string
+		o    *submit.SendOptions
+	}{
+		{"BDAT in chunks", nil},
+		{"DATA", &submit.SendOptions{NoChunking: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sendFiftyMegabytes(t, tt.o)
+		})
+	}
+}
+
+func sendFiftyMegabytes(t *testing.T, o *submit.SendOptions) {
 	srv := submittest.NewServer(t)
 	addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{DiscardData: true, MaxMessageBytes: 100 << 20})
 	d := &submit.Dialer{
@@ -71,6 +86,8 @@ func TestSendStreamsFiftyMegabytesInBoundedMemory(t *testing.T) {
 		TLSConfig:  srv.ClientTLSConfig(),
 		Auth:       submit.PlainAuth("", "user", "pass"),
 	}
+	var transcript strings.Builder
+	d.Transcript = &transcript
 	c, err := d.Dial(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +102,7 @@ func TestSendStreamsFiftyMegabytesInBoundedMemory(t *testing.T) {
 	stop := make(chan struct{})
 	peak := peakHeap(stop)
 	t0 := time.Now()
-	err = c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, &lineSource{n: size, line: line})
+	_, err = c.SendWith(context.Background(), "a@example.com", []string{"b@example.com"}, &lineSource{n: size, line: line}, o)
 	close(stop)
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +113,9 @@ func TestSendStreamsFiftyMegabytesInBoundedMemory(t *testing.T) {
 		elapsed.Round(time.Millisecond), float64(size)/elapsed.Seconds()/1e6, float64(growth)/(1<<20), float64(before.HeapAlloc)/(1<<20))
 	if growth > 4<<20 {
 		t.Errorf("heap grew by %d bytes while sending; want ≤ 4 MiB (the message must stream)", growth)
+	}
+	if chunked := strings.Contains(transcript.String(), "BDAT 1048576"); chunked != (o == nil) {
+		t.Errorf("sent in BDAT chunks: %v, want %v", chunked, o == nil)
 	}
 
 	// The server got every byte, in order.

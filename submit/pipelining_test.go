@@ -100,14 +100,14 @@ func TestSendPipelinedMailRefusalKeepsTheSessionInStep(t *testing.T) {
 func TestSendPipelinedDataAcceptedWithoutRecipientsSendsNothing(t *testing.T) {
 	srv := submittest.NewServer(t)
 	// A broken server answers DATA with 354 although it refused the only
-	// recipient: the client must end the message at once, empty.
+	// recipient: the client must close the connection without ending the
+	// message, since "." could deliver it, empty, to the recipients of a
+	// transaction the server still holds.
 	c, addr := dialScript(t, srv, implicitScript("250-PIPELINING\r\n",
 		script.Expect("MAIL FROM:<a@example.com>"),
 		script.Expect("RCPT TO:<b@example.com>"),
 		script.Expect("DATA"),
 		script.Send("250 ok\r\n550 5.1.1 no\r\n354 go\r\n"),
-		script.Expect("."),
-		script.Send("554 5.5.1 no valid recipients\r\n"),
 	))
 	defer c.Close()
 	err := c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: secret body\r\n\r\nsecret\r\n"))
@@ -118,12 +118,54 @@ func TestSendPipelinedDataAcceptedWithoutRecipientsSendsNothing(t *testing.T) {
 	c.Close()
 	conns, _ := srv.WaitScripts(context.Background(), addr)
 	for _, l := range conns[0].Lines {
-		if strings.Contains(l.Text, "secret") {
-			t.Errorf("message content sent without recipients: %q", l.Text)
+		if strings.Contains(l.Text, "secret") || l.Text == "." {
+			t.Errorf("sent without recipients: %q", l.Text)
 		}
 	}
 	if conns[0].Err != nil {
 		t.Errorf("script: %v", conns[0].Err)
+	}
+	if err := c.Noop(context.Background()); err == nil {
+		t.Error("the connection is still in use after the unwanted 354")
+	}
+}
+
+// TestSendAfterEveryRecipientWasRefusedResetsTheTransaction is the Postfix
+// case: DATA refused for want of recipients leaves MAIL FROM's transaction
+// open, and a MAIL FROM without RSET would be refused as nested, or worse,
+// join the old transaction.
+func TestSendAfterEveryRecipientWasRefusedResetsTheTransaction(t *testing.T) {
+	for _, caps := range []string{"250-PIPELINING\r\n", chunkingCaps} {
+		t.Run(strings.TrimSpace(strings.ReplaceAll(caps, "250-", " ")), func(t *testing.T) {
+			srv := submittest.NewServer(t)
+			var first, second []script.Step
+			if caps == chunkingCaps {
+				first = []script.Step{script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.ExpectBDAT(),
+					script.Send("250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 Error: no valid recipients\r\n")}
+				second = []script.Step{script.Expect("RSET"), script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.ExpectBDAT(),
+					script.Send("250 reset\r\n250 ok\r\n250 ok\r\n250 2.0.0 Ok: queued as 2\r\n")}
+			} else {
+				first = []script.Step{script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.Expect("DATA"),
+					script.Send("250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 Error: no valid recipients\r\n")}
+				second = []script.Step{script.Expect("RSET"), script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.Expect("DATA"),
+					script.Send("250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"), script.ExpectData(), script.Send("250 2.0.0 Ok: queued as 2\r\n")}
+			}
+			c, sc := dialScript(t, srv, implicitScript(caps, append(first, second...)...))
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			var se *submit.SendError
+			if err := c.Send(ctx, "a@example.com", []string{"nobody@example.com"}, strings.NewReader(testMsg)); !errors.As(err, &se) || se.Accepted != 0 {
+				t.Fatalf("first send: %v, want a SendError with none accepted", err)
+			}
+			res, err := c.SendWith(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg), nil)
+			if err != nil || res.QueueID != "2" {
+				t.Fatalf("second send: %v", err)
+			}
+			if rec := scriptRecord(t, srv, sc, c); rec.Err != nil {
+				t.Errorf("script: %v", rec.Err)
+			}
+		})
 	}
 }
 

@@ -1,8 +1,6 @@
 package submit
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +10,6 @@ import (
 
 	"github.com/portwise/portwise/internal/wire"
 )
-
-// maxLineBytes is RFC 5321's limit on a text line without its CRLF.
-const maxLineBytes = 998
 
 // RecipientError is one recipient the server refused.
 type RecipientError struct {
@@ -104,10 +99,13 @@ func isASCII(s string) bool {
 
 func upper(s string) string { return strings.ToUpper(s) }
 
-// Send submits one message: MAIL FROM, RCPT TO for each recipient, DATA. It
-// streams msg, normalising every bare CR and bare LF to CRLF, adding a
-// final CRLF when missing and dot-stuffing, so no input can end DATA early
-// (SMTP smuggling). Addresses holding CR, LF or NUL are refused before
+// Send submits one message: MAIL FROM, RCPT TO for each recipient, then
+// the message with BDAT when the server offers CHUNKING (RFC 3030), or
+// DATA. It streams msg, normalising every bare CR and bare LF to CRLF and
+// adding a final CRLF when missing; with DATA it also dot-stuffs, so no
+// input can end the message early (SMTP smuggling), and with BDAT the
+// chunk's length ends it. With PIPELINING the envelope and the message
+// go in one flight: one round trip for a message held in memory. Addresses holding CR, LF or NUL are refused before
 // anything is sent. A refused recipient does not stop the others; see
 // SendError. A refusal of a command or of the message is a *StepError
 // holding the server's *Reply; a connection that breaks after the message
@@ -119,25 +117,29 @@ func (c *Client) Send(ctx context.Context, from string, to []string, msg io.Read
 }
 
 // mailTransaction runs one mail transaction on c: MAIL FROM, RCPT TO for
-// each recipient, DATA with msg streamed through the normalising writer,
-// and the final reply; it fills res as it goes. bodyStarted reports that
-// msg began to be read: until then a broken connection left nothing on the
-// server, so the Mailer may send the message again on another connection.
+// each recipient, DATA (or BDAT, see bdatTransaction) with msg streamed
+// through the normalising writer, and the final reply; it fills res as it
+// goes. consumed reports that msg began to be read, so that sending it
+// again needs it rewound.
 //
 // When the server advertises PIPELINING (RFC 2920) the envelope goes as one
 // group; otherwise one command and one reply at a time. Either way every
 // reply is read and checked in order, so per-recipient refusals are exact.
-func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Reader, res *SendResult) (bodyStarted bool, err error) {
+func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Reader, res *SendResult) (consumed bool, err error) {
+	if env.chunking {
+		return c.bdatTransaction(ctx, env, msg, res)
+	}
 	end, err := c.begin(ctx, commandTimeout)
 	if err != nil {
 		return false, err
 	}
 	defer end()
+	c.txs++
 	t0 := time.Now()
 	if c.pipelining {
 		err = c.envelopePipelined(ctx, t0, env, res)
 	} else {
-		err = c.envelopeSerial(ctx, t0, env, res)
+		err = c.envelopeSerial(ctx, t0, env, res, true)
 	}
 	if err != nil {
 		return false, err
@@ -146,9 +148,10 @@ func (c *Client) mailTransaction(ctx context.Context, env *envelope, msg io.Read
 }
 
 // envelopeSerial sends RSET (when a transaction was left open), MAIL, each
-// RCPT and DATA, waiting for each reply. It returns nil once the server
-// answered DATA with 354.
-func (c *Client) envelopeSerial(ctx context.Context, t0 time.Time, env *envelope, res *SendResult) error {
+// RCPT and, when data is set, DATA, waiting for each reply. It returns nil
+// once the server answered DATA with 354, or, without data, once at least
+// one recipient was accepted.
+func (c *Client) envelopeSerial(ctx context.Context, t0 time.Time, env *envelope, res *SendResult, data bool) error {
 	if c.inTx {
 		// A previous transaction ended without a final reply (DATA was
 		// refused): clear it, or MAIL would be a nested transaction.
@@ -178,6 +181,9 @@ func (c *Client) envelopeSerial(ctx context.Context, t0 time.Time, env *envelope
 	}
 	if len(res.Accepted) == 0 {
 		return c.abandon(ctx, t0, res)
+	}
+	if !data {
+		return nil
 	}
 	r, err = c.conn.Exchange("DATA", "")
 	if err != nil {
@@ -250,12 +256,12 @@ func (c *Client) envelopePipelined(ctx context.Context, t0 time.Time, env *envel
 		return err
 	}
 	if r.Code == 354 && (first != nil || len(res.Accepted) == 0) {
-		// The server should have refused DATA; end the empty message at
-		// once so that nothing is delivered, and read its verdict.
-		if r, err = c.conn.Exchange(".", ""); err != nil {
-			return c.transportErr(ctx, t0, "DATA", err)
-		}
-		c.inTx = r.Code != 250
+		// The server should have refused DATA. Ending the message with
+		// "." could deliver it, empty, to the recipients of a transaction
+		// the server still holds (Postfix does, after a refused nested
+		// MAIL); closing the connection before the end of DATA makes the
+		// server discard it.
+		c.fail(errors.New("the server accepted DATA for a transaction the client had given up"))
 		if first == nil {
 			first = &SendError{Rejected: res.Rejected}
 		}
@@ -265,9 +271,9 @@ func (c *Client) envelopePipelined(ctx context.Context, t0 time.Time, env *envel
 	case first != nil:
 		return first
 	case len(res.Accepted) == 0:
-		// DATA was refused for want of recipients; the transaction is
-		// already over on the server's side.
-		c.inTx = false
+		// DATA was refused for want of recipients. The server may still
+		// hold the transaction MAIL FROM opened (Postfix does): inTx
+		// stays set, so the next message starts with RSET.
 		return &SendError{Rejected: res.Rejected}
 	case r.Code != 354:
 		return c.replyErr(t0, "DATA", r)
@@ -334,7 +340,7 @@ func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t
 	if err := dw.Close(); err != nil {
 		return c.transportErr(ctx, t0, "DATA", err)
 	}
-	res.Size = dw.n - int64(len(".\r\n"))
+	res.Size = dw.size()
 	c.conn.Transcript().Note("[%d bytes of message]", dw.n)
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > dataTimeout {
 		c.conn.SetDeadline(time.Now().Add(dataTimeout))
@@ -357,126 +363,4 @@ func (c *Client) sendBody(ctx context.Context, msg io.Reader, res *SendResult, t
 		return &SendError{Rejected: res.Rejected, Accepted: len(res.Accepted)}
 	}
 	return nil
-}
-
-// knownSize is the size the message will have on the wire, after
-// line-ending normalisation and dot-stuffing, when msg is held in memory
-// (a *bytes.Reader, *bytes.Buffer or *strings.Reader): SIZE= then declares
-// exactly what the server will count. The reader is not consumed.
-func knownSize(r io.Reader) (int64, bool) {
-	var (
-		ra io.ReaderAt
-		n  int64
-	)
-	switch v := r.(type) {
-	case *bytes.Reader:
-		ra, n = v, v.Size()-int64(v.Len())
-		return wireSize(io.NewSectionReader(ra, n, int64(v.Len())))
-	case *strings.Reader:
-		ra, n = v, v.Size()-int64(v.Len())
-		return wireSize(io.NewSectionReader(ra, n, int64(v.Len())))
-	case *bytes.Buffer:
-		return wireSize(bytes.NewReader(v.Bytes()))
-	}
-	return 0, false
-}
-
-// wireSize counts what the dataWriter would send of r, without the final
-// ".". A line too long to send is left for the send itself to refuse.
-func wireSize(r io.Reader) (int64, bool) {
-	dw := newDataWriter(bufio.NewWriterSize(io.Discard, 4096))
-	if _, err := io.Copy(dw, r); err != nil {
-		return 0, false
-	}
-	if dw.Close() != nil {
-		return 0, false
-	}
-	return dw.n - int64(len(".\r\n")), true
-}
-
-// dataWriter streams a message into DATA: it turns bare CR and bare LF into
-// CRLF, dot-stuffs lines that start with ".", refuses lines longer than
-// SMTP allows, and on Close ends the last line and writes the terminator.
-type dataWriter struct {
-	w    *bufio.Writer
-	bol  bool // at the beginning of a line
-	cr   bool // the previous byte was a CR not yet known to be bare
-	line int  // current line number, from 1
-	col  int  // bytes on the current line as sent, stuffing included
-	n    int64
-	err  error
-}
-
-func newDataWriter(w *bufio.Writer) *dataWriter {
-	return &dataWriter{w: w, bol: true, line: 1}
-}
-
-func (d *dataWriter) newline() {
-	d.w.WriteString("\r\n")
-	d.n += 2
-	d.bol, d.line, d.col = true, d.line+1, 0
-}
-
-func (d *dataWriter) Write(p []byte) (int, error) {
-	if d.err != nil {
-		return 0, d.err
-	}
-	n := len(p)
-	for len(p) > 0 {
-		b := p[0]
-		if d.cr {
-			d.cr = false
-			d.newline()
-			if b == '\n' {
-				p = p[1:]
-				continue
-			}
-		}
-		switch b {
-		case '\r':
-			d.cr = true
-			p = p[1:]
-			continue
-		case '\n':
-			d.newline()
-			p = p[1:]
-			continue
-		}
-		if d.bol && b == '.' {
-			d.w.WriteByte('.')
-			d.col++
-			d.n++
-		}
-		i := bytes.IndexAny(p, "\r\n")
-		if i < 0 {
-			i = len(p)
-		}
-		if d.col+i > maxLineBytes {
-			d.err = fmt.Errorf("%w: line %d is longer than %d bytes; encode the body (quoted-printable or base64) before sending", ErrLineTooLong, d.line, maxLineBytes)
-			return n - len(p), d.err
-		}
-		if _, err := d.w.Write(p[:i]); err != nil {
-			d.err = err
-			return n - len(p), err
-		}
-		d.col += i
-		d.n += int64(i)
-		d.bol = false
-		p = p[i:]
-	}
-	return n, nil
-}
-
-// Close ends the message: a final CRLF when missing, then ".\r\n".
-func (d *dataWriter) Close() error {
-	if d.err != nil {
-		return d.err
-	}
-	if d.cr || !d.bol {
-		d.cr = false
-		d.newline()
-	}
-	_, err := d.w.WriteString(".\r\n")
-	d.n += 3
-	return err
 }

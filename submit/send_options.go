@@ -35,8 +35,12 @@ type SendOptions struct {
 	// Size is the message size in bytes, declared in MAIL FROM and checked
 	// against the server's SIZE limit before MAIL FROM. 0 means unknown;
 	// the size of a *bytes.Reader, *bytes.Buffer or *strings.Reader is
-	// known without it.
+	// known without it, exactly (after line-ending normalisation).
 	Size int64
+	// NoChunking sends the message with DATA even when the server offers
+	// CHUNKING, where it would otherwise go with BDAT (RFC 3030), in one
+	// flight with the envelope when the server also offers PIPELINING.
+	NoChunking bool
 }
 
 // DSNOptions are the delivery status notification parameters of one
@@ -60,8 +64,9 @@ type DSNOptions struct {
 
 // SendResult is what happened to one message.
 type SendResult struct {
-	// Size is the number of message bytes sent in DATA, after line-ending
-	// normalisation and dot-stuffing, without the terminating ".".
+	// Size is the size of the message as sent, after line-ending
+	// normalisation: what SIZE= declares and the server counts (RFC 1870),
+	// without DATA's dot-stuffing and terminator.
 	Size int64
 	// Accepted lists the recipients the server accepted, in order.
 	Accepted []string
@@ -89,7 +94,7 @@ func (c *Client) SendWith(ctx context.Context, from string, to []string, msg io.
 }
 
 // send is SendWith that also tells the Mailer whether msg began to be read.
-func (c *Client) send(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (res *SendResult, bodyStarted bool, err error) {
+func (c *Client) send(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (res *SendResult, consumed bool, err error) {
 	res = &SendResult{}
 	if err := validate(from, to, o); err != nil {
 		return res, false, err
@@ -98,8 +103,8 @@ func (c *Client) send(ctx context.Context, from string, to []string, msg io.Read
 	if err != nil {
 		return res, false, err
 	}
-	bodyStarted, err = c.mailTransaction(ctx, env, msg, res)
-	return res, bodyStarted, err
+	consumed, err = c.mailTransaction(ctx, env, msg, res)
+	return res, consumed, err
 }
 
 // envelope is one message's MAIL FROM and RCPT TO commands, with the
@@ -108,6 +113,12 @@ type envelope struct {
 	mail     string   // "MAIL FROM:<a> BODY=8BITMIME SIZE=n ..."
 	rcpts    []string // the recipient addresses, in order
 	rcptCmds []string // "RCPT TO:<b> NOTIFY=... ORCPT=...", one per recipient
+	// size is the message's exact normalised size when it is held in
+	// memory, -1 otherwise (SendOptions.Size is a declaration, not a count:
+	// BDAT needs the count).
+	size int64
+	// chunking: the message goes with BDAT (RFC 3030), not DATA.
+	chunking bool
 }
 
 // validate checks what needs no server: addresses and option values.
@@ -183,6 +194,10 @@ func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOption
 		params = append(params, "SMTPUTF8")
 	}
 	size, known := knownSize(msg)
+	exact := int64(-1)
+	if known {
+		exact = size
+	}
 	if o.Size > 0 {
 		size, known = o.Size, true
 	}
@@ -213,7 +228,10 @@ func (c *Client) envelope(from string, to []string, msg io.Reader, o *SendOption
 			params = append(params, "ENVID="+xtext(dsn.EnvelopeID))
 		}
 	}
-	env := &envelope{mail: "MAIL FROM:<" + from + ">", rcpts: to}
+	env := &envelope{mail: "MAIL FROM:<" + from + ">", rcpts: to, size: exact}
+	if ok, _ := c.Extension("CHUNKING"); ok && !o.NoChunking {
+		env.chunking = true
+	}
 	for _, p := range params {
 		env.mail += " " + p
 	}

@@ -49,17 +49,17 @@ func hasPrefix(lines []string, prefix string) bool {
 func TestSendWithReportsSizeRecipientsAndQueueID(t *testing.T) {
 	srv := submittest.NewServer(t)
 	c := dialListener(t, srv, srv.Implicit, tlsmode.Implicit)
-	// Bare LFs become CRLF and the leading dot is stuffed: Size counts
-	// what went on the wire.
+	// Bare LFs become CRLF: Size counts the message as SIZE= declares it
+	// and the server counts it (RFC 1870), without DATA's dot-stuffing.
 	msg := "Subject: x\n\n.hidden\nbody"
 	res, err := c.SendWith(context.Background(), "a@example.com", []string{"b@example.com", "c@example.com"}, strings.NewReader(msg), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := srv.Messages()[0]
-	wantWire := "Subject: x\r\n\r\n..hidden\r\nbody\r\n"
-	if res.Size != int64(len(wantWire)) {
-		t.Errorf("Size = %d, want %d (%q)", res.Size, len(wantWire), wantWire)
+	want := "Subject: x\r\n\r\n.hidden\r\nbody\r\n"
+	if res.Size != int64(len(want)) || res.Size != got.Size || string(got.Data) != want {
+		t.Errorf("Size = %d, server received %d bytes; want %d (%q)", res.Size, got.Size, len(want), want)
 	}
 	if res.QueueID == "" || res.QueueID != got.QueueID {
 		t.Errorf("QueueID = %q, server says %q", res.QueueID, got.QueueID)

@@ -210,11 +210,10 @@ func (l *live) checkStored(t *testing.T, r *checkResult) {
 		}
 		want := normalized(msg)
 		all = append(all, sent{cand, id, want})
-		// SendResult.Size counts the bytes on the wire: the message plus
-		// one dot for each line that starts with a dot.
-		stuffed := int64(len(want) + bytes.Count(want, []byte("\r\n.")))
-		if res.Size != stuffed {
-			t.Errorf("%v: SendResult.Size %d; want %d", cand, res.Size, stuffed)
+		// SendResult.Size is the message as the server counts it (RFC
+		// 1870): normalised, without DATA's dot-stuffing.
+		if res.Size != int64(len(want)) {
+			t.Errorf("%v: SendResult.Size %d; want %d", cand, res.Size, len(want))
 		}
 	}
 	ids := make([]string, len(all))
@@ -516,25 +515,39 @@ func (l *live) checkExtensions(t *testing.T, r *checkResult) {
 		}
 		parts = append(parts, "REQUIRETLS (server logged it)")
 	}
-	if l.exts["PIPELINING"] {
+	switch {
+	case l.exts["PIPELINING"] && l.exts["CHUNKING"]:
+		if flights != 1 {
+			t.Errorf("PIPELINING and CHUNKING advertised, but the client sent %d flights for one message; want 1 (envelope and BDAT LAST)", flights)
+		}
+		parts = append(parts, "PIPELINING and CHUNKING (envelope and BDAT LAST in one flight)")
+	case l.exts["PIPELINING"]:
 		if flights > 2 {
 			t.Errorf("PIPELINING advertised, but the client sent %d flights for one message; want 2 (envelope, body)", flights)
 		}
-		if l.name == "exim" && !regexp.MustCompile(` L\.? `).MatchString(evidence) {
-			t.Errorf("PIPELINING: Exim's <= line does not mark the message as pipelined (L)")
-		}
 		parts = append(parts, "PIPELINING (envelope in one flight)")
-	} else {
+	case l.exts["CHUNKING"]:
+		if flights < 3 {
+			t.Errorf("no PIPELINING, but the client sent only %d flights (MAIL, RCPT, BDAT expected one by one)", flights)
+		}
+		parts = append(parts, "CHUNKING without PIPELINING (one command at a time, then BDAT LAST)")
+	default:
 		if flights < 4 {
 			t.Errorf("no PIPELINING, but the client sent only %d flights (MAIL, RCPT, DATA, body expected one by one)", flights)
 		}
 		parts = append(parts, "no PIPELINING (envelope one command at a time)")
 	}
-	if l.exts["CHUNKING"] {
-		if !strings.Contains(transcript, "C: DATA") || strings.Contains(transcript, "BDAT") {
-			t.Errorf("CHUNKING: want the message sent with DATA; transcript:\n%s", transcript)
+	if l.exts["PIPELINING"] {
+		if l.name == "exim" && !regexp.MustCompile(` L\.? `).MatchString(evidence) {
+			t.Errorf("PIPELINING: Exim's <= line does not mark the message as pipelined (L)")
 		}
-		parts = append(parts, "CHUNKING offered, DATA used")
+	}
+	if l.exts["CHUNKING"] {
+		if strings.Contains(transcript, "C: DATA") || !regexp.MustCompile(`C: BDAT \d+ LAST`).MatchString(transcript) {
+			t.Errorf("CHUNKING: want the message sent with one BDAT LAST; transcript:\n%s", transcript)
+		}
+	} else if !strings.Contains(transcript, "C: DATA") {
+		t.Errorf("no CHUNKING: want the message sent with DATA; transcript:\n%s", transcript)
 	}
 	r.Summary = strings.Join(parts, ", ")
 	if len(absent) > 0 {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/smtp"
 	"os"
@@ -293,41 +294,76 @@ func TestInteropStrippingMiddlebox(t *testing.T) {
 	}
 }
 
-func TestInteropFiveMegabyteMessageArrivesIntact(t *testing.T) {
-	m := realMTA(t)
-	raw := make([]byte, 5<<20*3/4)
-	rand.Read(raw)
-	enc := base64.StdEncoding.EncodeToString(raw)
-	var body strings.Builder
-	for i := 0; i < len(enc); i += 76 {
-		if i%(76*1000) == 0 {
-			body.WriteString(".a line that needs dot-stuffing\r\n")
-		}
-		body.WriteString(enc[i:min(i+76, len(enc))])
-		body.WriteString("\r\n")
+// unsized hides a reader's type, so that the client cannot know its size
+// and sends it in chunks.
+type unsized struct{ io.Reader }
+
+func TestInteropLargeMessagesArriveIntact(t *testing.T) {
+	tests := []struct {
+		name   string
+		mb     int
+		msg    func(string) io.Reader
+		o      *submit.SendOptions
+		chunks string // what the transcript must show
+	}{
+		{"20 MB with one BDAT LAST", 20, func(s string) io.Reader { return strings.NewReader(s) }, nil, " LAST"},
+		{"20 MB of unknown size in BDAT chunks", 20, func(s string) io.Reader { return unsized{strings.NewReader(s)} }, nil, "BDAT 1048576"},
+		{"5 MB with DATA", 5, func(s string) io.Reader { return strings.NewReader(s) }, &submit.SendOptions{NoChunking: true}, "C: DATA"},
 	}
-	id := messageID(t)
-	msg := message(m.user, m.user2, id, body.String())
-	c, err := m.dialer(t, submit.PasswordAuth(m.user, m.pass)).Dial(context.Background(), "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := realMTA(t)
+			raw := make([]byte, tt.mb<<20*3/4)
+			rand.Read(raw)
+			enc := base64.StdEncoding.EncodeToString(raw)
+			var body strings.Builder
+			for i := 0; i < len(enc); i += 76 {
+				if i%(76*1000) == 0 {
+					// Stuffed by DATA, sent as it is by BDAT.
+					body.WriteString(".a line that starts with a dot\r\n")
+				}
+				body.WriteString(enc[i:min(i+76, len(enc))])
+				body.WriteString("\r\n")
+			}
+			id := messageID(t)
+			msg := message(m.user, m.user2, id, body.String())
+			d := m.dialer(t, submit.PasswordAuth(m.user, m.pass))
+			var tr strings.Builder
+			d.Transcript = &tr
+			c, err := d.Dial(context.Background(), "127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Quit()
+			if ok, _ := c.Extension("CHUNKING"); !ok && tt.o == nil {
+				t.Fatalf("%s does not offer CHUNKING", m.starttls)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			t0 := time.Now()
+			res, err := c.SendWith(ctx, m.user, []string{m.user2}, tt.msg(msg), tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(t0)
+			if !strings.Contains(tr.String(), tt.chunks) {
+				t.Errorf("the transcript does not show %q:\n%s", tt.chunks, tr.String())
+			}
+			if res.Size != int64(len(msg)) {
+				t.Errorf("Size = %d, want %d", res.Size, len(msg))
+			}
+			got := m.waitDelivered(t, mailbox(m.user2), id)
+			// Postfix prepends its trace headers and stores LF line endings.
+			want := []byte(strings.ReplaceAll(msg, "\r\n", "\n"))
+			if !bytes.HasSuffix(got, want) {
+				t.Fatalf("delivered message (%d bytes) does not end with the %d bytes sent", len(got), len(want))
+			}
+			if a, b := sha256.Sum256(got[len(got)-len(want):]), sha256.Sum256(want); a != b {
+				t.Fatalf("hash mismatch")
+			}
+			t.Logf("%d-byte message accepted in %s (queued as %s), delivered intact, sha256 %x", len(msg), elapsed.Round(time.Millisecond), res.QueueID, sha256.Sum256(want))
+		})
 	}
-	defer c.Quit()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := c.Send(ctx, m.user, []string{m.user2}, strings.NewReader(msg)); err != nil {
-		t.Fatal(err)
-	}
-	got := m.waitDelivered(t, mailbox(m.user2), id)
-	// Postfix prepends its trace headers and stores LF line endings.
-	want := []byte(strings.ReplaceAll(msg, "\r\n", "\n"))
-	if !bytes.HasSuffix(got, want) {
-		t.Fatalf("delivered message (%d bytes) does not end with the %d bytes sent", len(got), len(want))
-	}
-	if a, b := sha256.Sum256(got[len(got)-len(want):]), sha256.Sum256(want); a != b {
-		t.Fatalf("hash mismatch")
-	}
-	t.Logf("%d-byte message delivered intact, sha256 %x", len(msg), sha256.Sum256(want))
 }
 
 func TestInteropSendMailWithNetSMTPPlainAuth(t *testing.T) {

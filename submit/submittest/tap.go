@@ -3,6 +3,8 @@ package submittest
 import (
 	"bytes"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -27,9 +29,10 @@ type tapConn struct {
 	clear atomic.Bool // still interpreting bytes
 
 	mu          sync.Mutex
-	sawSTARTTLS bool // client asked; the next reply decides
-	dataPending bool // client sent DATA; a 354 starts the message
-	inData      bool // client lines are message content, not commands
+	sawSTARTTLS bool  // client asked; the next reply decides
+	dataPending bool  // client sent DATA; a 354 starts the message
+	inData      bool  // client lines are message content, not commands
+	chunkLeft   int64 // bytes of a BDAT chunk still to pass (read side only)
 	closeOnce   sync.Once
 	counted     bool // a session of the listener's MaxSessions
 }
@@ -67,6 +70,14 @@ func (t *tapConn) Read(p []byte) (int, error) {
 func (t *tapConn) feed(b []byte) {
 	intercept := t.l.faults.interceptsSTARTTLS()
 	for len(b) > 0 {
+		if t.chunkLeft > 0 {
+			// A BDAT chunk is bytes, not lines: it passes as it is.
+			k := int(min(t.chunkLeft, int64(len(b))))
+			t.out = append(t.out, b[:k]...)
+			t.chunkLeft -= int64(k)
+			b = b[k:]
+			continue
+		}
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
 			t.line = append(t.line, b...)
@@ -93,6 +104,7 @@ func (t *tapConn) lineDone(intercept bool) {
 	isCmd := !isData && text != "."
 	if isCmd {
 		t.dataPending = bytes.EqualFold(bytes.TrimSpace([]byte(text)), []byte("DATA"))
+		t.chunkLeft = bdatSize(text)
 	}
 	starttls := isCmd && isSTARTTLSCmd(t.line)
 	t.mu.Unlock()
@@ -181,4 +193,18 @@ func (t *tapConn) Close() error {
 		t.l.srv.markClosed(t.rec)
 	})
 	return err
+}
+
+// bdatSize is the chunk size of a "BDAT n [LAST]" command line, 0 for any
+// other line.
+func bdatSize(line string) int64 {
+	f := strings.Fields(line)
+	if len(f) < 2 || len(f) > 3 || !strings.EqualFold(f[0], "BDAT") {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
 }

@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,7 @@ import (
 )
 
 // Step is one step of a script. Build steps with Expect, ExpectPrefix,
-// ExpectMatch, ExpectData, Send, SendSlowly, Repeat, StartTLS, Pause,
+// ExpectMatch, ExpectData, ExpectBDAT, Send, SendSlowly, Repeat, StartTLS, Pause,
 // Close and Reset.
 type Step struct {
 	kind  stepKind
@@ -47,6 +48,7 @@ const (
 	stepExpectPrefix
 	stepExpectMatch
 	stepExpectData
+	stepExpectBDAT
 	stepSend
 	stepSendSlowly
 	stepRepeat
@@ -71,6 +73,12 @@ func ExpectMatch(re string) Step { return Step{kind: stepExpectMatch, re: regexp
 // ends DATA. Each line is recorded, so a test can check what a client
 // put on the wire; Record.Messages holds the content, dot-unstuffed.
 func ExpectData() Step { return Step{kind: stepExpectData} }
+
+// ExpectBDAT reads one "BDAT n" or "BDAT n LAST" command and the n bytes
+// of its chunk (RFC 3030). After the LAST chunk, Record.Messages holds the
+// chunks of the message joined; an expected RSET discards the chunks
+// read so far.
+func ExpectBDAT() Step { return Step{kind: stepExpectBDAT} }
 
 // Send writes s exactly, in one write: several reply lines, a partial
 // line, anything. Write "\r\n" yourself.
@@ -112,6 +120,8 @@ func (st Step) String() string {
 		return fmt.Sprintf("ExpectMatch(%q)", st.re)
 	case stepExpectData:
 		return "ExpectData()"
+	case stepExpectBDAT:
+		return "ExpectBDAT()"
 	case stepSend:
 		return fmt.Sprintf("Send(%q)", clipText(st.text))
 	case stepSendSlowly:
@@ -156,7 +166,8 @@ type Record struct {
 	// included.
 	Lines []Line
 	// Messages holds the content of each ExpectData, dot-unstuffed, with
-	// CRLF line endings and without the terminator.
+	// CRLF line endings and without the terminator, and of each message
+	// whose LAST chunk an ExpectBDAT read.
 	Messages [][]byte
 	// TLS reports that a TLS handshake completed: the client accepted the
 	// certificate.
@@ -219,14 +230,15 @@ type Config struct {
 
 // run is one connection playing a script.
 type run struct {
-	ctx  context.Context
-	cfg  Config
-	raw  net.Conn
-	nc   net.Conn // raw, or the *tls.Conn over it
-	br   *bufio.Reader
-	rec  *Record
-	tls  bool
-	data bool // inside ExpectData
+	ctx    context.Context
+	cfg    Config
+	raw    net.Conn
+	nc     net.Conn // raw, or the *tls.Conn over it
+	br     *bufio.Reader
+	rec    *Record
+	tls    bool
+	data   bool   // inside ExpectData
+	chunks []byte // the BDAT chunks of the message so far
 }
 
 // Play plays steps on c and records what the client did in rec, then keeps
@@ -277,6 +289,8 @@ func (r *run) step(st Step) (closed bool, err error) {
 		return false, r.expect(st)
 	case stepExpectData:
 		return false, r.expectData()
+	case stepExpectBDAT:
+		return false, r.expectBDAT()
 	case stepSend:
 		r.nc.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := io.WriteString(r.nc, st.text)
@@ -362,6 +376,9 @@ func (r *run) expect(st Step) error {
 	if !ok {
 		return fmt.Errorf("client sent %q", clipText(line))
 	}
+	if strings.EqualFold(line, "RSET") {
+		r.chunks = nil // the message being chunked is discarded
+	}
 	return nil
 }
 
@@ -383,6 +400,43 @@ func (r *run) expectData() error {
 		msg = append(msg, "\r\n"...)
 	}
 	r.update(func() { r.rec.Messages = append(r.rec.Messages, msg) })
+	return nil
+}
+
+// expectBDAT reads a BDAT command and its chunk; the chunk's lines are
+// recorded as message content.
+func (r *run) expectBDAT() error {
+	r.nc.SetReadDeadline(time.Now().Add(timeout))
+	line, err := r.readLine()
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 || len(f) > 3 || !strings.EqualFold(f[0], "BDAT") || (len(f) == 3 && !strings.EqualFold(f[2], "LAST")) {
+		return fmt.Errorf("client sent %q", clipText(line))
+	}
+	n, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || n < 0 || n > 64<<20 {
+		return fmt.Errorf("client sent %q: not a chunk size this script takes", clipText(line))
+	}
+	chunk := make([]byte, n)
+	r.nc.SetReadDeadline(time.Now().Add(timeout))
+	if _, err := io.ReadFull(r.br, chunk); err != nil {
+		return fmt.Errorf("chunk of %d bytes: %w", n, err)
+	}
+	r.data = true
+	for _, l := range bytes.SplitAfter(chunk, []byte("\n")) {
+		if len(l) > 0 {
+			r.record(strings.TrimSuffix(strings.TrimSuffix(string(l), "\n"), "\r"))
+		}
+	}
+	r.data = false
+	r.chunks = append(r.chunks, chunk...)
+	if len(f) == 3 {
+		msg := r.chunks
+		r.chunks = nil
+		r.update(func() { r.rec.Messages = append(r.rec.Messages, msg) })
+	}
 	return nil
 }
 
