@@ -1,0 +1,190 @@
+package otelportwise
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/portwise/portwise/submit"
+)
+
+// sentinels name portwise's sentinel errors for error.type, in the order
+// they are looked for.
+var sentinels = []struct {
+	err  error
+	name string
+}{
+	{submit.ErrSTARTTLSStripped, "starttls_stripped"},
+	{submit.ErrResponseInjection, "response_injection"},
+	{submit.ErrWrongMode, "wrong_mode"},
+	{submit.ErrTLSVersion, "tls_version"},
+	{submit.ErrCertificate, "certificate"},
+	{submit.ErrPlaintextAuth, "plaintext_auth"},
+	{submit.ErrAuthFailed, "auth_failed"},
+	{submit.ErrMechanismUnavailable, "mechanism_unavailable"},
+	{submit.ErrTokenUnavailable, "token_unavailable"},
+	{submit.ErrBadAddress, "bad_address"},
+	{submit.ErrOutcomeUnknown, "outcome_unknown"},
+	{submit.ErrProtocol, "protocol"},
+}
+
+// ErrorType returns the error.type value recorded for err, a short name
+// of low cardinality: that of portwise's sentinel it wraps
+// (starttls_stripped, response_injection, wrong_mode, tls_version,
+// certificate, plaintext_auth, auth_failed, mechanism_unavailable,
+// token_unavailable, bad_address, outcome_unknown, protocol); else
+// canceled or deadline_exceeded for the caller's context; the code of the
+// server's reply that failed the step ("421", "554"); certificate or
+// tls_alert for a handshake's error; dns, connection_refused, timeout or
+// connection_closed for the network's; and "_OTHER" for anything else.
+// It returns "" for nil.
+func ErrorType(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return s.name
+		}
+	}
+	var (
+		reply     *submit.Reply
+		verify    *tls.CertificateVerificationError
+		authority x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		alert     tls.AlertError
+		dns       *net.DNSError
+		netErr    net.Error
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	case errors.As(err, &reply):
+		return strconv.Itoa(reply.Code)
+	case errors.As(err, &verify), errors.As(err, &authority), errors.As(err, &hostname), errors.As(err, &invalid):
+		return "certificate"
+	case errors.As(err, &alert):
+		return "tls_alert"
+	case errors.As(err, &dns):
+		return "dns"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection_refused"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return "connection_closed"
+	}
+	return semconv.ErrorTypeOther.Value.AsString()
+}
+
+// errorAttrs is error.type for a failed stage, none for a good one.
+func errorAttrs(err error) []attribute.KeyValue {
+	if err == nil {
+		return nil
+	}
+	return []attribute.KeyValue{semconv.ErrorTypeKey.String(ErrorType(err))}
+}
+
+// The causes of an attempt that was stopped, not failed. portwise has no
+// sentinel for them (see README.md): its messages are matched.
+const (
+	lostRaceText  = "not needed: another port won"
+	dialEndedText = "not used: the dial ended before this port's turn"
+)
+
+// outcomeOf is the value of OutcomeKey for an attempt that ended with err.
+func outcomeOf(err error) string {
+	if err == nil {
+		return outcomeWon
+	}
+	var se *submit.StepError
+	if errors.As(err, &se) && se.Err != nil {
+		switch se.Err.Error() {
+		case lostRaceText:
+			return outcomeNotNeeded
+		case dialEndedText:
+			return outcomeNotUsed
+		}
+	}
+	return outcomeFailed
+}
+
+// tlsVersion is a TLS version as tls.protocol.version has it: "1.3".
+func tlsVersion(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "1.0"
+	case tls.VersionTLS11:
+		return "1.1"
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS13:
+		return "1.3"
+	}
+	return tls.VersionName(v)
+}
+
+// maxMechanisms bounds the mechanisms recorded from a server's EHLO.
+const maxMechanisms = 16
+
+// saslNames keeps the mechanism names a server offered that are SASL
+// names (RFC 4422: 1 to 20 of A-Z, 0-9, '-', '_'), at most
+// maxMechanisms: what a hostile server advertises is not copied into
+// telemetry as it is.
+func saslNames(mechs []string) []string {
+	out := make([]string, 0, min(len(mechs), maxMechanisms))
+	for _, m := range mechs {
+		if len(out) == maxMechanisms {
+			break
+		}
+		if isSASLName(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func isSASLName(s string) bool {
+	if len(s) == 0 || len(s) > 20 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// isEnhancedCode reports an RFC 3463 status code, "5.7.8": class, then
+// subject and detail of 1 to 3 digits each.
+func isEnhancedCode(s string) bool {
+	if len(s) < 5 || len(s) > 9 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.' {
+		return false
+	}
+	parts, n := 0, 0
+	for _, c := range []byte(s[2:]) {
+		switch {
+		case '0' <= c && c <= '9' && n < 3:
+			n++
+		case c == '.' && n > 0 && parts == 0:
+			parts, n = 1, 0
+		default:
+			return false
+		}
+	}
+	return parts == 1 && n > 0
+}

@@ -1,0 +1,50 @@
+package otelportwise_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/portwise/portwise/examples/otel/otelportwise"
+	"github.com/portwise/portwise/submit"
+)
+
+func TestErrorType(t *testing.T) {
+	step := func(err error) error { return &submit.StepError{Step: "connect", Err: err} }
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{step(submit.ErrSTARTTLSStripped), "starttls_stripped"},
+		{fmt.Errorf("dial: %w", step(submit.ErrAuthFailed)), "auth_failed"},
+		{&submit.StepError{Step: "auth", Reply: &submit.Reply{Code: 535}, Err: submit.ErrAuthFailed}, "auth_failed"},
+		{&submit.StepError{Step: "banner", Reply: &submit.Reply{Code: 421}, Err: &submit.Reply{Code: 421}}, "421"},
+		{step(submit.ErrCertificate), "certificate"},
+		{step(submit.ErrWrongMode), "wrong_mode"},
+		{step(submit.ErrProtocol), "protocol"},
+		{step(context.Canceled), "canceled"},
+		{step(context.DeadlineExceeded), "deadline_exceeded"},
+		{x509.UnknownAuthorityError{}, "certificate"},
+		{&tls.CertificateVerificationError{Err: x509.HostnameError{}}, "certificate"},
+		{tls.AlertError(40), "tls_alert"},
+		{&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "x.invalid"}}, "dns"},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "connection_refused"},
+		{os.ErrDeadlineExceeded, "timeout"},
+		{fmt.Errorf("read: %w", io.EOF), "connection_closed"},
+		{syscall.ECONNRESET, "connection_closed"},
+		{errors.New("something else"), "_OTHER"},
+	}
+	for _, tt := range tests {
+		if got := otelportwise.ErrorType(tt.err); got != tt.want {
+			t.Errorf("ErrorType(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,330 @@
+package otelportwise
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// The attributes of portwise's own, beside the semantic conventions'.
+const (
+	// TLSModeKey is the candidate's TLS mode: starttls, implicit or
+	// plaintext.
+	TLSModeKey = attribute.Key("smtp.tls_mode")
+	// OutcomeKey is how an attempt ended: won, failed, not_needed
+	// (another port won first) or not_used (the Dial ended first, for
+	// instance on a rejected credential). Only failed is an error.
+	OutcomeKey = attribute.Key("smtp.outcome")
+	// WinnerKey is true on the span of the attempt that became the Dial's
+	// client.
+	WinnerKey = attribute.Key("smtp.winner")
+	// StepKey is the step a failed attempt failed at: connect, banner,
+	// ehlo, starttls, tls, auth or token.
+	StepKey = attribute.Key("smtp.step")
+	// AuthMechanismKey is the SASL mechanism tried ("PLAIN", "XOAUTH2").
+	AuthMechanismKey = attribute.Key("smtp.auth.mechanism")
+	// AuthMechanismsKey lists the mechanisms the server offered after TLS
+	// (an event attribute of smtp.auth.start).
+	AuthMechanismsKey = attribute.Key("smtp.auth.mechanisms")
+	// ReplyCodeKey is the code of the server's reply that failed the
+	// attempt (535).
+	ReplyCodeKey = attribute.Key("smtp.reply.code")
+	// EnhancedCodeKey is that reply's RFC 3463 enhanced status code
+	// ("5.7.8"), when it has a well-formed one.
+	EnhancedCodeKey = attribute.Key("smtp.reply.enhanced_code")
+)
+
+// The values of OutcomeKey.
+const (
+	outcomeWon       = "won"
+	outcomeFailed    = "failed"
+	outcomeNotNeeded = "not_needed"
+	outcomeNotUsed   = "not_used"
+)
+
+// The span events, in the order a candidate can reach them.
+const (
+	eventConnectDone = "smtp.connect.done"
+	eventTLSStart    = "smtp.tls.handshake.start"
+	eventTLSDone     = "smtp.tls.handshake.done"
+	eventStripped    = "smtp.starttls.stripped"
+	eventAuthStart   = "smtp.auth.start"
+	eventAuthDone    = "smtp.auth.done"
+)
+
+// attemptKey is what the hooks tell of an attempt's identity: its server
+// and candidate. It is unique within one Dial.
+type attemptKey struct {
+	host string
+	cand tlsmode.Candidate
+}
+
+func keyOf(a submit.Attempt) attemptKey { return attemptKey{a.Host, a.Candidate} }
+
+// attemptSpan is the span of one attempt and what its hooks have seen.
+// Its fields are guarded by the dialTrace's mutex.
+type attemptSpan struct {
+	span trace.Span
+	ctx  context.Context // the parent with span in it, for measurements
+	// start is when the attempt started as far as the hooks tell (its
+	// ConnectStart, or now minus Elapsed).
+	start time.Time
+	// base are the attributes of every measurement: server.address,
+	// server.port, smtp.tls_mode.
+	base []attribute.KeyValue
+
+	connectStart, tlsStart time.Time
+
+	connected, tlsStarted, tlsDone, authStarted, authDone bool
+}
+
+// dialTrace is the state behind one submit.Trace: the spans of the
+// attempts started and not yet done. Hooks of different attempts run
+// concurrently, so every hook takes mu to find its span (starting it if
+// need be) and update its stage; it records on the span and the
+// instruments, which are safe for concurrent use, after unlocking.
+type dialTrace struct {
+	in     *Instrumentation
+	parent context.Context
+
+	mu   sync.Mutex
+	open map[attemptKey][]*attemptSpan
+}
+
+// begin starts the span of a new attempt of a, started at start. Call it
+// with d.mu held.
+func (d *dialTrace) begin(a submit.Attempt, start time.Time) *attemptSpan {
+	base := []attribute.KeyValue{
+		semconv.ServerAddress(a.Host),
+		semconv.ServerPort(a.Candidate.Port),
+		TLSModeKey.String(a.Candidate.Mode.String()),
+	}
+	ctx, span := d.in.tracer.Start(d.parent, SpanName,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(start),
+		trace.WithAttributes(base...),
+		trace.WithAttributes(semconv.NetworkProtocolName("smtp"), semconv.NetworkTransportTCP))
+	s := &attemptSpan{span: span, ctx: ctx, start: start, base: base}
+	k := keyOf(a)
+	d.open[k] = append(d.open[k], s)
+	return s
+}
+
+// find returns the open span of a's attempt. Within one Dial there is one
+// per host and candidate; Dials sharing the hook set may have several.
+// Then it takes those whose stage allows the hook (want; all if none
+// does), and of them the one whose start is nearest the attempt's (now
+// minus Elapsed), or the oldest when the hook carries no Elapsed. If none
+// is open (a hook before any ConnectStart), it starts one. Call it with
+// d.mu held.
+func (d *dialTrace) find(a submit.Attempt, now time.Time, want func(*attemptSpan) bool) *attemptSpan {
+	list := d.open[keyOf(a)]
+	if len(list) == 0 {
+		return d.begin(a, now.Add(-a.Elapsed))
+	}
+	var best *attemptSpan
+	var bestDist time.Duration
+	for _, pass := range []bool{true, false} {
+		for _, s := range list {
+			if pass && want != nil && !want(s) {
+				continue
+			}
+			dist := time.Duration(0)
+			if a.Elapsed > 0 {
+				dist = s.start.Sub(now.Add(-a.Elapsed)).Abs()
+			}
+			if best == nil || dist < bestDist {
+				best, bestDist = s, dist
+			}
+		}
+		if best != nil {
+			break
+		}
+	}
+	return best
+}
+
+// remove forgets s, whose attempt is done. Call it with d.mu held.
+func (d *dialTrace) remove(a submit.Attempt, s *attemptSpan) {
+	k := keyOf(a)
+	list := d.open[k]
+	for i, o := range list {
+		if o == s {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(d.open, k)
+	} else {
+		d.open[k] = list
+	}
+}
+
+// measure returns s's base attributes with more, as a measurement option.
+func (s *attemptSpan) measure(more ...attribute.KeyValue) metric.MeasurementOption {
+	return metric.WithAttributes(append(s.base[:len(s.base):len(s.base)], more...)...)
+}
+
+func (d *dialTrace) connectStart(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.begin(a, now)
+	s.connectStart = now
+	d.mu.Unlock()
+}
+
+func (d *dialTrace) connectDone(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, func(s *attemptSpan) bool { return !s.connected })
+	s.connected = true
+	started := s.connectStart
+	d.mu.Unlock()
+
+	attrs := errorAttrs(a.Err)
+	s.span.AddEvent(eventConnectDone, trace.WithTimestamp(now), trace.WithAttributes(attrs...))
+	if !started.IsZero() {
+		d.in.connectDuration.Record(s.ctx, now.Sub(started).Seconds(), s.measure(attrs...))
+	}
+}
+
+func (d *dialTrace) tlsStart(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, func(s *attemptSpan) bool { return !s.tlsStarted })
+	s.tlsStarted, s.tlsStart = true, now
+	d.mu.Unlock()
+
+	s.span.AddEvent(eventTLSStart, trace.WithTimestamp(now))
+}
+
+func (d *dialTrace) tlsDone(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, func(s *attemptSpan) bool { return s.tlsStarted && !s.tlsDone })
+	s.tlsDone = true
+	started := s.tlsStart
+	d.mu.Unlock()
+
+	var attrs []attribute.KeyValue // of the measurement
+	if a.Err == nil && a.TLS != nil {
+		version := semconv.TLSProtocolVersion(tlsVersion(a.TLS.Version))
+		cipher := semconv.TLSCipher(tls.CipherSuiteName(a.TLS.CipherSuite))
+		resumed := semconv.TLSResumed(a.TLS.DidResume)
+		attrs = []attribute.KeyValue{version}
+		s.span.SetAttributes(semconv.TLSProtocolNameTLS, version, cipher, resumed, semconv.TLSEstablished(true))
+		if len(a.TLS.PeerCertificates) > 0 {
+			// When the certificate expires: the one server-given field
+			// recorded, in a fixed format.
+			s.span.SetAttributes(semconv.TLSServerNotAfter(a.TLS.PeerCertificates[0].NotAfter.UTC().Format(time.RFC3339)))
+		}
+		s.span.AddEvent(eventTLSDone, trace.WithTimestamp(now), trace.WithAttributes(version, cipher, resumed))
+	} else {
+		attrs = errorAttrs(a.Err)
+		s.span.SetAttributes(semconv.TLSEstablished(false))
+		s.span.AddEvent(eventTLSDone, trace.WithTimestamp(now), trace.WithAttributes(attrs...))
+	}
+	if !started.IsZero() {
+		d.in.tlsDuration.Record(s.ctx, now.Sub(started).Seconds(), s.measure(attrs...))
+	}
+}
+
+func (d *dialTrace) stripped(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, func(s *attemptSpan) bool { return !s.tlsStarted })
+	d.mu.Unlock()
+
+	attrs := errorAttrs(a.Err)
+	var se *submit.StepError
+	if errors.As(a.Err, &se) && se.Step != "" {
+		attrs = append(attrs, StepKey.String(se.Step))
+	}
+	s.span.AddEvent(eventStripped, trace.WithTimestamp(now), trace.WithAttributes(attrs...))
+	d.in.stripped.Add(s.ctx, 1, s.measure())
+}
+
+func (d *dialTrace) authStart(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, func(s *attemptSpan) bool { return !s.authStarted })
+	s.authStarted = true
+	d.mu.Unlock()
+
+	s.span.AddEvent(eventAuthStart, trace.WithTimestamp(now),
+		trace.WithAttributes(AuthMechanismsKey.StringSlice(saslNames(a.Mechanisms))))
+}
+
+func (d *dialTrace) authDone(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, func(s *attemptSpan) bool { return !s.authDone })
+	s.authDone = true
+	d.mu.Unlock()
+
+	attrs := errorAttrs(a.Err)
+	if a.Mechanism != "" {
+		mech := AuthMechanismKey.String(a.Mechanism)
+		attrs = append(attrs, mech)
+		s.span.SetAttributes(mech)
+	}
+	s.span.AddEvent(eventAuthDone, trace.WithTimestamp(now), trace.WithAttributes(attrs...))
+	d.in.auths.Add(s.ctx, 1, s.measure(attrs...))
+}
+
+func (d *dialTrace) attemptDone(a submit.Attempt) {
+	now := time.Now()
+	d.mu.Lock()
+	s := d.find(a, now, nil)
+	d.remove(a, s)
+	d.mu.Unlock()
+
+	outcome := outcomeOf(a.Err)
+	metricAttrs := []attribute.KeyValue{OutcomeKey.String(outcome)}
+	spanAttrs := []attribute.KeyValue{OutcomeKey.String(outcome), WinnerKey.Bool(outcome == outcomeWon)}
+	if a.Mechanism != "" {
+		spanAttrs = append(spanAttrs, AuthMechanismKey.String(a.Mechanism))
+	}
+	if outcome == outcomeFailed {
+		et := semconv.ErrorTypeKey.String(ErrorType(a.Err))
+		metricAttrs = append(metricAttrs, et)
+		spanAttrs = append(spanAttrs, et)
+		var se *submit.StepError
+		if errors.As(a.Err, &se) {
+			if se.Step != "" {
+				spanAttrs = append(spanAttrs, StepKey.String(se.Step))
+			}
+			if se.Reply != nil {
+				spanAttrs = append(spanAttrs, ReplyCodeKey.Int(se.Reply.Code))
+				if isEnhancedCode(se.Reply.Enhanced) {
+					spanAttrs = append(spanAttrs, EnhancedCodeKey.String(se.Reply.Enhanced))
+				}
+			}
+		}
+		// The message is portwise's: one line, sanitised, with advice.
+		s.span.RecordError(a.Err, trace.WithTimestamp(now))
+		s.span.SetStatus(codes.Error, a.Err.Error())
+	}
+	s.span.SetAttributes(spanAttrs...)
+	s.span.End(trace.WithTimestamp(now))
+	d.in.attemptDuration.Record(s.ctx, a.Elapsed.Seconds(), s.measure(metricAttrs...))
+}
+
+func (d *dialTrace) winner(a submit.Attempt) {
+	d.in.winners.Add(d.parent, 1, metric.WithAttributes(
+		semconv.ServerAddress(a.Host),
+		semconv.ServerPort(a.Candidate.Port),
+		TLSModeKey.String(a.Candidate.Mode.String())))
+}

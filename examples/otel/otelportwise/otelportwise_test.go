@@ -1,0 +1,472 @@
+package otelportwise_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portwise/portwise/examples/otel/otelportwise"
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+func TestSuccessfulDial(t *testing.T) {
+	srv := submittest.NewServer(t)
+	tests := []struct {
+		name string
+		cand tlsmode.Candidate
+		mode string
+	}{
+		{"starttls", srv.StartTLS, "starttls"},
+		{"implicit", srv.Implicit, "implicit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx, send := h.parent("send")
+			c, err := srv.Dialer(submit.PlainAuth("", "user", "pass"), tt.cand).Dial(h.inst.WithTrace(ctx), "127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Quit()
+			send.End()
+
+			spans := h.attempts(t, 1)
+			metrics := h.metrics(t)
+			t.Logf("exported:\n%s", dump(spans, metrics))
+			if len(spans) != 1 {
+				t.Fatalf("%d attempt spans, want 1", len(spans))
+			}
+			s := spans[0]
+			if s.Parent.SpanID() != send.SpanContext().SpanID() || s.SpanKind != trace.SpanKindClient {
+				t.Errorf("parent %v kind %v; want the send span %v, client", s.Parent.SpanID(), s.SpanKind, send.SpanContext().SpanID())
+			}
+			if s.Status.Code != codes.Unset {
+				t.Errorf("status %v %q, want unset", s.Status.Code, s.Status.Description)
+			}
+			port := strconv.Itoa(tt.cand.Port)
+			wantAttrs(t, "span", attrs(s.Attributes), map[string]string{
+				"server.address":        "127.0.0.1",
+				"server.port":           port,
+				"network.protocol.name": "smtp",
+				"network.transport":     "tcp",
+				"smtp.tls_mode":         tt.mode,
+				"tls.protocol.name":     "tls",
+				"tls.protocol.version":  "1.3",
+				"tls.established":       "true",
+				"tls.resumed":           "false",
+				"smtp.auth.mechanism":   "PLAIN",
+				"smtp.outcome":          "won",
+				"smtp.winner":           "true",
+			}, "error.type", "smtp.step")
+			if a := attrs(s.Attributes); !strings.HasPrefix(a["tls.cipher"], "TLS_") || a["tls.server.not_after"] == "" {
+				t.Errorf("tls.cipher = %q, tls.server.not_after = %q", a["tls.cipher"], a["tls.server.not_after"])
+			}
+			want := "smtp.connect.done smtp.tls.handshake.start smtp.tls.handshake.done smtp.auth.start smtp.auth.done"
+			if got := strings.Join(eventNames(s), " "); got != want {
+				t.Errorf("events %s\nwant   %s", got, want)
+			}
+			wantAttrs(t, "auth.start", event(s, "smtp.auth.start"), map[string]string{"smtp.auth.mechanisms": `["PLAIN","LOGIN"]`})
+			wantAttrs(t, "auth.done", event(s, "smtp.auth.done"), map[string]string{"smtp.auth.mechanism": "PLAIN"}, "error.type")
+			wantAttrs(t, "connect.done", event(s, "smtp.connect.done"), nil, "error.type")
+
+			base := map[string]string{"server.address": "127.0.0.1", "server.port": port, "smtp.tls_mode": tt.mode}
+			with := func(kv ...string) map[string]string {
+				m := map[string]string{}
+				for k, v := range base {
+					m[k] = v
+				}
+				for i := 0; i < len(kv); i += 2 {
+					m[kv[i]] = kv[i+1]
+				}
+				return m
+			}
+			checks := []struct {
+				metric string
+				attrs  map[string]string
+				want   int64
+			}{
+				{otelportwise.MetricAttemptDuration, with("smtp.outcome", "won"), 1},
+				{otelportwise.MetricConnectDuration, base, 1},
+				{otelportwise.MetricTLSHandshakeDuration, with("tls.protocol.version", "1.3"), 1},
+				{otelportwise.MetricDialWinners, base, 1},
+				{otelportwise.MetricAuthentications, with("smtp.auth.mechanism", "PLAIN"), 1},
+				{otelportwise.MetricSTARTTLSStripped, nil, 0},
+			}
+			for _, c := range checks {
+				points := metrics[c.metric]
+				if got := total(points, c.attrs); got != c.want || (c.want > 0 && len(points) != 1) {
+					t.Errorf("%s%v = %d in %d points, want %d in one", c.metric, c.attrs, got, len(points), c.want)
+				}
+				for _, p := range points {
+					if _, ok := p.attrs["error.type"]; ok {
+						t.Errorf("%s has error.type on a success: %v", c.metric, p.attrs)
+					}
+				}
+			}
+			if p := metrics[otelportwise.MetricAttemptDuration]; len(p) == 1 && (p[0].sum <= 0 || p[0].sum > 10) {
+				t.Errorf("attempt duration %vs", p[0].sum)
+			}
+		})
+	}
+}
+
+func TestStrippedPortLosesToImplicit(t *testing.T) {
+	srv := submittest.NewServer(t)
+	stripped := srv.Listen(tlsmode.StartTLS, submittest.StripSTARTTLS)
+	h := newHarness(t)
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass"), stripped, srv.Implicit)
+	d.FallbackDelay = -1 // one after another: the stripped port first
+	c, err := d.Dial(h.inst.WithTrace(context.Background()), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+
+	spans := h.attempts(t, 2)
+	metrics := h.metrics(t)
+	t.Logf("exported:\n%s", dump(spans, metrics))
+	if len(spans) != 2 {
+		t.Fatalf("%d attempt spans, want 2", len(spans))
+	}
+	bad, good := spans[0], spans[1]
+	if bad.Status.Code != codes.Error || !strings.Contains(bad.Status.Description, "STARTTLS") {
+		t.Errorf("stripped span status %v %q; want Error naming STARTTLS", bad.Status.Code, bad.Status.Description)
+	}
+	wantAttrs(t, "stripped span", attrs(bad.Attributes), map[string]string{
+		"server.port":   strconv.Itoa(stripped.Port),
+		"smtp.tls_mode": "starttls",
+		"smtp.outcome":  "failed",
+		"smtp.winner":   "false",
+		"error.type":    "starttls_stripped",
+		"smtp.step":     "starttls",
+	}, "tls.protocol.version", "smtp.auth.mechanism")
+	if got, want := strings.Join(eventNames(bad), " "), "smtp.connect.done smtp.starttls.stripped exception"; got != want {
+		t.Errorf("stripped span events %s, want %s", got, want)
+	}
+	wantAttrs(t, "stripped event", event(bad, "smtp.starttls.stripped"), map[string]string{"error.type": "starttls_stripped", "smtp.step": "starttls"})
+	wantAttrs(t, "exception event", event(bad, "exception"), map[string]string{"exception.type": "*submit.StepError"})
+
+	if good.Status.Code != codes.Unset {
+		t.Errorf("winner status %v %q", good.Status.Code, good.Status.Description)
+	}
+	wantAttrs(t, "winner span", attrs(good.Attributes), map[string]string{
+		"server.port":   strconv.Itoa(srv.Implicit.Port),
+		"smtp.tls_mode": "implicit",
+		"smtp.outcome":  "won",
+		"smtp.winner":   "true",
+	}, "error.type")
+
+	sp, ip := strconv.Itoa(stripped.Port), strconv.Itoa(srv.Implicit.Port)
+	checks := []struct {
+		metric string
+		attrs  map[string]string
+		want   int64
+	}{
+		{otelportwise.MetricSTARTTLSStripped, nil, 1},
+		{otelportwise.MetricSTARTTLSStripped, map[string]string{"server.port": sp, "smtp.tls_mode": "starttls"}, 1},
+		{otelportwise.MetricAttemptDuration, map[string]string{"server.port": sp, "smtp.outcome": "failed", "error.type": "starttls_stripped"}, 1},
+		{otelportwise.MetricAttemptDuration, map[string]string{"server.port": ip, "smtp.outcome": "won"}, 1},
+		{otelportwise.MetricAttemptDuration, nil, 2},
+		{otelportwise.MetricDialWinners, map[string]string{"server.port": ip, "smtp.tls_mode": "implicit"}, 1},
+		{otelportwise.MetricDialWinners, nil, 1},
+		{otelportwise.MetricTLSHandshakeDuration, nil, 1},
+		{otelportwise.MetricConnectDuration, nil, 2},
+	}
+	for _, c := range checks {
+		if got := total(metrics[c.metric], c.attrs); got != c.want {
+			t.Errorf("%s%v = %d, want %d", c.metric, c.attrs, got, c.want)
+		}
+	}
+}
+
+func TestRejectedPassword(t *testing.T) {
+	const password = "hunter2-not-the-password"
+	srv := submittest.NewServer(t)
+	h := newHarness(t)
+	d := srv.Dialer(submit.PlainAuth("", "user", password)) // STARTTLS and implicit TLS
+	d.FallbackDelay = time.Nanosecond                       // both race to a secure session
+	_, err := d.Dial(h.inst.WithTrace(context.Background()), "127.0.0.1")
+	if !errors.Is(err, submit.ErrAuthFailed) {
+		t.Fatalf("err = %v, want ErrAuthFailed", err)
+	}
+
+	spans := h.attempts(t, 2)
+	metrics := h.metrics(t)
+	out := dump(spans, metrics)
+	t.Logf("exported:\n%s", out)
+	if strings.Contains(out, password) {
+		t.Fatal("the password is in the telemetry")
+	}
+	for _, s := range spans {
+		for _, kv := range s.Attributes {
+			if strings.Contains(kv.Value.String(), password) {
+				t.Errorf("the password is in %s", kv.Key)
+			}
+		}
+		for _, e := range s.Events {
+			for _, kv := range e.Attributes {
+				if strings.Contains(kv.Value.String(), password) {
+					t.Errorf("the password is in event %s's %s", e.Name, kv.Key)
+				}
+			}
+		}
+	}
+	// One port got the credential and its rejection; the other, whichever
+	// it was, ended unused: the Dial ended on the rejection.
+	var rejected, unused []string
+	for _, s := range spans {
+		a := attrs(s.Attributes)
+		switch a["smtp.outcome"] {
+		case "failed":
+			rejected = append(rejected, a["server.port"])
+			wantAttrs(t, "rejected span", a, map[string]string{
+				"error.type": "auth_failed", "smtp.step": "auth", "smtp.auth.mechanism": "PLAIN",
+				"smtp.reply.code": "535", "smtp.reply.enhanced_code": "5.7.8", "smtp.winner": "false",
+			})
+			if s.Status.Code != codes.Error || !strings.Contains(s.Status.Description, "535") {
+				t.Errorf("rejected span status %v %q; want Error quoting the 535", s.Status.Code, s.Status.Description)
+			}
+			wantAttrs(t, "auth.done", event(s, "smtp.auth.done"), map[string]string{"smtp.auth.mechanism": "PLAIN", "error.type": "auth_failed"})
+		case "not_used":
+			unused = append(unused, a["server.port"])
+			if s.Status.Code != codes.Unset {
+				t.Errorf("an unused port's span has status %v %q", s.Status.Code, s.Status.Description)
+			}
+			wantAttrs(t, "unused span", a, nil, "error.type", "smtp.step")
+		default:
+			t.Errorf("span with outcome %q", a["smtp.outcome"])
+		}
+	}
+	if len(rejected) != 1 || len(unused) != 1 {
+		t.Fatalf("rejected on %v, unused %v; want one of each", rejected, unused)
+	}
+	checks := []struct {
+		metric string
+		attrs  map[string]string
+		want   int64
+	}{
+		{otelportwise.MetricAuthentications, map[string]string{"smtp.auth.mechanism": "PLAIN", "error.type": "auth_failed", "server.port": rejected[0]}, 1},
+		{otelportwise.MetricAuthentications, nil, 1},
+		{otelportwise.MetricAttemptDuration, map[string]string{"smtp.outcome": "failed", "error.type": "auth_failed"}, 1},
+		{otelportwise.MetricAttemptDuration, map[string]string{"smtp.outcome": "not_used"}, 1},
+		{otelportwise.MetricDialWinners, nil, 0},
+	}
+	for _, c := range checks {
+		if got := total(metrics[c.metric], c.attrs); got != c.want {
+			t.Errorf("%s%v = %d, want %d", c.metric, c.attrs, got, c.want)
+		}
+	}
+}
+
+// A port that accepted the connection and never greets is still waiting
+// when the other wins: it reports after Dial returns, and its span ends
+// then, neither an error nor a winner. A hook run before ours holds the
+// loser's report until Dial has returned, so that it is late every time.
+func TestLateLoserSpanEnds(t *testing.T) {
+	srv := submittest.NewServer(t)
+	silent := srv.Listen(tlsmode.StartTLS, submittest.Blackhole)
+	h := newHarness(t)
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass"), silent, srv.Implicit)
+	d.FallbackDelay = 20 * time.Millisecond
+	returned := make(chan struct{})
+	gate := &submit.Trace{AttemptDone: func(a submit.Attempt) {
+		if a.Err != nil {
+			select {
+			case <-returned:
+			case <-time.After(10 * time.Second): // never block a Dial for good
+			}
+		}
+	}}
+	ctx := submit.WithTrace(h.inst.WithTrace(context.Background()), gate) // gate's hooks run first
+	c, err := d.Dial(ctx, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, open := len(h.exporter.GetSpans()), h.open.names(); n != 1 || len(open) != 1 {
+		t.Errorf("when Dial returned: %d span(s) ended, %d open; want the winner's ended, the loser's open", n, len(open))
+	}
+	close(returned)
+	c.Quit()
+
+	spans := h.attempts(t, 2)
+	metrics := h.metrics(t)
+	t.Logf("exported:\n%s", dump(spans, metrics))
+	if len(spans) != 2 {
+		t.Fatalf("%d attempt spans, want 2", len(spans))
+	}
+	loser, winner := spans[0], spans[1]
+	wantAttrs(t, "loser", attrs(loser.Attributes), map[string]string{
+		"server.port": strconv.Itoa(silent.Port), "smtp.outcome": "not_needed", "smtp.winner": "false",
+	}, "error.type", "smtp.step")
+	if loser.Status.Code != codes.Unset {
+		t.Errorf("loser status %v %q, want unset", loser.Status.Code, loser.Status.Description)
+	}
+	if !loser.EndTime.After(winner.EndTime) {
+		t.Errorf("the loser ended at %v, before the winner at %v", loser.EndTime, winner.EndTime)
+	}
+	wantAttrs(t, "winner", attrs(winner.Attributes), map[string]string{"smtp.outcome": "won"})
+	if got := total(metrics[otelportwise.MetricAttemptDuration], map[string]string{"smtp.outcome": "not_needed", "server.port": strconv.Itoa(silent.Port)}); got != 1 {
+		t.Errorf("not_needed attempts = %d, want 1", got)
+	}
+}
+
+// Many Dials at once, each with its own hook set (as a Mailer's Sends
+// have, one context each) or all sharing one: every span ends, once,
+// with one outcome, and the metrics count every attempt. With a hook set
+// per Dial, each span has its own attempt's events; a shared one may mix
+// up the events of simultaneous attempts on one port, which the hooks
+// cannot tell apart (README.md).
+func TestConcurrentDials(t *testing.T) {
+	srv := submittest.NewServer(t)
+	const dials = 8
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			h := newHarness(t)
+			d := srv.Dialer(submit.PlainAuth("", "user", "pass"))
+			d.FallbackDelay = time.Nanosecond // both ports of each Dial race
+			sharedCtx := h.inst.WithTrace(context.Background())
+			var wg sync.WaitGroup
+			errs := make(chan error, dials)
+			for range dials {
+				wg.Go(func() {
+					ctx := sharedCtx
+					if !shared {
+						ctx = h.inst.WithTrace(context.Background())
+					}
+					c, err := d.Dial(ctx, "127.0.0.1")
+					if err != nil {
+						errs <- err
+						return
+					}
+					c.Quit()
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			// Each Dial starts both ports: 2*dials spans, the losers' maybe late.
+			spans := h.attempts(t, 2*dials)
+			checkSpans(t, spans, dials, !shared)
+			metrics := h.metrics(t)
+			if got := total(metrics[otelportwise.MetricDialWinners], nil); got != dials {
+				t.Errorf("winners = %d, want %d", got, dials)
+			}
+			if got := total(metrics[otelportwise.MetricAttemptDuration], nil); got != int64(len(spans)) {
+				t.Errorf("attempts = %d, want one per span, %d", got, len(spans))
+			}
+		})
+	}
+}
+
+// A Mailer sending from many goroutines, each Send in a span of its own:
+// the Dials it makes are children of the Send that made them.
+func TestMailerConcurrentSends(t *testing.T) {
+	srv := submittest.NewServer(t)
+	h := newHarness(t)
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass"))
+	m := &submit.Mailer{Dialer: d, Host: "127.0.0.1", MaxConns: 3}
+	defer m.Close()
+	const sends = 12
+	sendSpans := make(chan trace.SpanContext, sends)
+	var wg sync.WaitGroup
+	for i := range sends {
+		wg.Go(func() {
+			ctx, span := h.parent("send")
+			defer span.End()
+			sendSpans <- span.SpanContext()
+			msg := fmt.Sprintf("From: app@example.com\r\nTo: you@example.com\r\nSubject: %d\r\n\r\nhello\r\n", i)
+			if err := m.Send(h.inst.WithTrace(ctx), "app@example.com", []string{"you@example.com"}, strings.NewReader(msg)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	close(sendSpans)
+	m.Close()
+	parents := map[trace.SpanID]bool{}
+	for sc := range sendSpans {
+		parents[sc.SpanID()] = true
+	}
+	if got := len(srv.Messages()); got != sends {
+		t.Fatalf("%d messages, want %d", got, sends)
+	}
+	// Between 1 and MaxConns Dials, each of which may start both ports.
+	spans := h.attempts(t, 1)
+	dials := checkSpans(t, spans, -1, true)
+	if dials < 1 || dials > 3 {
+		t.Errorf("%d Dials won, want 1 to 3 (MaxConns)", dials)
+	}
+	for _, s := range spans {
+		if !parents[s.Parent.SpanID()] {
+			t.Errorf("attempt span %v has parent %v, not a send span", s.SpanContext.SpanID(), s.Parent.SpanID())
+		}
+	}
+	if got := total(h.metrics(t)[otelportwise.MetricDialWinners], nil); got != int64(dials) {
+		t.Errorf("winners = %d, want %d", got, dials)
+	}
+}
+
+// checkSpans checks that each span has one outcome, error.type exactly
+// when it failed, and, if strict, the events of one attempt at most once
+// each and TLS and AUTH on the winners; and that wins spans won (-1: any
+// number). It returns the number won.
+func checkSpans(t *testing.T, spans tracetest.SpanStubs, wins int, strict bool) int {
+	t.Helper()
+	won := 0
+	for _, s := range spans {
+		a := attrs(s.Attributes)
+		switch a["smtp.outcome"] {
+		case "won":
+			won++
+			if strict && (a["tls.protocol.version"] != "1.3" || a["smtp.auth.mechanism"] != "PLAIN") {
+				t.Errorf("a winner without TLS or AUTH: %v", a)
+			}
+		case "not_needed", "not_used":
+		case "failed":
+			t.Errorf("a failed attempt: %v", a)
+		default:
+			t.Errorf("a span without an outcome: %v", a)
+		}
+		seen := map[string]bool{}
+		for _, e := range s.Events {
+			if strict && seen[e.Name] {
+				t.Errorf("span %v has two %s events: %v", s.SpanContext.SpanID(), e.Name, eventNames(s))
+			}
+			seen[e.Name] = true
+		}
+		if _, ok := a["error.type"]; ok != (a["smtp.outcome"] == "failed") {
+			t.Errorf("error.type on outcome %s: %v", a["smtp.outcome"], a)
+		}
+	}
+	if wins >= 0 && won != wins {
+		t.Errorf("%d spans won, want %d", won, wins)
+	}
+	return won
+}
+
+// Without providers the hooks do nothing, and Dial works as without them.
+func TestNilProviders(t *testing.T) {
+	srv := submittest.NewServer(t)
+	inst, err := otelportwise.New(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := srv.Dialer(submit.PlainAuth("", "user", "pass")).Dial(inst.WithTrace(context.Background()), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+}
