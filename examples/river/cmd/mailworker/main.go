@@ -187,7 +187,7 @@ func enqueue(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *from == "" || *to == "" || *n < 1 {
 		return errors.New("enqueue: -from, -to and -n ≥ 1 are required")
 	}
-	rcpts := strings.Split(*to, ",")
+	rcpts := strings.Split(strings.ReplaceAll(*to, " ", ""), ",")
 	if *domain == "" {
 		_, *domain, _ = strings.Cut(*from, "@")
 	}
