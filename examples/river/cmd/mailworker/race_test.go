@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled: the test builds the worker with the race detector too.
+const raceEnabled = true
