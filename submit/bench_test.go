@@ -9,7 +9,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	netsmtp "net/smtp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,11 +124,56 @@ func netSMTPSend(c *netsmtp.Client) error {
 	return w.Close()
 }
 
+// proxyRTT measures the round trip the latency proxy really gives: the
+// median of 21 one-byte echoes through it. Its scheduling adds a little to
+// the nominal 2×benchOneWay, on every round trip of every client alike.
+func proxyRTT(b *testing.B) time.Duration {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(c, c)
+			c.Close()
+		}
+	}()
+	proxy, err := netem.NewProxy(ln.Addr().String(), benchOneWay)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer proxy.Close()
+	c, err := net.Dial("tcp", proxy.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var rtts []time.Duration
+	buf := make([]byte, 1)
+	for range 21 {
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)/2]
+}
+
 // BenchmarkRoundTrips counts round trips from connect to an authenticated
 // session, and to an accepted message, over a 20 ms round-trip path.
-// rtts/op is the elapsed time in round trips, TCP's handshake included.
+// rtts/op is the elapsed time in nominal 20 ms round trips, TCP's
+// handshake included; proxy-rtts/op divides by the round trip the proxy
+// was measured to give in the same run (proxyRTT).
 func BenchmarkRoundTrips(b *testing.B) {
 	srv := submittest.NewServer(b)
+	rtt := proxyRTT(b)
 	for _, mode := range []tlsmode.Mode{tlsmode.StartTLS, tlsmode.Implicit} {
 		target := srv.StartTLS
 		if mode == tlsmode.Implicit {
@@ -152,6 +199,7 @@ func BenchmarkRoundTrips(b *testing.B) {
 						c.Close()
 					}
 					b.ReportMetric(float64(total)/float64(b.N)/float64(2*benchOneWay), "rtts/op")
+					b.ReportMetric(float64(total)/float64(b.N)/float64(rtt), "proxy-rtts/op")
 				})
 			}
 		}
@@ -174,6 +222,24 @@ func BenchmarkSendThroughput(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if err := c.Send(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// DATA, as go-smtp and net/smtp send: the client's own overhead,
+	// without the server's extra cost of BDAT (go-smtp's server pipes each
+	// BDAT message through a goroutine and a 32 KiB copy buffer).
+	b.Run("portwise-DATA", func(b *testing.B) {
+		d := &submit.Dialer{Candidates: []tlsmode.Candidate{{Port: srv.Implicit.Port, Mode: tlsmode.Implicit}}, TLSConfig: cfg, Auth: submit.PlainAuth("", "user", "pass")}
+		c, err := d.Dial(ctx, "127.0.0.1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Quit()
+		o := &submit.SendOptions{NoChunking: true}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.SendWith(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg), o); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -281,7 +347,8 @@ func BenchmarkTLSResumption(b *testing.B) {
 // BenchmarkFallback measures time to an authenticated client when the first
 // candidate is blackholed (a firewall dropping SYNs) and the second is a
 // healthy implicit-TLS port: the staggered race against strictly
-// sequential attempts with a 15 s per-attempt timeout (go-mail's default).
+// sequential attempts with a 15 s per-attempt timeout (go-mail's default),
+// and a Dial after one that found the winner, which goes straight to it.
 // The go-mail comparison itself lives in bench/fallback (its own module).
 func BenchmarkFallback(b *testing.B) {
 	srv := submittest.NewServer(b)
@@ -290,7 +357,8 @@ func BenchmarkFallback(b *testing.B) {
 	for _, tt := range []struct {
 		name     string
 		fallback time.Duration
-	}{{"portwise-race", 0}, {"portwise-sequential", -1}} {
+		remember bool // a second Dial, after a first found the winner
+	}{{"portwise-race", 0, false}, {"portwise-sequential", -1, false}, {"portwise-remembered", 0, true}} {
 		b.Run(tt.name, func(b *testing.B) {
 			d := &submit.Dialer{
 				Candidates:    []tlsmode.Candidate{{Port: blocked, Mode: tlsmode.StartTLS}, {Port: good, Mode: tlsmode.Implicit}},
@@ -299,9 +367,17 @@ func BenchmarkFallback(b *testing.B) {
 				Timeout:       15 * time.Second,
 				FallbackDelay: tt.fallback,
 				NetDialer:     &netem.Dialer{Block: map[int]bool{blocked: true}},
-				// A remembered winner would skip the blocked port; measure
-				// the cold path every time.
+				// A remembered winner skips the blocked port: the cold
+				// path is measured with none.
 				WinnerTTL: -1,
+			}
+			if tt.remember {
+				d.WinnerTTL = 0 // the default
+				c, err := d.Dial(context.Background(), "127.0.0.1")
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
 			}
 			for b.Loop() {
 				c, err := d.Dial(context.Background(), "127.0.0.1")
@@ -316,8 +392,9 @@ func BenchmarkFallback(b *testing.B) {
 
 // BenchmarkPipelining sends messages over one established session with a
 // 20 ms round trip, to 1 and to 10 recipients. portwise pipelines the
-// envelope (RFC 2920) when the server offers it; go-smtp's client and
-// net/smtp do not.
+// envelope (RFC 2920) and, with CHUNKING, the message with it as BDAT LAST
+// (RFC 3030); portwise-DATA is the same client with DATA, as before
+// CHUNKING; go-smtp's client and net/smtp wait for every reply.
 func BenchmarkPipelining(b *testing.B) {
 	srv := submittest.NewServer(b, submittest.Options{DiscardData: true})
 	proxy, err := netem.NewProxy(srv.Addr(srv.Implicit), benchOneWay)
@@ -343,6 +420,19 @@ func BenchmarkPipelining(b *testing.B) {
 				}
 				pc := c.(*submit.Client)
 				return func() error { return pc.Send(ctx, "a@example.com", rcpts, strings.NewReader(benchMsg)) }, c, nil
+			}},
+			// Before CHUNKING: the envelope pipelined, then the body.
+			{"portwise-DATA", func() (func() error, io.Closer, error) {
+				c, err := portwisePath(tlsmode.Implicit).run(ctx, nd, proxy.Addr(), srv.ClientTLSConfig(), false)
+				if err != nil {
+					return nil, nil, err
+				}
+				pc := c.(*submit.Client)
+				o := &submit.SendOptions{NoChunking: true}
+				return func() error {
+					_, err := pc.SendWith(ctx, "a@example.com", rcpts, strings.NewReader(benchMsg), o)
+					return err
+				}, c, nil
 			}},
 			{"go-smtp", func() (func() error, io.Closer, error) {
 				c, err := goSMTPPath(tlsmode.Implicit).run(ctx, nd, proxy.Addr(), srv.ClientTLSConfig(), false)
@@ -389,7 +479,9 @@ func BenchmarkPipelining(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
+				elapsed := time.Since(t0)
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+				b.ReportMetric(float64(elapsed)/float64(b.N)/float64(2*benchOneWay), "rtts/msg")
 			})
 		}
 	}

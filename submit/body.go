@@ -1,7 +1,6 @@
 package submit
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -34,18 +33,35 @@ func knownSize(r io.Reader) (int64, bool) {
 	return 0, false
 }
 
-// wireSize counts the normalised octets of r. A line too long to send is
-// left for the send itself to refuse.
+// wireSize counts the normalised octets of r without keeping them. A line
+// too long to send is left for the send itself to refuse.
 func wireSize(r io.Reader) (int64, bool) {
-	bw := newBDATWriter(bufio.NewWriterSize(io.Discard, 4096))
-	if _, err := io.Copy(bw, r); err != nil {
+	dw := newBDATWriter(discard{})
+	buf := make([]byte, 2048)
+	for {
+		n, err := r.Read(buf)
+		if _, werr := dw.Write(buf[:n]); werr != nil {
+			return 0, false
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, false
+		}
+	}
+	if dw.Close() != nil {
 		return 0, false
 	}
-	if bw.Close() != nil {
-		return 0, false
-	}
-	return bw.size(), true
+	return dw.size(), true
 }
+
+// discard is a byteWriter that keeps nothing.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error)       { return len(p), nil }
+func (discard) WriteByte(byte) error              { return nil }
+func (discard) WriteString(s string) (int, error) { return len(s), nil }
 
 // byteWriter is where a dataWriter writes: the connection's *bufio.Writer
 // (DATA, or BDAT of a known size) or a chunk's *bytes.Buffer.

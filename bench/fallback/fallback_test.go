@@ -43,6 +43,32 @@ func BenchmarkFallback(b *testing.B) {
 		}
 	})
 
+	// The second Dial of the same host: the winner is remembered, and the
+	// blackholed port costs nothing.
+	b.Run("portwise-remembered", func(b *testing.B) {
+		d := &submit.Dialer{
+			Candidates: []tlsmode.Candidate{{Port: blocked, Mode: tlsmode.StartTLS}, {Port: good, Mode: tlsmode.Implicit}},
+			TLSConfig:  srv.ClientTLSConfig(),
+			Auth:       submit.PlainAuth("", "user", "pass"),
+			NetDialer:  nd,
+		}
+		c, err := d.Dial(context.Background(), "localhost")
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+		for b.Loop() {
+			c, err := d.Dial(context.Background(), "localhost")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if c.Port() != good {
+				b.Fatalf("dialled port %d, want the remembered %d", c.Port(), good)
+			}
+			c.Close()
+		}
+	})
+
 	b.Run("go-mail", func(b *testing.B) {
 		for b.Loop() {
 			c, err := goMailSequence(srv.ClientTLSConfig(), nd, good)
