@@ -8,6 +8,7 @@ import (
 	netsmtp "net/smtp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
@@ -35,6 +36,39 @@ func ExampleMailer() {
 	wg.Wait()
 	fmt.Println(len(srv.Messages()), "messages delivered")
 	// Output: 20 messages delivered
+}
+
+// A provider that allows two sessions per account and 14 messages a
+// second: the Mailer keeps to both, and retries what the server refused
+// for now before it could have the message.
+func ExampleMailer_limits() {
+	srv := submittest.NewServer(nil, submittest.Options{MaxSessions: 2, FailEvery: 7})
+	defer srv.Close()
+	d := srv.Dialer(submit.PasswordAuth("user", "pass")) // trusts the test server
+
+	m := &submit.Mailer{
+		Dialer:       d,
+		Host:         "localhost",
+		RateLimit:    14, // messages per RateInterval, across all connections
+		RateInterval: time.Second,
+		MaxAttempts:  3,                     // per message; -1 turns retries off
+		RetryDelay:   10 * time.Millisecond, // then 20 ms, with jitter
+	}
+	defer m.Close()
+
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			msg := fmt.Sprintf("Subject: receipt %d\r\n\r\nThanks.\r\n", i)
+			if err := m.Send(context.Background(), "shop@example.com", []string{"customer@example.com"}, strings.NewReader(msg)); err != nil {
+				log.Print(err)
+			}
+		})
+	}
+	wg.Wait()
+	st := m.Stats()
+	fmt.Println(st.Sent, "sent,", st.Failed, "failed; retried:", st.Retried > 0)
+	// Output: 20 sent, 0 failed; retried: true
 }
 
 func ExampleClient_SendWith() {

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/portwise/portwise/internal/untrusted"
 )
@@ -39,10 +42,22 @@ var ErrMailerClosed = errors.New("mailer closed")
 //
 // A connection is reused as it is after a transaction that ended with the
 // server's final reply, and reset with RSET first after one that did not.
-// A connection that the server closed or answered with 421 is replaced and
-// the message sent again on a new one, but only when the failure came
-// before the message body was sent: a message whose outcome is unknown
-// (ErrOutcomeUnknown) is never sent twice; the error goes to the caller.
+// A pooled connection that the server closed while it sat idle is replaced
+// at once and the message sent on a new one.
+//
+// Providers limit senders, and the Mailer keeps to their limits. A message
+// the server refused for now in a way that proves it does not have it (a
+// 421 greeting, a 4xx to MAIL FROM, to every RCPT TO, or to DATA) is sent
+// again after an exponential backoff with jitter, within the caller's
+// context (MaxAttempts, RetryDelay); a message is sent again only from its
+// start, so only when it was not read yet or is an io.Seeker. A message
+// whose outcome is unknown (ErrOutcomeUnknown) or that was refused after
+// its body is never sent twice: the error goes to the caller. When the
+// server refuses a session beyond those it already serves ("421 4.7.0 too
+// many connections"), the Mailer keeps to that many connections, and tries
+// one more after every 20 messages sent. RateLimit spaces messages across
+// all connections. Retries show in Trace.Retry and in the Dialer's Logger;
+// Stats reports the pool and the counts, for metrics.
 //
 // Credentials are guarded as a login page guards them. Until a Dial has
 // succeeded, one Dial runs at a time and the Sends waiting for it share
@@ -79,6 +94,31 @@ type Mailer struct {
 	// otherwise hang the next MAIL FROM. 0 means 5s; a negative value
 	// never checks.
 	IdleCheck time.Duration
+	// MaxAttempts bounds the attempts at one message. A message is tried
+	// again, after a wait, only when the server refused it temporarily in
+	// a way that proves it does not have it: a temporary refusal of the
+	// connection (a 421 greeting, "too many connections") or of MAIL FROM,
+	// RCPT TO for every recipient, or DATA before the body. A message the
+	// server may have (its body went out and no refusal came back, or a
+	// refusal came after the body) is never sent again. A credential is
+	// never retried. 0 means 4; a negative value (or 1) means one attempt.
+	MaxAttempts int
+	// RetryDelay is the wait before the first retry; each next one is
+	// twice as long, up to 32 times RetryDelay, and every wait is drawn at
+	// random between half and all of it, so that senders refused together
+	// do not come back together. A wait that would outlast the context's
+	// deadline is not started: the refusal is returned. 0 (or a negative
+	// value) means 1s.
+	RetryDelay time.Duration
+	// RateLimit, when positive, is how many messages the Mailer sends per
+	// RateInterval across all its connections, spaced evenly (a token
+	// bucket of golang.org/x/time/rate without burst), as providers
+	// publish their sending rates; a Send waits its turn within its
+	// context, and each attempt of a message takes a turn. 0 means no
+	// limit.
+	RateLimit int
+	// RateInterval is RateLimit's interval; 0 means one second.
+	RateInterval time.Duration
 
 	mu      sync.Mutex
 	closed  bool
@@ -92,6 +132,17 @@ type Mailer struct {
 	authErr error       // the rejection every later Send gets
 	zero    sync.Once   // for a nil Dialer
 	zeroD   *Dialer
+
+	// limit, when positive, is the number of connections the server
+	// accepted at once when it refused one more; the pool keeps below it
+	// and raises it by one after every raiseAfter messages sent.
+	limit   int
+	okSince int // messages sent since limit last changed
+
+	rateOnce sync.Once
+	limiter  *rate.Limiter // nil without RateLimit
+
+	sent, failed, retried atomic.Uint64
 }
 
 // dialFlight is a Dial that other Sends wait for and share.
@@ -141,20 +192,43 @@ func (m *Mailer) Send(ctx context.Context, from string, to []string, msg io.Read
 }
 
 // SendWith submits one message as Client.SendWith does, over a pooled
-// connection.
+// connection, waiting its turn under RateLimit and trying it again after
+// a temporary refusal (see MaxAttempts).
 func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, error) {
 	if err := validate(from, to, o); err != nil {
 		return &SendResult{}, err
 	}
+	rewind := rewinder(msg)
+	for attempt := 1; ; attempt++ {
+		if err := m.waitRate(ctx); err != nil {
+			m.failed.Add(1)
+			return &SendResult{}, err
+		}
+		res, consumed, err := m.sendPooled(ctx, from, to, msg, o, rewind)
+		if delay, ok := m.retryAfter(ctx, attempt, err); ok && (!consumed || rewind()) {
+			m.retried.Add(1)
+			m.logRetry(ctx, Retry{Host: m.Host, Attempt: attempt, Delay: delay, Err: err})
+			if m.sleep(ctx, delay) {
+				continue
+			}
+		}
+		m.count(err)
+		return res, err
+	}
+}
+
+// sendPooled sends msg once over a pooled connection, replacing a
+// connection the server closed while it sat in the pool.
+func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions, rewind func() bool) (*SendResult, bool, error) {
 	// Each retry has replaced a dead connection; there are at most
 	// max(MaxIdle, MaxConns) of them in circulation, and a fresh one is
 	// never retried.
 	tries := 2 + max(m.maxIdle(), m.maxConns())
-	rewind := rewinder(msg)
+	consumedAny := false
 	for try := 1; ; try++ {
 		pc, err := m.acquire(ctx)
 		if err != nil {
-			return &SendResult{}, err
+			return &SendResult{}, consumedAny, err
 		}
 		reused := !pc.lastUsed.IsZero()
 		if check := m.IdleCheck; reused && check >= 0 && time.Since(pc.lastUsed) > pick(check, defaultIdleCheck) {
@@ -166,7 +240,7 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 				pc.c.Close()
 				m.put(pc)
 				if ctx.Err() != nil || try >= tries {
-					return &SendResult{}, err
+					return &SendResult{}, consumedAny, err
 				}
 				continue
 			}
@@ -174,6 +248,10 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 		res, consumed, err := pc.c.send(ctx, from, to, msg, o)
 		if consumed {
 			pc.msgs++
+			consumedAny = true
+		}
+		if delivered(err) {
+			m.succeeded()
 		}
 		pc.lastUsed = time.Now()
 		// The server closed or gave up on a pooled connection before it
@@ -181,6 +259,7 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 		retry := err != nil && !pc.c.usable() && reused && try < tries && ctx.Err() == nil && notDelivered(err)
 		if retry && consumed {
 			retry = rewind()
+			consumedAny = !retry
 		}
 		if retry {
 			m.logRedial(ctx, pc, "send", err)
@@ -189,7 +268,7 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 		if retry {
 			continue
 		}
-		return res, err
+		return res, consumedAny, err
 	}
 }
 
@@ -266,7 +345,7 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 			}
 			continue
 		}
-		if max := m.maxConns(); max <= 0 || m.open < max {
+		if max := m.connCap(); max <= 0 || m.open < max {
 			m.open++
 			var f *dialFlight
 			if !m.proven {
@@ -345,6 +424,8 @@ func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
 		m.proven = true
 	} else if errors.Is(err, ErrAuthFailed) && m.authErr == nil {
 		m.authErr = err
+	} else if sessionRefused(err) {
+		m.lower()
 	}
 	if f != nil {
 		f.err = err
@@ -365,7 +446,7 @@ func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
 func (m *Mailer) freeSlot() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.waiters) > 0 && !m.closed && m.authErr == nil {
+	if max := m.connCap(); len(m.waiters) > 0 && !m.closed && m.authErr == nil && (max <= 0 || m.open <= max) {
 		w := m.waiters[0]
 		m.waiters = m.waiters[1:]
 		w <- nil

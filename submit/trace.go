@@ -3,13 +3,15 @@ package submit
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/portwise/portwise/internal/plan"
 )
 
-// Trace is a set of hooks that run at the stages of a Dial, in the manner of
-// net/http/httptrace: attach one to a context with WithTrace and every Dial
-// under that context calls the hooks that are set. Applications use them to
+// Trace is a set of hooks that run at the stages of a Dial, and when a
+// Mailer retries a message, in the manner of net/http/httptrace: attach one
+// to a context with WithTrace and every Dial and Mailer send under that
+// context calls the hooks that are set. Applications use them to
 // export metrics and traces (to OpenTelemetry, Prometheus, expvar) without
 // portwise depending on any of them.
 //
@@ -50,6 +52,22 @@ type Trace struct {
 	// WinnerChosen is called when a candidate's session becomes the
 	// Client that Dial returns.
 	WinnerChosen func(Attempt)
+	// Retry is called when a Mailer is about to send a message again
+	// after a temporary refusal that proves the server does not have it,
+	// before it waits Retry.Delay.
+	Retry func(Retry)
+}
+
+// Retry describes a Mailer's decision to send a message again.
+type Retry struct {
+	Host string
+	// Attempt is the number of the attempt that failed, from 1.
+	Attempt int
+	// Delay is how long the Mailer waits before the next attempt:
+	// exponential backoff with jitter (Mailer.RetryDelay).
+	Delay time.Duration
+	// Err is the failure of the attempt, as the caller would have got it.
+	Err error
 }
 
 type traceKey struct{}
@@ -94,7 +112,19 @@ func (t *Trace) compose(old *Trace) *Trace {
 			*h.new = func(a Attempt) { f(a); g(a) }
 		}
 	}
+	switch f, g := n.Retry, old.Retry; {
+	case f == nil:
+		n.Retry = g
+	case g != nil:
+		n.Retry = func(r Retry) { f(r); g(r) }
+	}
 	return &n
+}
+
+func (t *Trace) retry(r Retry) {
+	if t != nil && t.Retry != nil {
+		t.Retry(r)
+	}
 }
 
 // call runs hook if the trace has it; a nil Trace has none.
@@ -128,24 +158,27 @@ func (t *Trace) winner(a Attempt) { t.call(func(t *Trace) func(Attempt) { return
 
 // tracingDialer reports a target's TCP connect to a Trace.
 type tracingDialer struct {
-	d ContextDialer
-	t *Trace
-	a Attempt
+	d     ContextDialer
+	t     *Trace
+	a     Attempt
+	start time.Time // when the attempt started
 }
 
+// dialer wraps d for an attempt that starts now.
 func (t *Trace) dialer(d ContextDialer, target plan.Target) ContextDialer {
 	if t == nil || t.ConnectStart == nil && t.ConnectDone == nil {
 		return d
 	}
-	return tracingDialer{d, t, Attempt{Host: target.Host, Candidate: target.Candidate}}
+	return tracingDialer{d, t, Attempt{Host: target.Host, Candidate: target.Candidate}, time.Now()}
 }
 
 func (td tracingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	a := td.a
 	a.Addr = addr
+	a.Elapsed = time.Since(td.start)
 	td.t.call(func(t *Trace) func(Attempt) { return t.ConnectStart }, a)
 	nc, err := td.d.DialContext(ctx, network, addr)
-	a.Err = err
+	a.Err, a.Elapsed = err, time.Since(td.start)
 	td.t.call(func(t *Trace) func(Attempt) { return t.ConnectDone }, a)
 	return nc, err
 }

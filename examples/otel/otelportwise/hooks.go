@@ -328,3 +328,18 @@ func (d *dialTrace) winner(a submit.Attempt) {
 		semconv.ServerPort(a.Candidate.Port),
 		TLSModeKey.String(a.Candidate.Mode.String())))
 }
+
+// eventRetry is the event a Mailer's retry adds to the Send's span.
+const eventRetry = "smtp.retry"
+
+// retry records a Mailer's decision to send a message again: an event on
+// the span of the Send (the parent of the attempts) and the counter.
+func (d *dialTrace) retry(r submit.Retry) {
+	attrs := append([]attribute.KeyValue{
+		semconv.ServerAddress(r.Host),
+		attribute.Int("smtp.retry.attempt", r.Attempt),
+		attribute.Float64("smtp.retry.delay", r.Delay.Seconds()),
+	}, errorAttrs(r.Err)...)
+	trace.SpanFromContext(d.parent).AddEvent(eventRetry, trace.WithAttributes(attrs...))
+	d.in.retries.Add(d.parent, 1, metric.WithAttributes(semconv.ServerAddress(r.Host), semconv.ErrorTypeKey.String(ErrorType(r.Err))))
+}

@@ -59,6 +59,7 @@ type Instrumentation struct {
 	winners         metric.Int64Counter
 	auths           metric.Int64Counter
 	stripped        metric.Int64Counter
+	retries         metric.Int64Counter
 }
 
 // durationBuckets are the semantic conventions' boundaries for durations
@@ -96,6 +97,7 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) (*Instrumentation, er
 	in.winners = counter(MetricDialWinners, "{dial}", "Dials that produced a client, by the port and TLS mode that won.")
 	in.auths = counter(MetricAuthentications, "{authentication}", "AUTH exchanges, by mechanism; error.type is set when one failed (auth_failed: the credential was rejected).")
 	in.stripped = counter(MetricSTARTTLSStripped, "{attempt}", "STARTTLS attempts that failed because STARTTLS was missing, masked or refused: a downgrade attack or a meddling firewall.")
+	in.retries = counter(MetricRetries, "{retry}", "Messages a Mailer sends again after a temporary refusal that proves the server does not have them, by error.type.")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -123,6 +125,10 @@ const (
 	// MetricSTARTTLSStripped is a counter of stripped STARTTLS: a
 	// security signal worth an alert.
 	MetricSTARTTLSStripped = "smtp.client.starttls.stripped"
+	// MetricRetries is a counter of a Mailer's retries (submit.Trace's
+	// Retry hook), with server.address and error.type; each also adds an
+	// smtp.retry event to the span in the context of the Send.
+	MetricRetries = "smtp.client.retries"
 )
 
 // Trace returns a new hook set whose spans are children of the span in
@@ -139,6 +145,7 @@ func (in *Instrumentation) Trace(ctx context.Context) *submit.Trace {
 		AuthDone:          d.authDone,
 		AttemptDone:       d.attemptDone,
 		WinnerChosen:      d.winner,
+		Retry:             d.retry,
 	}
 }
 

@@ -470,3 +470,38 @@ func TestNilProviders(t *testing.T) {
 	}
 	c.Quit()
 }
+
+func TestMailerRetryIsAnEventAndACount(t *testing.T) {
+	// Every second MAIL FROM is refused for now: the Mailer sends the
+	// message again, and says so through the Retry hook.
+	srv := submittest.NewServer(t, submittest.Options{FailEvery: 2})
+	h := newHarness(t)
+	d := srv.Dialer(submit.PlainAuth("", "user", "pass"))
+	m := &submit.Mailer{Dialer: d, Host: "127.0.0.1", RetryDelay: time.Millisecond}
+	defer m.Close()
+	ctx, span := h.parent("send")
+	if err := m.Send(h.inst.WithTrace(ctx), "app@example.com", []string{"you@example.com"}, strings.NewReader("Subject: x\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Send(h.inst.WithTrace(ctx), "app@example.com", []string{"you@example.com"}, strings.NewReader("Subject: y\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	m.Close()
+	var send tracetest.SpanStub
+	for _, s := range h.exporter.GetSpans() {
+		if s.Name == "send" {
+			send = s
+		}
+	}
+	ev := event(send, "smtp.retry")
+	if ev == nil || ev["smtp.retry.attempt"] != "1" || ev["error.type"] == "" || ev["server.address"] != "127.0.0.1" {
+		t.Fatalf("send span events %v; want one smtp.retry with attempt 1 and error.type", eventNames(send))
+	}
+	if got := total(h.metrics(t)[otelportwise.MetricRetries], map[string]string{"server.address": "127.0.0.1"}); got != 1 {
+		t.Errorf("%s = %d, want 1", otelportwise.MetricRetries, got)
+	}
+	if st := m.Stats(); st.Retried != 1 || st.Sent != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}

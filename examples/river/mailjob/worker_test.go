@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/mail"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -24,16 +23,10 @@ import (
 )
 
 // noMailerRetries turns off the Mailer's own retries of temporary
-// refusals where it has them (Mailer.MaxAttempts, negative for none, is
-// coming), so that every refusal the server makes reaches River and the
-// tests can count River's retries. Without the field there is nothing to
-// turn off. Programs keep both: the Mailer's quick retries, then River's
-// slower ones.
-func noMailerRetries(m *submit.Mailer) {
-	if f := reflect.ValueOf(m).Elem().FieldByName("MaxAttempts"); f.IsValid() && f.CanSet() && f.Kind() == reflect.Int {
-		f.SetInt(-1)
-	}
-}
+// refusals, so that every refusal the server makes reaches River and the
+// tests can count River's retries. Programs keep both: the Mailer's quick
+// retries, then River's slower ones.
+func noMailerRetries(m *submit.Mailer) { m.MaxAttempts = -1 }
 
 func mailer(t *testing.T, srv *submittest.Server, cands ...tlsmode.Candidate) *submit.Mailer {
 	d := srv.Dialer(submit.PasswordAuth("user", "pass"), cands...)
