@@ -183,6 +183,9 @@ func (d *Diagnosis) classify(err error) {
 		}
 	case replyErr != nil:
 		d.reply(replyErr)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		// Outside a Dial's connect step: a bare error given to IsTemporary.
+		d.Kind, d.Detail = KindRefused, "connection refused"
 	case d.Step == "auth" && errors.Is(err, wire.ErrAuthAborted):
 		d.Kind, d.Detail = KindAuthBroken, safe(err)
 	case IsTimeout(err):
