@@ -127,6 +127,14 @@ func (c *cli) send(args []string) int {
 		return code
 	}
 	cl.Quit()
+	fmt.Fprintln(c.stdout, sentLine(cl, res, envTo))
+	return exitOK
+}
+
+// sentLine is the line that reports a message sent: its size as the
+// server counts it (after line-ending normalisation, as SIZE= declares
+// it), where it went and how, and the server's queue id.
+func sentLine(cl *submit.Client, res *submit.SendResult, to []string) string {
 	how := cl.Candidate().String()
 	if st, ok := cl.ConnectionState(); ok {
 		how += ", " + tls.VersionName(st.Version)
@@ -134,14 +142,11 @@ func (c *cli) send(args []string) int {
 	if m := cl.Mechanism(); m != "" {
 		how += ", AUTH " + m
 	}
-	// The size the server saw: the message after line-ending
-	// normalisation and dot-stuffing, as declared in SIZE=.
-	line := fmt.Sprintf("sent %d bytes to %s via %s (%s)", res.Size, strings.Join(envTo, ", "), cl.Host(), how)
+	line := fmt.Sprintf("sent %d bytes to %s via %s (%s)", res.Size, strings.Join(to, ", "), cl.Host(), how)
 	if res.QueueID != "" {
 		line += ", queued as " + res.QueueID
 	}
-	fmt.Fprintln(c.stdout, line)
-	return exitOK
+	return line
 }
 
 // relayHint is the hint for a refusal that authentication might cure: the
