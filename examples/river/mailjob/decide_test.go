@@ -88,9 +88,21 @@ func TestDecide(t *testing.T) {
 			errHas: []string{"552 5.3.4", "delivered earlier to a@x"},
 		},
 		{
-			name: "a rejected credential cancels", pending: []string{"a@x"},
+			// One wrong password must not cancel the whole queue: the
+			// jobs wait, with River's backoff, for the fix.
+			name: "a rejected credential waits for the fix", pending: []string{"a@x"},
 			res: &submit.SendResult{}, err: fmt.Errorf("dial: %w", submit.ErrAuthFailed),
-			want: cancel, errIs: submit.ErrAuthFailed,
+			want: retry, errIs: submit.ErrAuthFailed,
+		},
+		{
+			name: "a certificate that does not verify waits for the fix", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: fmt.Errorf("dial: %w", submit.ErrCertificate),
+			want: retry, errIs: submit.ErrCertificate,
+		},
+		{
+			name: "a stripped STARTTLS waits", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: fmt.Errorf("dial: %w", submit.ErrSTARTTLSStripped),
+			want: retry, errIs: submit.ErrSTARTTLSStripped,
 		},
 		{
 			name: "outcome unknown cancels and says the message may have gone", pending: []string{"a@x", "b@x"},

@@ -34,8 +34,13 @@ type Sender interface {
 //     before the server's reply): the job is cancelled with an
 //     *OutcomeUnknownError and never retried, since a retry may deliver the
 //     message twice; a person checks and enqueues it again if needed.
-//   - Any other failure (a 5xx, a certificate, a credential...): the job is
-//     cancelled (river.JobCancel) with the reason.
+//   - The way to the server broken (a credential rejected, a certificate
+//     that does not verify, STARTTLS stripped...: see pathBroken): Work
+//     returns the error, so that one misconfiguration does not cancel
+//     every job in the queue; they wait with River's backoff for the fix.
+//   - Any other failure (a 5xx to the sender or the message, a message too
+//     large or with a line too long): the job is cancelled (river.JobCancel)
+//     with the reason.
 //   - The job's own context ending (the client stopping, the job's
 //     timeout) or the Mailer closing: the error is returned as it is, so
 //     River retries the job instead of cancelling it.
@@ -165,7 +170,7 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 		// The worker is stopping or the job ran out of time: nothing is
 		// wrong with the message.
 		return p, retry, err
-	case submit.IsTemporary(err):
+	case submit.IsTemporary(err), pathBroken(err):
 		return p, retry, err
 	default:
 		return p, cancel, &PermanentError{MessageID: messageID, Delivered: p.Delivered, Err: err}
@@ -174,6 +179,26 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 		return p, cancel, &RefusedError{MessageID: messageID, Delivered: p.Delivered, Refused: p.Refused}
 	}
 	return p, complete, nil
+}
+
+// pathBroken reports a failure of the way to the server rather than of the
+// message: a credential rejected, a certificate that does not verify, TLS
+// too old, STARTTLS stripped, a port in the other TLS mode, no usable AUTH
+// mechanism, no OAuth2 token. One misconfiguration or one meddling network
+// would otherwise cancel every job in the queue; returned as errors, the
+// jobs wait with River's backoff (up to their MaxAttempts) for the fix,
+// and the Mailer still never logs in again with a rejected credential.
+func pathBroken(err error) bool {
+	for _, s := range []error{
+		submit.ErrAuthFailed, submit.ErrCertificate, submit.ErrTLSVersion, submit.ErrSTARTTLSStripped,
+		submit.ErrResponseInjection, submit.ErrWrongMode, submit.ErrPlaintextAuth,
+		submit.ErrMechanismUnavailable, submit.ErrTokenUnavailable,
+	} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // OutcomeUnknownError cancels a job whose message may have been delivered:
@@ -201,9 +226,8 @@ func (e *OutcomeUnknownError) Error() string {
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
 // PermanentError cancels a job whose send failed in a way that trying again
-// cannot fix: a 5xx refusal of the sender or the message, a certificate, a
-// credential, a message over the server's size or with a line over 998
-// bytes.
+// cannot fix: a 5xx refusal of the sender or the message, a message over
+// the server's size or with a line over 998 bytes.
 type PermanentError struct {
 	MessageID string
 	// Delivered are the recipients that earlier attempts delivered to.
