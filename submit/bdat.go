@@ -167,22 +167,13 @@ func (b *bdat) sendWhole(msg io.Reader) error {
 func (b *bdat) flushLast(n int64) error {
 	c := b.c
 	c.conn.Transcript().Note("[%d bytes of message]", n)
-	b.extend(dataTimeout)
+	b.c.setDeadline(b.ctx, dataTimeout)
 	if err := c.conn.Flush(); err != nil {
 		// The chunk did not go out whole: the server cannot have taken it.
 		return c.transportErr(b.ctx, b.t0, "message", err)
 	}
 	b.lastSent = true
 	return nil
-}
-
-// extend moves the connection's deadline d ahead, within the context's.
-func (b *bdat) extend(d time.Duration) {
-	dl := time.Now().Add(d)
-	if cd, ok := b.ctx.Deadline(); ok && cd.Before(dl) {
-		dl = cd
-	}
-	b.c.conn.SetDeadline(dl)
 }
 
 // sendChunks sends a message of unknown size in chunks of chunkSize,
@@ -235,7 +226,7 @@ func (b *bdat) sendChunks(msg io.Reader) error {
 // owed for what went before it.
 func (b *bdat) sendChunk(p []byte) error {
 	c := b.c
-	b.extend(commandTimeout)
+	b.c.setDeadline(b.ctx, commandTimeout)
 	if err := c.conn.Queue("BDAT "+strconv.Itoa(len(p)), ""); err != nil {
 		return c.transportErr(b.ctx, b.t0, "message", err)
 	}
@@ -300,7 +291,7 @@ func (b *bdat) read(step string) error {
 		shown = "message"
 	}
 	if step == stepLast {
-		b.extend(dataTimeout)
+		b.c.setDeadline(b.ctx, dataTimeout)
 	}
 	r, err := c.conn.ReadReply()
 	if err != nil {

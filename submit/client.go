@@ -131,13 +131,18 @@ func (c *Client) begin(ctx context.Context, fallback time.Duration) (end func(),
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dl := time.Now().Add(fallback)
-	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-		dl = d
-	}
-	c.conn.SetDeadline(dl)
+	c.setDeadline(ctx, fallback)
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	return func() { stop() }, nil
+}
+
+// setDeadline gives the connection d from now, within ctx's deadline.
+func (c *Client) setDeadline(ctx context.Context, d time.Duration) {
+	dl := time.Now().Add(d)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(dl) {
+		dl = cd
+	}
+	c.conn.SetDeadline(dl)
 }
 
 // fail marks the connection unusable after err and closes it.

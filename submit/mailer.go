@@ -223,12 +223,13 @@ func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg i
 	// Each retry has replaced a dead connection; there are at most
 	// max(MaxIdle, MaxConns) of them in circulation, and a fresh one is
 	// never retried.
+	// msg is at its start whenever the loop goes round (unread, or
+	// rewound), so only the last send can have consumed it.
 	tries := 2 + max(m.maxIdle(), m.maxConns())
-	consumedAny := false
 	for try := 1; ; try++ {
 		pc, err := m.acquire(ctx)
 		if err != nil {
-			return &SendResult{}, consumedAny, err
+			return &SendResult{}, false, err
 		}
 		reused := !pc.lastUsed.IsZero()
 		if check := m.IdleCheck; reused && check >= 0 && time.Since(pc.lastUsed) > pick(check, defaultIdleCheck) {
@@ -240,7 +241,7 @@ func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg i
 				pc.c.Close()
 				m.put(pc)
 				if ctx.Err() != nil || try >= tries {
-					return &SendResult{}, consumedAny, err
+					return &SendResult{}, false, err
 				}
 				continue
 			}
@@ -248,7 +249,6 @@ func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg i
 		res, consumed, err := pc.c.send(ctx, from, to, msg, o)
 		if consumed {
 			pc.msgs++
-			consumedAny = true
 		}
 		if delivered(err) {
 			m.succeeded()
@@ -259,7 +259,6 @@ func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg i
 		retry := err != nil && !pc.c.usable() && reused && try < tries && ctx.Err() == nil && notDelivered(err)
 		if retry && consumed {
 			retry = rewind()
-			consumedAny = !retry
 		}
 		if retry {
 			m.logRedial(ctx, pc, "send", err)
@@ -268,7 +267,7 @@ func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg i
 		if retry {
 			continue
 		}
-		return res, consumedAny, err
+		return res, consumed, err
 	}
 }
 
