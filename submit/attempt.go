@@ -28,6 +28,7 @@ type attempt struct {
 	start  time.Time
 	cfg    *tls.Config
 	trace  *Trace
+	tr     *wire.Transcript // nil without Dialer.Transcript
 
 	mu   sync.Mutex
 	ctx  context.Context // the attempt's: the race's, with the attempt's deadline
@@ -35,7 +36,11 @@ type attempt struct {
 }
 
 func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, start time.Time, tr *Trace) *attempt {
-	return &attempt{d: d, race: race, caller: caller, t: t, start: start, trace: tr}
+	a := &attempt{d: d, race: race, caller: caller, t: t, start: start, trace: tr}
+	if d.Transcript != nil {
+		a.tr = wire.NewTranscript(d.Transcript, strconv.Itoa(t.Candidate.Port)+" ", &d.trMu)
+	}
+	return a
 }
 
 // open runs the attempt up to a secure session with its post-TLS EHLO
@@ -65,10 +70,6 @@ func (a *attempt) open() (*session.Session, error) {
 		cancelDeadline()
 	}()
 
-	var tr *wire.Transcript
-	if a.d.Transcript != nil {
-		tr = wire.NewTranscript(a.d.Transcript, strconv.Itoa(c.Port)+" ", &a.d.trMu)
-	}
 	// A port stated as STARTTLS that stays silent may speak implicit TLS:
 	// say so instead of waiting out the whole Timeout. The mode is never
 	// switched; the attempt fails, naming the mode the port speaks.
@@ -88,7 +89,7 @@ func (a *attempt) open() (*session.Session, error) {
 		TLSConfig:  a.cfg,
 		LocalName:  a.d.localName(),
 		Dial:       dial,
-		Transcript: tr,
+		Transcript: a.tr,
 		Step: func(name string, dur time.Duration, err error) {
 			step = name
 			a.d.log(a.caller, c, a.t.Host, name, dur, err)

@@ -71,6 +71,9 @@ type Dialer struct {
 	// Transcript, when set, receives a swaks-style record of every session
 	// ("C:" and "S:" lines, timestamped, prefixed with the port), with AUTH
 	// payloads and message bodies redacted and the server's text escaped.
+	// Writes are serialised. Once Dial returns, only the Client writes to
+	// it: a port still connecting when another won says "stopped: another
+	// port won" before that, and nothing after.
 	Transcript io.Writer
 	// SessionCache resumes TLS sessions across dials. nil means a cache of
 	// 64 entries shared by this Dialer; set it to share one between Dialers.

@@ -28,8 +28,10 @@ type race struct {
 
 	attempts  []Attempt // one per target; written by run's goroutine only
 	started   []time.Time
-	won       int   // index of the winner, -1 if none
-	callerErr error // the caller's context ended the race
+	runs      []*attempt // the started targets' attempts
+	reported  []bool     // the target's goroutine sent its result
+	won       int        // index of the winner, -1 if none
+	callerErr error      // the caller's context ended the race
 }
 
 // ready is a secure session of target idx, post-TLS EHLO read.
@@ -57,7 +59,8 @@ const (
 
 func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target) *race {
 	r := &race{d: d, caller: ctx, host: host, targets: targets, trace: ContextTrace(ctx), won: -1,
-		attempts: make([]Attempt, len(targets)), started: make([]time.Time, len(targets))}
+		attempts: make([]Attempt, len(targets)), started: make([]time.Time, len(targets)),
+		runs: make([]*attempt, len(targets)), reported: make([]bool, len(targets))}
 	for i, t := range targets {
 		r.attempts[i] = Attempt{Host: t.Host, Candidate: t.Candidate}
 	}
@@ -78,6 +81,7 @@ func (r *race) run(use func(*ready) verdict) {
 	n, next, pending := len(r.targets), 0, 0
 	start := func() {
 		r.started[next] = time.Now()
+		r.runs[next] = r.d.newAttempt(ctx, r.caller, r.targets[next], r.started[next], r.trace)
 		go r.attempt(next, results, returned)
 		next++
 		pending++
@@ -100,6 +104,7 @@ func (r *race) run(use func(*ready) verdict) {
 			}
 		case res := <-results:
 			pending--
+			r.reported[res.idx] = true
 			if res.err != nil {
 				r.fail(res.idx, res.err)
 				timer.Reset(0) // no need to wait for a port that failed
@@ -108,6 +113,7 @@ func (r *race) run(use func(*ready) verdict) {
 			switch use(res.r) {
 			case won:
 				stop(diag.ErrLostRace)
+				r.quietLosers()
 				return
 			case ended:
 				r.drain(stop, diag.ErrDialEnded, results, pending)
@@ -136,10 +142,21 @@ func (r *race) drain(stop context.CancelCauseFunc, cause error, results <-chan r
 	}
 }
 
+// quietLosers ends the transcripts of the attempts still running when the
+// Dial is won: they wind down after Dial returns, and must not write into
+// the caller's Transcript then. Each says how it ended first.
+func (r *race) quietLosers() {
+	for i, a := range r.runs {
+		if a != nil && !r.reported[i] {
+			a.tr.End("stopped: another port won")
+		}
+	}
+}
+
 // attempt runs target i and sends its outcome, unless the race has
 // returned: then it closes what it opened and reports itself to the trace.
 func (r *race) attempt(i int, results chan<- result, returned <-chan struct{}) {
-	a := r.d.newAttempt(r.ctx, r.caller, r.targets[i], r.started[i], r.trace)
+	a := r.runs[i]
 	s, err := a.open()
 	var res result
 	if err != nil {

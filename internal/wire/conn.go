@@ -226,6 +226,7 @@ type Transcript struct {
 	Prefix string // e.g. "587 " to tell racing attempts apart
 	Now    func() time.Time
 	mu     *sync.Mutex
+	ended  bool // guarded by mu: End was called, nothing more is written
 }
 
 // NewTranscript returns a transcript writing to w, or nil when w is nil.
@@ -249,7 +250,29 @@ func (t *Transcript) line(dir, s string) {
 	s = untrusted.Text(s, 2*MaxLineBytes)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintf(t.W, "%s %s%s: %s\n", t.Now().Format("15:04:05.000"), t.Prefix, dir, s)
+	t.write(dir, s)
+}
+
+// write writes one line; t.mu is held.
+func (t *Transcript) write(dir, s string) {
+	if !t.ended {
+		fmt.Fprintf(t.W, "%s %s%s: %s\n", t.Now().Format("15:04:05.000"), t.Prefix, dir, s)
+	}
+}
+
+// End writes a last note and stops the transcript: what its session does
+// afterwards is not written. Once End returns, no write of t is under way,
+// so the writer's owner may use it again (a race's losing attempt, still
+// winding down when the Dial returns, must not write into the caller's
+// buffer behind its back).
+func (t *Transcript) End(note string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.write("*", note)
+	t.ended = true
 }
 
 func (t *Transcript) note(format string, args ...any) {
