@@ -66,7 +66,8 @@ type Dialer struct {
 	NetDialer ContextDialer
 	// Logger receives one record per attempt step (connect, banner, ehlo,
 	// starttls, tls, auth, result) with port, mode and duration. nil is
-	// silent. It never receives a secret.
+	// silent. It never receives a secret. Like Trace's hooks, the record of
+	// a port still connecting when another won may come after Dial returns.
 	Logger *slog.Logger
 	// Transcript, when set, receives a swaks-style record of every session
 	// ("C:" and "S:" lines, timestamped, prefixed with the port), with AUTH
