@@ -3,10 +3,10 @@ package submittest
 import (
 	"bytes"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/portwise/portwise/submit/submittest/internal/bdat"
 )
 
 // tapConn sits between an accepted TCP connection and go-smtp. While the
@@ -198,13 +198,6 @@ func (t *tapConn) Close() error {
 // bdatSize is the chunk size of a "BDAT n [LAST]" command line, 0 for any
 // other line.
 func bdatSize(line string) int64 {
-	f := strings.Fields(line)
-	if len(f) < 2 || len(f) > 3 || !strings.EqualFold(f[0], "BDAT") {
-		return 0
-	}
-	n, err := strconv.ParseUint(f[1], 10, 32)
-	if err != nil {
-		return 0
-	}
-	return int64(n)
+	n, _, _ := bdat.Parse(line)
+	return n
 }

@@ -23,11 +23,12 @@ import (
 	"net"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/portwise/portwise/submit/submittest/internal/bdat"
 )
 
 // Step is one step of a script. Build steps with Expect, ExpectPrefix,
@@ -411,12 +412,11 @@ func (r *run) expectBDAT() error {
 	if err != nil {
 		return err
 	}
-	f := strings.Fields(line)
-	if len(f) < 2 || len(f) > 3 || !strings.EqualFold(f[0], "BDAT") || (len(f) == 3 && !strings.EqualFold(f[2], "LAST")) {
+	n, last, ok := bdat.Parse(line)
+	switch {
+	case !ok:
 		return fmt.Errorf("client sent %q", clipText(line))
-	}
-	n, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil || n < 0 || n > 64<<20 {
+	case n > 64<<20:
 		return fmt.Errorf("client sent %q: not a chunk size this script takes", clipText(line))
 	}
 	chunk := make([]byte, n)
@@ -432,7 +432,7 @@ func (r *run) expectBDAT() error {
 	}
 	r.data = false
 	r.chunks = append(r.chunks, chunk...)
-	if len(f) == 3 {
+	if last {
 		msg := r.chunks
 		r.chunks = nil
 		r.update(func() { r.rec.Messages = append(r.rec.Messages, msg) })
