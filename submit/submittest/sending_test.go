@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,40 @@ func TestFailEveryRefusesSomeMailTemporarily(t *testing.T) {
 	}
 	if n := len(s.Messages()); n != 4 {
 		t.Errorf("%d messages stored; want 4", n)
+	}
+}
+
+// TestCommandsNameBDATAndDATA: under TLS, where Commands are rebuilt from
+// the session, a message carried by BDAT chunks is recorded as "BDAT" and
+// one carried by DATA as "DATA".
+func TestCommandsNameBDATAndDATA(t *testing.T) {
+	s := submittest.NewServer(t)
+	d := &submit.Dialer{
+		Candidates: []tlsmode.Candidate{{Port: s.Implicit.Port, Mode: tlsmode.Implicit}},
+		TLSConfig:  s.ClientTLSConfig(),
+	}
+	c, err := d.Dial(context.Background(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	for _, opts := range []*submit.SendOptions{nil, {NoChunking: true}} {
+		if _, err := c.SendWith(context.Background(), "a@example.org", []string{"b@example.org"}, strings.NewReader(msg), opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, rec := range s.Conns() {
+		for _, cmd := range rec.Commands {
+			if cmd == "BDAT" || cmd == "DATA" {
+				got = append(got, cmd)
+			}
+		}
+	}
+	if want := []string{"BDAT", "DATA"}; !slices.Equal(got, want) {
+		t.Errorf("Commands name the messages %q; want %q", got, want)
+	}
+	if n := len(s.Messages()); n != 2 {
+		t.Errorf("%d messages stored; want 2", n)
 	}
 }

@@ -200,8 +200,9 @@ type ConnRecord struct {
 	Clear []string
 	// Commands holds the command lines: those before TLS verbatim (AUTH
 	// continuation lines as sent), those after TLS rebuilt from the session
-	// as "EHLO name", "AUTH MECH", "MAIL FROM:<a>", "RCPT TO:<a>" and "DATA",
-	// since under TLS the wire is ciphertext.
+	// as "EHLO name", "AUTH MECH", "MAIL FROM:<a>", "RCPT TO:<a>", and "DATA"
+	// or "BDAT" (once per message, however many chunks carried it), since
+	// under TLS the wire is ciphertext.
 	Commands []string
 	// TLS reports that a TLS handshake completed on the connection.
 	TLS bool
