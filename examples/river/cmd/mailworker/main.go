@@ -91,26 +91,9 @@ func work(ctx context.Context, args []string, stderr io.Writer) error {
 	if *smtpURL == "" {
 		*smtpURL = os.Getenv("SMTP_URL")
 	}
-	if *smtpURL == "" {
-		return errors.New("work: -smtp or $SMTP_URL is required")
-	}
-	d, host, err := submit.ParseURL(*smtpURL)
+	d, host, err := smtpDialer(*smtpURL, *caFile)
 	if err != nil {
 		return err
-	}
-	if _, pending := d.Auth.(*submit.PendingAuth); pending {
-		return fmt.Errorf("work: %s has a user without a password", submit.RedactURL(*smtpURL))
-	}
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		if err != nil {
-			return err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("work: %s holds no PEM certificate", *caFile)
-		}
-		d.TLSConfig = &tls.Config{RootCAs: pool}
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -230,4 +213,31 @@ func testMessage(from string, to []string, subject, id string) []byte {
 		"Content-Type: text/plain; charset=utf-8\r\n" +
 		"\r\n" +
 		"Sent by mailworker through a River queue and a portwise Mailer.\r\n")
+}
+
+// smtpDialer makes the Dialer of the submission server URL rawURL,
+// trusting the CA in caFile when it is set.
+func smtpDialer(rawURL, caFile string) (*submit.Dialer, string, error) {
+	if rawURL == "" {
+		return nil, "", errors.New("work: -smtp or $SMTP_URL is required")
+	}
+	d, host, err := submit.ParseURL(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, pending := d.Auth.(*submit.PendingAuth); pending {
+		return nil, "", fmt.Errorf("work: %s has a user without a password", submit.RedactURL(rawURL))
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, "", err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("work: %s holds no PEM certificate", caFile)
+		}
+		d.TLSConfig = &tls.Config{RootCAs: pool}
+	}
+	return d, host, nil
 }
