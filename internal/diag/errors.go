@@ -39,7 +39,7 @@ var (
 	ErrLostRace = errors.New("not needed: another port won")
 	// ErrDialEnded marks an attempt stopped because the Dial ended
 	// without a winner (a refused credential, a temporary refusal).
-	ErrDialEnded = errors.New("not used: the dial ended before this port's turn")
+	ErrDialEnded = errors.New("not used: the dial ended before this port was ready")
 	// ErrConfig marks a mistake in what the caller configured (a nil
 	// Auth, a URL without a password): retrying cannot help.
 	ErrConfig = errors.New("configuration error")

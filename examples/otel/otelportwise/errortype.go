@@ -102,7 +102,7 @@ func errorAttrs(err error) []attribute.KeyValue {
 // sentinel for them (see README.md): its messages are matched.
 const (
 	lostRaceText  = "not needed: another port won"
-	dialEndedText = "not used: the dial ended before this port's turn"
+	dialEndedText = "not used: the dial ended before this port was ready"
 )
 
 // outcomeOf is the value of OutcomeKey for an attempt that ended with err.
