@@ -73,6 +73,17 @@ var (
 	// or it gave again a token a server rejected). Nothing was sent.
 	ErrTokenUnavailable = diag.ErrTokenUnavailable
 
+	// ErrLostRace is the error of an attempt stopped because another port
+	// won the race: not a failure of its port. A Trace's AttemptDone sees
+	// it, usually after Dial returned.
+	ErrLostRace = diag.ErrLostRace
+
+	// ErrDialEnded is the error of an attempt stopped because the Dial
+	// ended before the port was ready, decided by another port's outcome
+	// (a rejected credential, a temporary refusal): not a failure of its
+	// port. DialError.Attempts lists such attempts with it.
+	ErrDialEnded = diag.ErrDialEnded
+
 	// ErrLineTooLong means the message has a line longer than SMTP allows
 	// (998 bytes plus CRLF). portwise does not fold lines: breaking a body
 	// line changes the message (and any signature over it); encode the

@@ -55,9 +55,10 @@ func TestLosersNeverCarryTheCallersContextError(t *testing.T) {
 			name string
 			win  tlsmode.Candidate
 			auth submit.Auth
+			want error
 		}{
-			{"another port won", srv.Implicit, nil},
-			{"the dial ended", rejecting, submit.PlainAuth("", "user", "pass")},
+			{"another port won", srv.Implicit, nil, submit.ErrLostRace},
+			{"the dial ended", rejecting, submit.PlainAuth("", "user", "pass"), submit.ErrDialEnded},
 		} {
 			var mu sync.Mutex
 			var losers []error
@@ -83,6 +84,10 @@ func TestLosersNeverCarryTheCallersContextError(t *testing.T) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("run %d, %s: the Dial's error matches a context error nobody caused:\n%v", i, tt.name, err)
 			}
+			var de *submit.DialError
+			if errors.As(err, &de) && (len(de.Attempts) != 2 || !errors.Is(de.Attempts[0].Err, submit.ErrDialEnded)) {
+				t.Fatalf("run %d, %s: the slow port is not listed as ended by the Dial:\n%v", i, tt.name, err)
+			}
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
@@ -96,6 +101,9 @@ func TestLosersNeverCarryTheCallersContextError(t *testing.T) {
 			}
 			if !strings.Contains(lerr.Error(), tt.name) {
 				t.Fatalf("run %d: the loser's error %q does not say %q", i, lerr, tt.name)
+			}
+			if !errors.Is(lerr, tt.want) || errors.Is(lerr, submit.ErrLostRace) == errors.Is(lerr, submit.ErrDialEnded) {
+				t.Fatalf("run %d: the loser's error %q does not match %v alone", i, lerr, tt.want)
 			}
 		}
 	}

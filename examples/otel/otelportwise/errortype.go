@@ -98,26 +98,16 @@ func errorAttrs(err error) []attribute.KeyValue {
 	return []attribute.KeyValue{semconv.ErrorTypeKey.String(ErrorType(err))}
 }
 
-// The causes of an attempt that was stopped, not failed. portwise has no
-// sentinel for them (see README.md): its messages are matched.
-const (
-	lostRaceText  = "not needed: another port won"
-	dialEndedText = "not used: the dial ended before this port was ready"
-)
-
 // outcomeOf is the value of OutcomeKey for an attempt that ended with err.
 func outcomeOf(err error) string {
 	if err == nil {
 		return outcomeWon
 	}
-	var se *submit.StepError
-	if errors.As(err, &se) && se.Err != nil {
-		switch se.Err.Error() {
-		case lostRaceText:
-			return outcomeNotNeeded
-		case dialEndedText:
-			return outcomeNotUsed
-		}
+	switch {
+	case errors.Is(err, submit.ErrLostRace):
+		return outcomeNotNeeded
+	case errors.Is(err, submit.ErrDialEnded):
+		return outcomeNotUsed
 	}
 	return outcomeFailed
 }

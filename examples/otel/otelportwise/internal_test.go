@@ -15,10 +15,10 @@ func TestOutcomeOf(t *testing.T) {
 		want string
 	}{
 		{nil, outcomeWon},
-		{&submit.StepError{Step: "banner", Err: errors.New(lostRaceText)}, outcomeNotNeeded},
-		{&submit.StepError{Err: errors.New(dialEndedText)}, outcomeNotUsed},
+		{&submit.StepError{Step: "banner", Err: submit.ErrLostRace}, outcomeNotNeeded},
+		{&submit.StepError{Err: submit.ErrDialEnded}, outcomeNotUsed},
 		{&submit.StepError{Step: "auth", Err: submit.ErrAuthFailed}, outcomeFailed},
-		{errors.New(lostRaceText), outcomeFailed}, // only portwise's StepError says so
+		{errors.New(submit.ErrLostRace.Error()), outcomeFailed}, // the sentinel, not its words
 	}
 	for _, tt := range tests {
 		if got := outcomeOf(tt.err); got != tt.want {
