@@ -46,8 +46,9 @@ type Trace struct {
 	AuthDone func(Attempt)
 	// AttemptDone is called once per candidate started, with its outcome:
 	// Err is nil for the winner; a candidate that was not needed has an
-	// Err saying why (another port won, or the Dial ended). A candidate
-	// still connecting when another won reports after Dial returns.
+	// Err saying why: ErrLostRace (another port won) or ErrDialEnded. A
+	// candidate still connecting when another won reports after Dial
+	// returns.
 	AttemptDone func(Attempt)
 	// WinnerChosen is called when a candidate's session becomes the
 	// Client that Dial returns.
