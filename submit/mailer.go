@@ -522,7 +522,11 @@ func (m *Mailer) expire(pc *poolConn) {
 		return // taken by a Send, or Close has it
 	}
 	m.idle = slices.Delete(m.idle, i, i+1)
+	// Counted before mu is released: a Close that comes now waits for
+	// this QUIT too, and nothing writes to the Transcript after it.
+	m.bg.Add(1)
 	m.mu.Unlock()
+	defer m.bg.Done()
 	m.retire(pc)
 }
 
