@@ -142,10 +142,10 @@ func message(from, to, id, body string) string {
 		"\r\nDate: " + time.Now().Format(time.RFC1123Z) + "\r\n\r\n" + body
 }
 
-// waitDelivered polls the recipient's maildir until a file holding id
-// appears, and returns its content. Each file's Message-ID is read once
-// (delivered.index): the maildirs keep every earlier run's messages, and
-// reading them all on every poll made a test of 50 messages wait 11 s.
+// waitDelivered polls the recipient's maildir until a message whose
+// Message-ID is id appears, and returns its content. Each file's header is
+// read once (delivered): the maildirs keep every earlier run's messages,
+// and reading them all on every poll made a test of 50 messages wait 11 s.
 func (m *mta) waitDelivered(t *testing.T, mailbox, id string) []byte {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
