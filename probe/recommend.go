@@ -95,7 +95,7 @@ func advise(host string, ports []PortReport, best int) (*tlsmode.Candidate, stri
 			fmt.Fprintf(&b, " on %s (from %s's SRV records)", r.Host, host)
 		}
 		if r.Mode != r.ConfiguredMode {
-			fmt.Fprintf(&b, " (%s, not %s as configured)", modeWords(r.Mode), r.ConfiguredMode)
+			fmt.Fprintf(&b, " (%s, not %s as configured)", diag.ModeWords(r.Mode), r.ConfiguredMode)
 		}
 		fmt.Fprintf(&b, ": it answered in %s, negotiated %s and its certificate verifies (%d days left)", roundDuration(r.ConnectTime), r.TLSVersion, r.CertDaysLeft)
 		if r.AuthResult == "ok" {
@@ -143,16 +143,6 @@ func lastFinding(r PortReport, code string) string {
 		}
 	}
 	return ""
-}
-
-func modeWords(m tlsmode.Mode) string {
-	switch m {
-	case tlsmode.Implicit:
-		return "implicit TLS"
-	case tlsmode.StartTLS:
-		return "STARTTLS"
-	}
-	return m.String()
 }
 
 func roundDuration(d time.Duration) time.Duration { return diag.Round(d) }
