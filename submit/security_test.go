@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/submit/submittest/script"
@@ -37,13 +38,8 @@ import (
 func unsafeRune(s string) rune {
 	for i, r := range s {
 		switch {
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return r
 		case r == '\n':
-		case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f:
-			return r
-		case r == 0x061c, r == 0x200e, r == 0x200f, r == 0x2028, r == 0x2029,
-			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"), untrusted.Escaped(r):
 			return r
 		}
 	}

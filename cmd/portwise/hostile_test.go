@@ -12,7 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/submit/submittest/script"
 	"github.com/portwise/portwise/tlsmode"
@@ -25,11 +27,7 @@ func terminalControl(s string) rune {
 	for i, r := range s {
 		switch {
 		case r == '\n':
-		case r == 0xfffd && !strings.HasPrefix(s[i:], "\uFFFD"):
-			return r
-		case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f,
-			r == 0x061c, r == 0x200e, r == 0x200f, r == 0x2028, r == 0x2029,
-			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"), untrusted.Escaped(r):
 			return r
 		}
 	}
