@@ -44,16 +44,7 @@ var secrets = []string{
 
 // ehlo renders an EHLO reply advertising caps.
 func ehlo(caps ...string) string {
-	lines := append([]string{"localhost greets you"}, caps...)
-	var b strings.Builder
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		b.WriteString("250" + sep + l + "\r\n")
-	}
-	return b.String()
+	return script.Reply(250, append([]string{"localhost greets you"}, caps...)...)
 }
 
 // starttlsOpening is a well-behaved STARTTLS opening: pre are the

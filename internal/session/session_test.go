@@ -17,18 +17,7 @@ import (
 
 const banner = "220 mail.test ESMTP\r\n"
 
-func ehlo(caps ...string) string {
-	lines := append([]string{"mail.test"}, caps...)
-	var b strings.Builder
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		b.WriteString("250" + sep + l + "\r\n")
-	}
-	return b.String()
-}
+func ehlo(caps ...string) string { return script.Reply(250, append([]string{"mail.test"}, caps...)...) }
 
 func toSTARTTLS(caps ...string) []script.Step {
 	return []script.Step{script.Send(banner), script.ExpectPrefix("EHLO "), script.Send(ehlo(append(caps, "STARTTLS")...)),

@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portwise/portwise/submit/submittest/script"
 )
 
 // echoClient answers every challenge with the same response.
@@ -64,14 +67,7 @@ func TestAuthExchangeIsBounded(t *testing.T) {
 	b64 := base64.StdEncoding.EncodeToString
 	// 20 lines of 900 base64 characters: each line is within the reply
 	// bounds, the challenge (13,500 bytes decoded) is not.
-	var big strings.Builder
-	for i := range 20 {
-		sep := "-"
-		if i == 19 {
-			sep = " "
-		}
-		big.WriteString("334" + sep + b64(bytes.Repeat([]byte("abc"), 225)) + "\r\n")
-	}
+	big := script.Reply(334, slices.Repeat([]string{b64(bytes.Repeat([]byte("abc"), 225))}, 20)...)
 	tests := []struct {
 		name      string
 		challenge string
@@ -79,7 +75,7 @@ func TestAuthExchangeIsBounded(t *testing.T) {
 		want      string
 	}{
 		{"endless challenges", "334 " + b64([]byte("again")) + "\r\n", MaxAuthChallenges, "more than 10 challenges"},
-		{"oversized challenge", big.String(), 0, "challenge larger than 12288 bytes"},
+		{"oversized challenge", big, 0, "challenge larger than 12288 bytes"},
 		{"not base64", "334 this is not base64!\r\n", 0, "not base64"},
 	}
 	for _, tt := range tests {

@@ -85,6 +85,24 @@ func ExpectBDAT() Step { return Step{kind: stepExpectBDAT} }
 // line, anything. Write "\r\n" yourself.
 func Send(s string) Step { return Step{kind: stepSend, text: s} }
 
+// Reply renders a well-formed reply of code with lines, for Send: one
+// "250 ok\r\n" line, or "250-a\r\n250 b\r\n" for several. An EHLO reply
+// is Reply(250, "name", "PIPELINING", "STARTTLS").
+func Reply(code int, lines ...string) string {
+	if len(lines) == 0 {
+		lines = []string{""}
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		fmt.Fprintf(&b, "%03d%s%s\r\n", code, sep, l)
+	}
+	return b.String()
+}
+
 // SendSlowly writes s one byte at a time, waiting every between bytes, as
 // a slowloris server does. It stops early when the client goes away.
 func SendSlowly(s string, every time.Duration) Step {
