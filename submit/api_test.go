@@ -83,6 +83,14 @@ var (
 	_ func(*submit.Mailer, context.Context, string, []string, io.Reader) error = (*submit.Mailer).Send
 	_ func(*submit.Mailer) error                                               = (*submit.Mailer).Close
 
+	_ func(*submit.Mailer) submit.MailerStats = (*submit.Mailer).Stats
+	_                                         = submit.MailerStats{Sent: 0, Failed: 0, Unknown: 0, Retried: 0}
+
+	_ = submit.SendResult{Outcome: submit.OutcomeNotSent, Size: 0, Accepted: []string(nil), Rejected: []submit.RecipientError(nil),
+		QueueID: "", Reply: "", Attempts: 0}
+	_ = []submit.Outcome{submit.OutcomeNotSent, submit.OutcomeAccepted, submit.OutcomeRefused, submit.OutcomeUnknown}
+	_ = submit.Retry{Host: "", Attempt: 0, Delay: time.Duration(0), Err: error(nil), Redial: false}
+
 	_ error                            = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Reply: (*submit.Reply)(nil)}}}
 	_ func(*submit.SendError) []string = (*submit.SendError).Retry
 	_                                  = submit.DSNOptions{Return: "HDRS", Notify: []string{"FAILURE"}, EnvelopeID: ""}
@@ -113,7 +121,7 @@ func TestSentinelsAreDistinct(t *testing.T) {
 }
 
 // TestExportedNamesBudget keeps package submit small: every exported name
-// is a promise once tagged, so the package holds at most 60 top-level ones
+// is a promise once tagged, so the package holds at most 65 top-level ones
 // (constants, variables, functions and types; not methods or fields).
 func TestExportedNamesBudget(t *testing.T) {
 	fset := token.NewFileSet()
@@ -156,7 +164,9 @@ func TestExportedNamesBudget(t *testing.T) {
 	}
 	slices.Sort(names)
 	t.Logf("%d exported names: %s", len(names), strings.Join(names, " "))
-	if len(names) > 60 {
-		t.Errorf("package submit exports %d top-level names; the budget is 60", len(names))
+	// 60, and Outcome with its four values: what the server may have of a
+	// message is a fact programs branch on.
+	if len(names) > 65 {
+		t.Errorf("package submit exports %d top-level names; the budget is 65", len(names))
 	}
 }

@@ -307,8 +307,9 @@ type rejectionHandler interface {
 	rejected(final *wire.Reply, lastChallenge []byte) (note string, renew renewFunc)
 }
 
-// authenticate runs AUTH on the session the race handed to the Dial.
-func (d *Dialer) authenticate(ctx context.Context, rd *ready) (res authResult) {
+// authenticate runs AUTH on the session the race handed to the Dial; gen
+// is the Dialer's count of rejected credentials when the Dial began.
+func (d *Dialer) authenticate(ctx context.Context, rd *ready, gen uint64) (res authResult) {
 	a, s := rd.attempt, rd.session
 	c := a.t.Candidate
 	t0 := time.Now()
@@ -338,6 +339,12 @@ func (d *Dialer) authenticate(ctx context.Context, rd *ready) (res authResult) {
 	}
 	stop := context.AfterFunc(ctx, func() { s.Conn.Close() })
 	defer stop()
+	leave, err := d.enterLogin(ctx, gen)
+	if err != nil {
+		res.err = a.explain("auth", err)
+		return res
+	}
+	defer func() { leave(errors.Is(res.err, ErrAuthFailed) && res.renew == nil) }()
 	ar, err := s.Conn.Auth(checkFields(mech))
 	res.sent, res.mech = ar.Sent, ar.Mechanism
 	switch {

@@ -138,11 +138,16 @@ func (c *Client) begin(ctx context.Context, fallback time.Duration) (end func(),
 
 // setDeadline gives the connection d from now, within ctx's deadline.
 func (c *Client) setDeadline(ctx context.Context, d time.Duration) {
+	c.conn.SetDeadline(c.deadline(ctx, d))
+}
+
+// deadline is d from now, or ctx's deadline when that comes first.
+func (c *Client) deadline(ctx context.Context, d time.Duration) time.Time {
 	dl := time.Now().Add(d)
 	if cd, ok := ctx.Deadline(); ok && cd.Before(dl) {
 		dl = cd
 	}
-	c.conn.SetDeadline(dl)
+	return dl
 }
 
 // fail marks the connection unusable after err and closes it.
@@ -172,14 +177,11 @@ func (c *Client) transportErr(ctx context.Context, t0 time.Time, step string, er
 	return se
 }
 
-// replyErr returns the server's refusal of command; a 421 also marks the
-// connection as closing.
+// replyErr returns the server's refusal of command. Whether the
+// connection can carry more is the caller's to decide: after a 421 it
+// cannot, once every reply owed was read.
 func (c *Client) replyErr(t0 time.Time, command string, r *wire.Reply) error {
-	se := newStepError(command, c.host, c.cand, time.Since(t0), r.Err(command))
-	if r.Code == 421 {
-		c.fail(se)
-	}
-	return se
+	return newStepError(command, c.host, c.cand, time.Since(t0), r.Err(command))
 }
 
 // Noop sends NOOP, to check that an idle connection is still alive.
@@ -204,20 +206,31 @@ func (c *Client) simple(ctx context.Context, cmd string) error {
 		return c.transportErr(ctx, t0, cmd, err)
 	}
 	if r.Code != 250 {
-		return c.replyErr(t0, cmd, r)
+		se := c.replyErr(t0, cmd, r)
+		if r.Code == 421 {
+			c.fail(se) // the server is closing the connection
+		}
+		return se
 	}
 	return nil
 }
 
-// Quit sends QUIT, waits briefly for the reply and closes the connection.
-func (c *Client) Quit() error {
+// quitWaitClient bounds Quit's wait for the server's reply.
+const quitWaitClient = 10 * time.Second
+
+// Quit sends QUIT, waits at most 10 s for the reply, and closes the
+// connection. A Client that is no longer usable is closed without QUIT.
+func (c *Client) Quit() error { return c.quit(quitWaitClient) }
+
+// quit is Quit with its wait for the reply bounded by wait.
+func (c *Client) quit(wait time.Duration) error {
 	c.mu.Lock()
 	broken := c.broken
 	c.mu.Unlock()
 	if broken != nil {
 		return c.Close()
 	}
-	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c.conn.SetDeadline(time.Now().Add(wait))
 	t0 := time.Now()
 	r, err := c.conn.Exchange("QUIT", "")
 	cerr := c.Close()

@@ -52,7 +52,7 @@ func (d *Dialer) dial(ctx context.Context, req dialRequest) (*Client, error) {
 	in.Winner = d.recall(key)
 	targets := plan.Targets(in)
 
-	c, de, renew := d.dialOnce(ctx, req.host, targets)
+	c, de, renew := d.dialOnce(ctx, req.host, targets, d.rejections.Load())
 	if renew != nil && ctx.Err() == nil {
 		// The server rejected an OAuth2 access token: with a different one
 		// from the source, the Dial runs exactly once more.
@@ -64,7 +64,7 @@ func (d *Dialer) dial(ctx context.Context, req dialRequest) (*Client, error) {
 					slog.String("reason", "access token rejected; retrying once with a new one"))
 			}
 			var de2 *DialError
-			c, de2, _ = d.dialOnce(ctx, req.host, targets)
+			c, de2, _ = d.dialOnce(ctx, req.host, targets, d.rejections.Load())
 			if de2 != nil {
 				de2.Attempts = append(de.Attempts, de2.Attempts...)
 				de = de2
@@ -124,8 +124,9 @@ func isNil(v any) bool {
 // session. A credential goes to that session only: whatever it answers
 // ends the Dial, unless nothing was sent (the server does not offer the
 // mechanism), in which case the next secure session may be tried. renew,
-// when set, can renew the credential the server rejected.
-func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Target) (*Client, *DialError, renewFunc) {
+// when set, can renew the credential the server rejected. gen is the
+// Dialer's count of rejected credentials when the Dial began.
+func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Target, gen uint64) (*Client, *DialError, renewFunc) {
 	r := newRace(d, ctx, host, targets)
 	var (
 		winner *Client
@@ -136,7 +137,7 @@ func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Targe
 			winner = r.win(s, "")
 			return won
 		}
-		res := d.authenticate(r.ctx, s)
+		res := d.authenticate(r.ctx, s, gen)
 		if res.err == nil {
 			winner = r.win(s, res.mech)
 			return won

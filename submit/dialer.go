@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portwise/portwise/internal/diag"
@@ -99,6 +100,9 @@ type Dialer struct {
 	trMu    sync.Mutex
 	winOnce sync.Once
 	winners WinnerStore
+	// rejections counts the servers' final rejections of the credential:
+	// a Dial under way when it changes does not send it (enterLogin).
+	rejections atomic.Uint64
 }
 
 func (d *Dialer) timeout() time.Duration {

@@ -127,11 +127,13 @@ type Mailer struct {
 	waiters []chan *poolConn // FIFO; nil means "dial, a slot is yours"
 	bg      sync.WaitGroup   // QUITs running in the background
 
-	proven  bool        // a Dial succeeded: the credential works
-	flight  *dialFlight // the one Dial in flight while !proven
-	authErr error       // the rejection every later Send gets
-	zero    sync.Once   // for a nil Dialer
-	zeroD   *Dialer
+	proven   bool          // a Dial succeeded: the credential works
+	flight   *dialFlight   // the one Dial in flight while !proven
+	authErr  error         // the rejection every later Send gets
+	login    chan struct{} // held while a credential is out (enterLogin)
+	rejected bool          // a server rejected the credential
+	zero     sync.Once     // for a nil Dialer
+	zeroD    *Dialer
 
 	// limit, when positive, is the number of connections the server
 	// accepted at once when it refused one more; the pool keeps below it
@@ -142,13 +144,17 @@ type Mailer struct {
 	rateOnce sync.Once
 	limiter  *rate.Limiter // nil without RateLimit
 
-	sent, failed, retried atomic.Uint64
+	sent, failed, unknown, retried atomic.Uint64
 }
 
 // dialFlight is a Dial that other Sends wait for and share.
 type dialFlight struct {
 	done chan struct{}
 	err  error
+	// callerEnded: the Dial failed because its own caller's context
+	// ended, which says nothing of the server or the credential: the
+	// Sends that waited try for themselves.
+	callerEnded bool
 }
 
 // poolConn is one pooled connection.
@@ -193,43 +199,57 @@ func (m *Mailer) Send(ctx context.Context, from string, to []string, msg io.Read
 
 // SendWith submits one message as Client.SendWith does, over a pooled
 // connection, waiting its turn under RateLimit and trying it again after
-// a temporary refusal (see MaxAttempts).
+// a temporary refusal (see MaxAttempts). The result's Outcome says what
+// the server may have, and Attempts how many times the message was begun.
 func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, error) {
 	if err := validate(from, to, o); err != nil {
 		return &SendResult{}, err
 	}
 	rewind := rewinder(msg)
+	tries := 0
 	for attempt := 1; ; attempt++ {
 		if err := m.waitRate(ctx); err != nil {
 			m.failed.Add(1)
-			return &SendResult{}, err
+			return &SendResult{Attempts: tries}, err
 		}
-		res, consumed, err := m.sendPooled(ctx, from, to, msg, o, rewind)
-		if delay, ok := m.retryAfter(ctx, attempt, err); ok && (!consumed || rewind()) {
+		res, rep, err := m.sendPooled(ctx, attempt, from, to, msg, o, rewind)
+		tries += 1 + rep.redials
+		res.Attempts = tries
+		if delay, ok := m.retryAfter(ctx, attempt, res, err); ok && (!rep.consumed || rewind()) {
 			m.retried.Add(1)
 			m.logRetry(ctx, Retry{Host: m.Host, Attempt: attempt, Delay: delay, Err: err})
 			if m.sleep(ctx, delay) {
 				continue
 			}
 		}
-		m.count(err)
+		m.count(res)
 		return res, err
 	}
 }
 
-// sendPooled sends msg once over a pooled connection, replacing a
-// connection the server closed while it sat in the pool.
-func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions, rewind func() bool) (*SendResult, bool, error) {
-	// Each retry has replaced a dead connection; there are at most
+// pooledReport is what one attempt on the pool learnt.
+type pooledReport struct {
+	sendReport
+	redials int // connections replaced because the server had closed them
+}
+
+// sendPooled makes one attempt at msg over a pooled connection. A pooled
+// connection that the server closed (or closed on a 421) before the
+// message could reach a transaction is replaced at once, and the message
+// sent from its start on the new one: its Outcome is OutcomeNotSent, so
+// the server cannot have it. A message the server may have, or refused,
+// is never sent again.
+func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []string, msg io.Reader, o *SendOptions, rewind func() bool) (*SendResult, pooledReport, error) {
+	// Each redial replaces a dead connection; there are at most
 	// max(MaxIdle, MaxConns) of them in circulation, and a fresh one is
-	// never retried.
-	// msg is at its start whenever the loop goes round (unread, or
-	// rewound), so only the last send can have consumed it.
+	// never replaced. msg is at its start whenever the loop goes round
+	// (unread, or rewound), so only the last send can have consumed it.
 	tries := 2 + max(m.maxIdle(), m.maxConns())
+	var rep pooledReport
 	for try := 1; ; try++ {
 		pc, err := m.acquire(ctx)
 		if err != nil {
-			return &SendResult{}, false, err
+			return &SendResult{}, rep, err
 		}
 		reused := !pc.lastUsed.IsZero()
 		if check := m.IdleCheck; reused && check >= 0 && time.Since(pc.lastUsed) > pick(check, defaultIdleCheck) {
@@ -237,37 +257,33 @@ func (m *Mailer) sendPooled(ctx context.Context, from string, to []string, msg i
 			err := pc.c.Noop(nctx)
 			cancel()
 			if err != nil {
-				m.logRedial(ctx, pc, "NOOP", err)
 				pc.c.Close()
 				m.put(pc)
 				if ctx.Err() != nil || try >= tries {
-					return &SendResult{}, false, err
+					return &SendResult{}, rep, err
 				}
+				rep.redials++
+				m.noteRedial(ctx, attempt, pc, "NOOP", err)
 				continue
 			}
 		}
-		res, consumed, err := pc.c.send(ctx, from, to, msg, o)
-		if consumed {
+		res, sent, err := pc.c.send(ctx, from, to, msg, o)
+		rep.sendReport = sent
+		if sent.consumed {
 			pc.msgs++
 		}
-		if delivered(err) {
+		if res.Outcome == OutcomeAccepted {
 			m.succeeded()
 		}
 		pc.lastUsed = time.Now()
-		// The server closed or gave up on a pooled connection before it
-		// could have the message: safe to send it again, from its start.
-		retry := err != nil && !pc.c.usable() && reused && try < tries && ctx.Err() == nil && notDelivered(err)
-		if retry && consumed {
-			retry = rewind()
-		}
-		if retry {
-			m.logRedial(ctx, pc, "send", err)
-		}
+		redial := err != nil && res.Outcome == OutcomeNotSent && sent.dropped && reused &&
+			try < tries && ctx.Err() == nil && (!sent.consumed || rewind())
 		m.put(pc) // pc may belong to another Send from here on
-		if retry {
-			continue
+		if !redial {
+			return res, rep, err
 		}
-		return res, consumed, err
+		rep.redials++
+		m.noteRedial(ctx, attempt, pc, "send", err)
 	}
 }
 
@@ -288,16 +304,12 @@ func rewinder(msg io.Reader) func() bool {
 	}
 }
 
-// notDelivered reports whether err proves that the server did not take
-// the message: the connection failed, or the server closed it, at a step
-// of the exchange; not a message that failed on our side, and not
-// ErrOutcomeUnknown.
-func notDelivered(err error) bool {
-	var se *StepError
-	return errors.As(err, &se) && !errors.Is(err, ErrOutcomeUnknown)
-}
-
-func (m *Mailer) logRedial(ctx context.Context, pc *poolConn, step string, err error) {
+// noteRedial reports a pooled connection replaced for a message: to the
+// context's Trace (as a Retry with Redial set), to Stats and to the
+// Dialer's Logger.
+func (m *Mailer) noteRedial(ctx context.Context, attempt int, pc *poolConn, step string, err error) {
+	m.retried.Add(1)
+	ContextTrace(ctx).retry(Retry{Host: m.Host, Attempt: attempt, Err: err, Redial: true})
 	l := m.dialer().Logger
 	if l == nil {
 		return
@@ -339,10 +351,10 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 			case <-ctx.Done():
 				return nil, &waitError{"the first connection, which proves the credential", ctx.Err()}
 			}
-			if f.err != nil {
+			if f.err != nil && !f.callerEnded {
 				return nil, f.err
 			}
-			continue
+			continue // proven, or the leader gave up: take a turn
 		}
 		if max := m.connCap(); max <= 0 || m.open < max {
 			m.open++
@@ -415,9 +427,10 @@ func (e *waitError) Error() string {
 func (e *waitError) Unwrap() error { return e.err }
 
 // dial opens a connection in a slot already counted in m.open. f, when
-// set, is the flight other Sends wait for.
+// set, is the flight other Sends wait for. Its logins go one at a time
+// (see enterLogin).
 func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
-	c, err := m.dialer().Dial(ctx, m.Host)
+	c, err := m.dialer().Dial(withLoginGate(ctx, m), m.Host)
 	m.mu.Lock()
 	if err == nil {
 		m.proven = true
@@ -427,7 +440,7 @@ func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
 		m.lower()
 	}
 	if f != nil {
-		f.err = err
+		f.err, f.callerEnded = err, err != nil && ctxErr(ctx) != nil
 		if m.flight == f {
 			m.flight = nil
 		}
@@ -439,6 +452,39 @@ func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
 		return nil, err
 	}
 	return &poolConn{c: c}, nil
+}
+
+// enterLogin is the Mailer's gate before a credential goes out: one login
+// at a time, so that a credential the server rejects reaches it once,
+// however many connections were being dialled; and none at all once a
+// server rejected it.
+func (m *Mailer) enterLogin(ctx context.Context) (leave func(rejected bool), err error) {
+	m.mu.Lock()
+	if m.login == nil {
+		m.login = make(chan struct{}, 1)
+	}
+	login := m.login
+	m.mu.Unlock()
+	select {
+	case login <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	m.mu.Lock()
+	refused := m.rejected || m.authErr != nil
+	m.mu.Unlock()
+	if refused {
+		<-login
+		return nil, errRejectedMeanwhile
+	}
+	return func(rejected bool) {
+		if rejected {
+			m.mu.Lock()
+			m.rejected = true
+			m.mu.Unlock()
+		}
+		<-login
+	}, nil
 }
 
 // freeSlot gives a connection slot to the first waiter, or releases it.
@@ -488,19 +534,20 @@ func (m *Mailer) put(pc *poolConn) {
 	m.retire(pc)
 }
 
-// retire closes a connection (QUIT when it is still usable, in the
-// background while the Mailer is open) and then frees its slot, so that
-// sockets open never exceed MaxConns, quitting ones included.
+// poolQuitWait bounds the wait for the reply to a pooled connection's
+// QUIT; the QUIT runs off every Send's path, and Close waits for it.
+const poolQuitWait = 2 * time.Second
+
+// retire closes a connection and then frees its slot, so that sockets open
+// never exceed MaxConns, quitting ones included. A usable connection is
+// QUIT in the background while the Mailer is open; one that is broken, or
+// that carried a send while the Mailer was closed, is closed at once
+// without QUIT: no Send ever waits for a QUIT.
 func (m *Mailer) retire(pc *poolConn) {
-	if !pc.c.usable() {
-		pc.c.Close()
-		m.freeSlot()
-		return
-	}
 	m.mu.Lock()
-	if m.closed {
+	if !pc.c.usable() || m.closed {
 		m.mu.Unlock()
-		pc.c.Quit()
+		pc.c.Close()
 		m.freeSlot()
 		return
 	}
@@ -508,7 +555,7 @@ func (m *Mailer) retire(pc *poolConn) {
 	m.mu.Unlock()
 	go func() {
 		defer m.bg.Done()
-		pc.c.Quit()
+		pc.c.quit(poolQuitWait)
 		m.freeSlot()
 	}()
 }
@@ -530,9 +577,11 @@ func (m *Mailer) expire(pc *poolConn) {
 	m.retire(pc)
 }
 
-// Close closes the idle connections with QUIT and makes further sends fail
-// with ErrMailerClosed; connections in use are closed when their send
-// returns. It waits for the QUITs and always returns nil.
+// Close makes further Sends fail with ErrMailerClosed and closes the
+// connections. Idle ones get QUIT, in parallel, and Close waits for each
+// reply at most 2 s, as it waits for the QUITs already running in the
+// background; those are its only waits. A connection carrying a send is
+// closed, without QUIT, when its send returns. Close always returns nil.
 func (m *Mailer) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -556,7 +605,7 @@ func (m *Mailer) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pc.c.Quit()
+			pc.c.quit(poolQuitWait)
 		}()
 	}
 	wg.Wait()

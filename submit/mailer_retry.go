@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -14,9 +15,8 @@ import (
 
 // The defaults of the Mailer's retry and limit fields.
 const (
-	defaultMaxAttempts  = 4
-	defaultRetryDelay   = time.Second
-	maxRetryDelayFactor = 32
+	defaultMaxAttempts = 4
+	defaultRetryDelay  = time.Second
 	// raiseAfter is how many messages must go through, while the server
 	// holds the Mailer below MaxConns, before it tries one more
 	// connection.
@@ -33,8 +33,11 @@ type MailerStats struct {
 	// refused a session beyond what it accepts (0: none).
 	MaxConns int
 	Sent     uint64 // messages the server accepted, for some recipients at least
-	Failed   uint64 // messages that ended in an error with nothing delivered
-	Retried  uint64 // attempts made again after a temporary refusal
+	Failed   uint64 // messages the server does not have: not sent, or refused
+	Unknown  uint64 // messages whose outcome is unknown (ErrOutcomeUnknown)
+	// Retried counts messages begun again: after a temporary refusal,
+	// and on a new connection when the server had closed the pooled one.
+	Retried uint64
 }
 
 // Stats returns the Mailer's current figures.
@@ -43,24 +46,20 @@ func (m *Mailer) Stats() MailerStats {
 	st := MailerStats{Open: m.open, Idle: len(m.idle), Waiters: len(m.waiters), MaxConns: m.connCap()}
 	m.mu.Unlock()
 	st.Busy = st.Open - st.Idle
-	st.Sent, st.Failed, st.Retried = m.sent.Load(), m.failed.Load(), m.retried.Load()
+	st.Sent, st.Failed, st.Unknown, st.Retried = m.sent.Load(), m.failed.Load(), m.unknown.Load(), m.retried.Load()
 	return st
 }
 
 // count records the outcome of one message.
-func (m *Mailer) count(err error) {
-	if delivered(err) {
+func (m *Mailer) count(res *SendResult) {
+	switch res.Outcome {
+	case OutcomeAccepted:
 		m.sent.Add(1)
-		return
+	case OutcomeUnknown:
+		m.unknown.Add(1)
+	default:
+		m.failed.Add(1)
 	}
-	m.failed.Add(1)
-}
-
-// delivered reports whether a send that returned err delivered the
-// message to at least one recipient.
-func delivered(err error) bool {
-	var se *SendError
-	return err == nil || errors.As(err, &se) && se.Accepted > 0
 }
 
 // connCap is the bound on connections in effect (0: none). mu is held.
@@ -114,54 +113,51 @@ func sessionRefused(err error) bool {
 }
 
 // retryAfter decides whether attempt's failure is worth another attempt,
-// and after how long.
-func (m *Mailer) retryAfter(ctx context.Context, attempt int, err error) (time.Duration, bool) {
+// and after how long: only a message the server does not have (its
+// outcome is OutcomeNotSent) that it refused for now.
+func (m *Mailer) retryAfter(ctx context.Context, attempt int, res *SendResult, err error) (time.Duration, bool) {
 	max := pick(m.MaxAttempts, defaultMaxAttempts)
-	if err == nil || attempt >= max || ctx.Err() != nil || !retryable(err) {
+	if err == nil || attempt >= max || ctx.Err() != nil || res.Outcome != OutcomeNotSent || !retryable(err) {
 		return 0, false
 	}
-	base := pick(m.RetryDelay, defaultRetryDelay)
-	if base <= 0 {
-		base = defaultRetryDelay
-	}
-	d := base << min(attempt-1, 5) // 1, 2, 4, ... 32 times base
-	d = min(d, maxRetryDelayFactor*base)
-	d = d/2 + rand.N(d/2+1)
+	d := backoff(pick(m.RetryDelay, defaultRetryDelay), attempt)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		return 0, false
 	}
 	return d, true
 }
 
-// retryable reports whether err proves that the server does not have the
-// message and may take it later: a temporary refusal before the message
-// body could be accepted. A credential's failure is never retried, nor
-// anything whose outcome is unknown.
+// backoff is the wait before the attempt after attempt: base, doubled for
+// each attempt up to 32 times base, drawn at random between half and all
+// of it. It cannot overflow, whatever base.
+func backoff(base time.Duration, attempt int) time.Duration {
+	if base <= 0 {
+		base = defaultRetryDelay
+	}
+	factor := time.Duration(1) << min(attempt-1, 5) // 1, 2, 4, ... 32
+	d := time.Duration(math.MaxInt64)
+	if base <= d/factor {
+		d = base * factor
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// retryable reports whether a failure that left the server without the
+// message is a refusal for now, of the message or of the session: worth
+// another attempt later. A credential's failure is never retried, nor the
+// caller's own.
 func retryable(err error) bool {
-	if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, ErrMailerClosed) || errors.Is(err, ErrAuthFailed) {
+	if errors.Is(err, ErrMailerClosed) || errors.Is(err, ErrAuthFailed) {
 		return false
 	}
-	var (
-		se   *SendError
-		de   *DialError
-		step *StepError
-	)
-	switch {
-	case errors.As(err, &se):
-		return se.Accepted == 0 && se.Temporary()
-	case errors.As(err, &de):
+	var de *DialError
+	if errors.As(err, &de) {
 		switch de.kind() {
 		case diag.KindAuthTemporary, diag.KindAuthBroken, diag.KindToken, diag.KindDeadline:
 			return false
 		}
-		return de.Temporary()
-	case errors.As(err, &step):
-		switch step.Step {
-		case "RSET", "MAIL FROM", "RCPT TO", "DATA":
-			return step.Temporary()
-		}
 	}
-	return false
+	return IsTemporary(err)
 }
 
 // sleep waits d, or less if ctx ends first; it reports whether d passed.

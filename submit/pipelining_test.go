@@ -133,7 +133,8 @@ func TestSendPipelinedDataAcceptedWithoutRecipientsSendsNothing(t *testing.T) {
 // TestSendAfterEveryRecipientWasRefusedResetsTheTransaction is the Postfix
 // case: DATA refused for want of recipients leaves MAIL FROM's transaction
 // open, and a MAIL FROM without RSET would be refused as nested, or worse,
-// join the old transaction.
+// join the old transaction. RSET goes alone, before anything of the next
+// message.
 func TestSendAfterEveryRecipientWasRefusedResetsTheTransaction(t *testing.T) {
 	for _, caps := range []string{"250-PIPELINING\r\n", chunkingCaps} {
 		t.Run(strings.TrimSpace(strings.ReplaceAll(caps, "250-", " ")), func(t *testing.T) {
@@ -142,13 +143,15 @@ func TestSendAfterEveryRecipientWasRefusedResetsTheTransaction(t *testing.T) {
 			if caps == chunkingCaps {
 				first = []script.Step{script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.ExpectBDAT(),
 					script.Send("250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 Error: no valid recipients\r\n")}
-				second = []script.Step{script.Expect("RSET"), script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.ExpectBDAT(),
-					script.Send("250 reset\r\n250 ok\r\n250 ok\r\n250 2.0.0 Ok: queued as 2\r\n")}
+				second = []script.Step{script.Expect("RSET"), script.Send("250 reset\r\n"),
+					script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.ExpectBDAT(),
+					script.Send("250 ok\r\n250 ok\r\n250 2.0.0 Ok: queued as 2\r\n")}
 			} else {
 				first = []script.Step{script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.Expect("DATA"),
 					script.Send("250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 Error: no valid recipients\r\n")}
-				second = []script.Step{script.Expect("RSET"), script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.Expect("DATA"),
-					script.Send("250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"), script.ExpectData(), script.Send("250 2.0.0 Ok: queued as 2\r\n")}
+				second = []script.Step{script.Expect("RSET"), script.Send("250 reset\r\n"),
+					script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:"), script.Expect("DATA"),
+					script.Send("250 ok\r\n250 ok\r\n354 go\r\n"), script.ExpectData(), script.Send("250 2.0.0 Ok: queued as 2\r\n")}
 			}
 			c, sc := dialScript(t, srv, implicitScript(caps, append(first, second...)...))
 			defer c.Close()
@@ -217,8 +220,11 @@ func TestSendAfterRefusedDataResetsTheTransaction(t *testing.T) {
 				steps = implicitScript(caps,
 					script.Expect("MAIL FROM:<a@example.com>"), script.Expect("RCPT TO:<b@example.com>"), script.Expect("DATA"),
 					script.Send("250 ok\r\n250 ok\r\n451 4.3.0 try later\r\n"),
-					script.Expect("RSET"), script.Expect("MAIL FROM:<a@example.com>"), script.Expect("RCPT TO:<b@example.com>"), script.Expect("DATA"),
-					script.Send("250 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+					// RSET goes alone: a message must not meet a transaction
+					// the server may still hold.
+					script.Expect("RSET"), script.Send("250 reset\r\n"),
+					script.Expect("MAIL FROM:<a@example.com>"), script.Expect("RCPT TO:<b@example.com>"), script.Expect("DATA"),
+					script.Send("250 ok\r\n250 ok\r\n354 go\r\n"),
 					script.ExpectData(), script.Send("250 queued\r\n"),
 				)
 			}

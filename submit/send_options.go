@@ -64,6 +64,10 @@ type DSNOptions struct {
 
 // SendResult is what happened to one message.
 type SendResult struct {
+	// Outcome is what the server may have of the message: not sent,
+	// accepted, refused after it had it all, or unknown. The error says
+	// the same; Outcome lets a program branch without reading it.
+	Outcome Outcome
 	// Size is the size of the message as sent, after line-ending
 	// normalisation: what SIZE= declares and the server counts (RFC 1870),
 	// without DATA's dot-stuffing and terminator.
@@ -79,32 +83,45 @@ type SendResult struct {
 	// Reply is the server's final reply to the message, e.g.
 	// "250 2.0.0 Ok: queued as 4F2A1"; "" when none was received.
 	Reply string
+	// Attempts is how many times a Mailer began the message: 1, plus one
+	// for each retry after a temporary refusal and each new connection
+	// that replaced one the server had closed (see Mailer). A Client's
+	// send makes one attempt.
+	Attempts int
 }
 
 // SendWith submits one message as Send does, with options, and reports
 // what happened. The result is never nil: on failure it holds what was
-// learnt before it (recipients accepted and refused). When some recipients
-// were refused and others accepted, the message went to the accepted ones
-// and err is a *SendError; when none were accepted, nothing was sent.
-// Every check that needs no server reply (addresses, DSN parameters,
-// SMTPUTF8, REQUIRETLS, SIZE) happens before MAIL FROM.
+// learnt before it (recipients accepted and refused, the outcome). When
+// some recipients were refused and others accepted, the message went to
+// the accepted ones and err is a *SendError; when none were accepted,
+// nothing was sent. Every check that needs no server reply (addresses,
+// DSN parameters, SMTPUTF8, REQUIRETLS, SIZE) happens before MAIL FROM.
 func (c *Client) SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, error) {
 	res, _, err := c.send(ctx, from, to, msg, o)
 	return res, err
 }
 
-// send is SendWith that also tells the Mailer whether msg began to be read.
-func (c *Client) send(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (res *SendResult, consumed bool, err error) {
-	res = &SendResult{}
+// sendReport is what a Mailer learns from a send beyond its result.
+type sendReport struct {
+	consumed bool // msg began to be read: sending it again needs it rewound
+	dropped  bool // the connection failed, or the server ended it, during the send
+}
+
+// send is SendWith that also reports what the Mailer needs.
+func (c *Client) send(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, sendReport, error) {
+	res := &SendResult{}
 	if err := validate(from, to, o); err != nil {
-		return res, false, err
+		return res, sendReport{}, err
 	}
 	env, err := c.envelope(from, to, msg, o)
 	if err != nil {
-		return res, false, err
+		return res, sendReport{}, err
 	}
-	consumed, err = c.mailTransaction(ctx, env, msg, res)
-	return res, consumed, err
+	res.Attempts = 1
+	var rep sendReport
+	rep.consumed, rep.dropped, err = c.transaction(ctx, env, msg, res)
+	return res, rep, err
 }
 
 // envelope is one message's MAIL FROM and RCPT TO commands, with the

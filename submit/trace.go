@@ -53,9 +53,10 @@ type Trace struct {
 	// WinnerChosen is called when a candidate's session becomes the
 	// Client that Dial returns.
 	WinnerChosen func(Attempt)
-	// Retry is called when a Mailer is about to send a message again
-	// after a temporary refusal that proves the server does not have it,
-	// before it waits Retry.Delay.
+	// Retry is called when a Mailer is about to send a message again,
+	// the server not having it: after a temporary refusal, before it waits
+	// Retry.Delay; or at once on a new connection when the server had
+	// closed the pooled one (Retry.Redial).
 	Retry func(Retry)
 }
 
@@ -69,6 +70,11 @@ type Retry struct {
 	Delay time.Duration
 	// Err is the failure of the attempt, as the caller would have got it.
 	Err error
+	// Redial reports that the message goes again at once (Delay is 0) on
+	// a new connection, because the server had closed, or closed with a
+	// 421, the pooled connection it was given, before the message could
+	// reach a transaction.
+	Redial bool
 }
 
 type traceKey struct{}

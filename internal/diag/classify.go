@@ -153,6 +153,9 @@ func (d *Diagnosis) classify(err error) {
 		d.Kind, d.Detail = KindBadInput, safe(err)
 	case errors.Is(err, ErrTokenUnavailable):
 		d.Kind, d.Detail = KindToken, safe(err)
+	case errors.Is(err, ErrAuthFailed) && replyErr == nil:
+		// A credential known to be rejected, not sent again.
+		d.Kind, d.Detail = KindAuthRejected, safe(err)
 	case errors.Is(err, ErrConfig):
 		d.Kind, d.Detail = KindConfig, safe(err)
 	case errors.Is(err, ErrMechanismUnavailable):

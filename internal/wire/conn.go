@@ -64,8 +64,11 @@ func (c *Conn) TLS() (tls.ConnectionState, bool) {
 // SetDeadline sets the deadline of the underlying connection.
 func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
-// Close closes the connection without a QUIT.
-func (c *Conn) Close() error { return c.nc.Close() }
+// Close closes the connection without a QUIT. It closes the socket itself,
+// under TLS too: a TLS close_notify would wait for the peer (crypto/tls
+// gives it 5 s of its own), and Close is what ends a wait the caller's
+// context no longer allows.
+func (c *Conn) Close() error { return c.raw.Close() }
 
 // ReadReply reads one bounded reply and records it in the transcript.
 func (c *Conn) ReadReply() (*Reply, error) {

@@ -5,6 +5,5 @@ package wire
 import "net"
 
 // peekRaw cannot inspect a socket on this system without reading from
-// it: it reports nothing pending, and a dead connection is found by the
-// exchange that follows.
-func peekRaw(net.Conn) (bool, error) { return false, nil }
+// it: Unsolicited reads briefly instead.
+func peekRaw(net.Conn) (bool, error) { return false, errNoPeek }

@@ -49,7 +49,7 @@ func TestUnsolicited(t *testing.T) {
 			// Give the server's bytes time to arrive: the check itself
 			// never waits for them.
 			time.Sleep(20 * time.Millisecond)
-			r, err := c.Unsolicited()
+			r, err := c.Unsolicited(time.Time{})
 			switch {
 			case tt.wantErrIs != nil:
 				if !errors.Is(err, tt.wantErrIs) {
@@ -72,7 +72,7 @@ func TestUnsolicitedDoesNotWaitOrConsume(t *testing.T) {
 	const n = 1000
 	t0 := time.Now()
 	for range n {
-		if r, err := c.Unsolicited(); r != nil || err != nil {
+		if r, err := c.Unsolicited(time.Time{}); r != nil || err != nil {
 			t.Fatalf("Unsolicited = %v, %v on an idle connection", r, err)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 // peekRaw reports, without waiting and without consuming anything,
 // whether bytes are waiting on c's socket; io.EOF when the peer closed
 // it. It looks through wrappers that expose the connection under them with
-// NetConn, as *tls.Conn does; a connection it cannot inspect reports
-// nothing pending.
+// NetConn, as *tls.Conn does; a connection it cannot inspect gives
+// errNoPeek.
 func peekRaw(c net.Conn) (pending bool, err error) {
 	for range 8 {
 		u, ok := c.(interface{ NetConn() net.Conn })
@@ -24,11 +24,11 @@ func peekRaw(c net.Conn) (pending bool, err error) {
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false, nil
+		return false, errNoPeek
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false, nil
+		return false, errNoPeek
 	}
 	var (
 		n    int
