@@ -34,13 +34,13 @@ import (
 // ts is called at most once per Dial while its token is valid; it should
 // cache (every oauth2 source does).
 func XOAuth2(username string, ts oauth2.TokenSource) Auth {
-	return &oauthAuth{mech: "XOAUTH2", user: username, ts: ts, fetching: make(chan struct{}, 1)}
+	return &oauthAuth{mech: "XOAUTH2", user: username, ts: ts}
 }
 
 // OAuthBearer authenticates with OAUTHBEARER (RFC 7628), the standard form
 // of XOAUTH2, with the same token handling and refresh as XOAuth2.
 func OAuthBearer(username string, ts oauth2.TokenSource) Auth {
-	return &oauthAuth{mech: sasl.OAuthBearer, user: username, ts: ts, fetching: make(chan struct{}, 1)}
+	return &oauthAuth{mech: sasl.OAuthBearer, user: username, ts: ts}
 }
 
 // oauthAuth is XOAuth2 and OAuthBearer: a token cache in front of the
@@ -49,14 +49,19 @@ type oauthAuth struct {
 	mech string
 	user string
 	ts   oauth2.TokenSource
-	// fetching is held while the source is asked for a token, so
-	// concurrent Dials do not all hit the token endpoint; it is a channel
-	// so a Dial waiting for it can give up when its context ends.
-	fetching chan struct{}
 
 	mu       sync.Mutex
 	tok      *oauth2.Token
-	rejected string // the access token a server refused, "" if none
+	rejected string      // the access token a server refused, "" if none
+	fetching *tokenFetch // the request to the source under way, if any
+}
+
+// tokenFetch is one call of the token source, shared by every Dial that
+// waits for a token while it runs.
+type tokenFetch struct {
+	done chan struct{}
+	tok  *oauth2.Token
+	err  error
 }
 
 // Start builds the mechanism with the current token.
@@ -98,76 +103,72 @@ func (a *oauthAuth) checkUser() error {
 }
 
 // token returns the cached token while it is valid and not rejected, else
-// fetches one.
+// the token of a fetch: the one under way, or a new one.
 func (a *oauthAuth) token(ctx context.Context) (*oauth2.Token, error) {
-	if t := a.cached(); t != nil {
+	a.mu.Lock()
+	if t := a.cachedLocked(); t != nil {
+		a.mu.Unlock()
 		return t, nil
 	}
-	if err := a.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer a.unlock()
-	if t := a.cached(); t != nil {
-		return t, nil // another Dial fetched it meanwhile
-	}
-	return a.fetch(ctx)
+	f := a.fetchLocked()
+	a.mu.Unlock()
+	return a.await(ctx, f)
 }
 
-func (a *oauthAuth) cached() *oauth2.Token {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// cachedLocked is the cached token while it is valid and not rejected;
+// mu is held.
+func (a *oauthAuth) cachedLocked() *oauth2.Token {
 	if a.tok.Valid() && a.tok.AccessToken != a.rejected {
 		return a.tok
 	}
 	return nil
 }
 
-func (a *oauthAuth) lock(ctx context.Context) error {
-	select {
-	case a.fetching <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, a.user, ctx.Err())
+// fetchLocked returns the fetch under way, or starts one; mu is held. The
+// source takes no context, so its call runs in a goroutine of its own: at
+// most one at a time, whatever the number of Dials that give up waiting
+// for a stalled token endpoint.
+func (a *oauthAuth) fetchLocked() *tokenFetch {
+	if a.fetching != nil {
+		return a.fetching
 	}
-}
-
-func (a *oauthAuth) unlock() { <-a.fetching }
-
-// fetch asks the source for a token (with a.fetching held). The source
-// takes no context, so a Dial whose context ends stops waiting for it.
-func (a *oauthAuth) fetch(ctx context.Context) (*oauth2.Token, error) {
-	type result struct {
-		t   *oauth2.Token
-		err error
-	}
-	ch := make(chan result, 1)
+	f := &tokenFetch{done: make(chan struct{})}
+	a.fetching = f
 	go func() {
 		t, err := a.ts.Token()
-		ch <- result{t, err}
+		a.mu.Lock()
+		f.tok, f.err = t, err
+		if err == nil && t != nil && t.AccessToken != "" && t.AccessToken != a.rejected {
+			a.tok = t
+		}
+		a.fetching = nil
+		a.mu.Unlock()
+		close(f.done)
 	}()
-	var r result
+	return f
+}
+
+// await waits for f within ctx and judges its token.
+func (a *oauthAuth) await(ctx context.Context, f *tokenFetch) (*oauth2.Token, error) {
 	select {
-	case r = <-ch:
+	case <-f.done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, a.user, ctx.Err())
+		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, untrusted.Name(a.user), ctx.Err())
 	}
 	a.mu.Lock()
 	rejected := a.rejected
 	a.mu.Unlock()
 	switch {
-	case r.err != nil:
+	case f.err != nil:
 		// The token endpoint's error body is the endpoint's text.
-		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, untrusted.Name(a.user), untrusted.Error(r.err))
-	case r.t == nil || r.t.AccessToken == "":
+		return nil, fmt.Errorf("%w for %s: %w", ErrTokenUnavailable, untrusted.Name(a.user), untrusted.Error(f.err))
+	case f.tok == nil || f.tok.AccessToken == "":
 		return nil, fmt.Errorf("%w for %s: the token source returned no access token", ErrTokenUnavailable, untrusted.Name(a.user))
-	case r.t.AccessToken == rejected:
+	case f.tok.AccessToken == rejected:
 		return nil, fmt.Errorf("%w for %s: the token source gave again the access token a server rejected, so portwise will not send it; give XOAuth2 or OAuthBearer a source that can refresh (submit.RefreshingTokenSource), or a new token: %w",
 			ErrTokenUnavailable, untrusted.Name(a.user), ErrAuthFailed)
 	}
-	a.mu.Lock()
-	a.tok = r.t
-	a.mu.Unlock()
-	return r.t, nil
+	return f.tok, nil
 }
 
 // reject records that a server refused the access token: it is never
@@ -179,22 +180,32 @@ func (a *oauthAuth) reject(token string) {
 }
 
 // refresh fetches a new token after a server refused the access token
-// rejected. It reports whether there is a different one to retry with.
+// rejected. It reports whether there is a different one to retry with. A
+// fetch already under way is joined; when it gives the rejected token
+// again, the source is told to expire it and asked once more.
 func (a *oauthAuth) refresh(ctx context.Context, rejected string) (bool, error) {
-	if err := a.lock(ctx); err != nil {
-		return false, err
+	for {
+		a.mu.Lock()
+		if t := a.cachedLocked(); t != nil {
+			a.mu.Unlock()
+			return true, nil // another Dial refreshed it meanwhile
+		}
+		f, joined := a.fetching, a.fetching != nil
+		if !joined {
+			if e, ok := a.ts.(tokenExpirer); ok {
+				e.expire(rejected)
+			}
+			f = a.fetchLocked()
+		}
+		a.mu.Unlock()
+		_, err := a.await(ctx, f)
+		if err == nil {
+			return true, nil
+		}
+		if !joined || ctx.Err() != nil {
+			return false, err
+		}
 	}
-	defer a.unlock()
-	if t := a.cached(); t != nil {
-		return true, nil // another Dial refreshed it meanwhile
-	}
-	if e, ok := a.ts.(tokenExpirer); ok {
-		e.expire(rejected)
-	}
-	if _, err := a.fetch(ctx); err != nil {
-		return false, err
-	}
-	return true, nil
 }
 
 // oauthClient is the SASL side of XOAUTH2 and OAUTHBEARER for one

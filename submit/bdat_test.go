@@ -348,7 +348,9 @@ func (r *failingReader) Read([]byte) (int, error) { return 0, r.err }
 // anything, and the Mailer sends on a new connection.
 func TestMailerFindsTheIdleClosedConnectionBeforeSendingTheMessage(t *testing.T) {
 	srv := submittest.NewServer(t)
-	addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{IdleTimeout: 100 * time.Millisecond})
+	// Long enough that the first message, under the race detector on a
+	// busy machine, reaches the server before it gives up on the session.
+	addr := srv.ListenWith(tlsmode.Implicit, submittest.Options{IdleTimeout: 500 * time.Millisecond})
 	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{IdleCheck: -1})
 	ctx := context.Background()
 	for i := range 2 {

@@ -240,11 +240,15 @@ func (e *DialError) Error() string {
 		if a.Host != "" && !strings.EqualFold(a.Host, e.Host) {
 			b.WriteString(untrusted.Name(a.Host) + ":")
 		}
-		if a.Err == nil {
+		var se *StepError
+		switch {
+		case a.Err == nil:
 			b.WriteString(a.Candidate.String() + ": succeeded in " + diag.Round(a.Elapsed).String())
-			continue
+		case errors.As(a.Err, &se) && se.Candidate.Port != 0:
+			b.WriteString(a.Err.Error()) // it names its candidate
+		default:
+			b.WriteString(a.Candidate.String() + ": " + untrusted.Text(a.Err.Error(), 2*untrusted.MaxText))
 		}
-		b.WriteString(a.Err.Error())
 	}
 	if e.Discovery != nil {
 		b.WriteString("\n  discovery: " + untrusted.Text(e.Discovery.Error(), 2*untrusted.MaxText))

@@ -138,7 +138,19 @@ func RedactURL(raw string) string {
 	}
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
-		return raw
+		// No user information; but "user:password" without "@host" reads
+		// as a host and a port: a port that is not one is not shown.
+		end := strings.IndexAny(rest, "/?#")
+		if end < 0 {
+			end = len(rest)
+		}
+		if i := strings.LastIndex(rest[:end], ":"); i >= 0 && !strings.HasSuffix(rest[:end], "]") && !validPort(rest[i+1:end]) {
+			rest = rest[:i+1] + "xxxxx" + rest[end:]
+		}
+		if hasScheme {
+			return scheme + "://" + rest
+		}
+		return rest
 	}
 	userinfo, host := rest[:at], rest[at+1:]
 	shown := "xxxxx"
@@ -282,15 +294,29 @@ func splitURL(raw string) (p urlParts, err error) {
 		host, port, hasPort = p.hostport[:i], p.hostport[i+1:], true
 	}
 	if hasPort {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
+		if !validPort(port) {
+			// Not shown: without "@host", user:password reads as a host
+			// and a port.
 			p.failed = "port"
-			return p, fmt.Errorf("%s: want 1-65535", strconv.QuoteToASCII(port))
+			if p.hasUser {
+				return p, errors.New("want a number from 1 to 65535")
+			}
+			return p, errors.New("want a number from 1 to 65535; a user and password go before the host: smtps://USER:PASSWORD@HOST")
 		}
+		n, _ := strconv.Atoi(port)
 		p.port = n
 		p.hostport = host + ":" + strconv.Itoa(n)
 	}
 	return p, nil
+}
+
+// validPort reports whether s is a port number, 1 to 65535, in digits.
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return false
+	}
+	n, _ := strconv.Atoi(s)
+	return n >= 1 && n <= 65535
 }
 
 // PendingAuth stands in Dialer.Auth for a credential a URL named but

@@ -211,3 +211,21 @@ func TestPasswordsNeverShowThroughURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestAURLWithoutItsHostNeverShowsThePassword: "smtps://user:PASS" reads
+// as a host and a port; neither ParseURL's error nor RedactURL may show it.
+func TestAURLWithoutItsHostNeverShowsThePassword(t *testing.T) {
+	for _, raw := range []string{"smtps://user:Sup3rSecret", "smtp://user:Sup3rSecret/", "smtps://user:Sup3rSecret?auth=plain", "user:Sup3rSecret", "smtps://user:987654321"} {
+		secret := "Sup3rSecret"
+		if strings.HasSuffix(raw, "987654321") {
+			secret = "987654321"
+		}
+		if red := submit.RedactURL(raw); strings.Contains(red, secret) {
+			t.Errorf("RedactURL(%q) = %q", raw, red)
+		}
+		_, _, err := submit.ParseURL(raw)
+		if err == nil || !errors.Is(err, submit.ErrBadURL) || strings.Contains(err.Error(), secret) {
+			t.Errorf("ParseURL(%q): %v", raw, err)
+		}
+	}
+}

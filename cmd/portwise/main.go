@@ -259,7 +259,7 @@ func (o *common) resolve(getenv func(string) string) error {
 	case o.tokenEnv != "":
 		tok := getenv(o.tokenEnv)
 		if tok == "" {
-			return usagef("-xoauth2-token-env: the environment variable %s is empty or unset", o.tokenEnv)
+			return usagef("%s", unsetVar("xoauth2-token-env", o.tokenEnv, "SMTP_TOKEN"))
 		}
 		o.auth = submit.XOAuth2(o.user, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok}))
 	case o.user != "" && o.passEnv == "":
@@ -267,9 +267,36 @@ func (o *common) resolve(getenv func(string) string) error {
 	case o.user != "":
 		pass := getenv(o.passEnv)
 		if pass == "" {
-			return usagef("-password-env: the environment variable %s is empty or unset", o.passEnv)
+			return usagef("%s", unsetVar("password-env", o.passEnv, "SMTP_PASSWORD"))
 		}
 		o.auth = submit.PasswordAuth(o.user, pass)
 	}
 	return nil
+}
+
+// unsetVar says that the variable -flag names is empty or unset, without
+// repeating what was given: a person who typed the secret itself in place
+// of the variable's name must not see it printed back (nor find it in a
+// terminal's scrollback or a CI log). variable is an example name.
+func unsetVar(flag, given, variable string) string {
+	what := "the environment variable it names is empty or unset"
+	if !envName(given) {
+		what = "what was given is not the name of an environment variable"
+	}
+	return fmt.Sprintf("-%s: %s (not repeated here, in case it is the secret itself); put the secret in a variable and give its name: %s=... portwise ... -%s %s",
+		flag, what, variable, flag, variable)
+}
+
+// envName reports whether s can name an environment variable a shell sets:
+// letters, digits and underscores, not starting with a digit.
+func envName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
 }

@@ -460,3 +460,22 @@ func TestProbeSRVWithDNSFlag(t *testing.T) {
 		t.Errorf("-dns without a port: exit %d, want 2", r.code)
 	}
 }
+
+// TestASecretGivenInPlaceOfItsVariableIsNeverPrinted: -password-env and
+// -xoauth2-token-env take a variable's name; a person who pastes the secret
+// itself must not see it printed back, whether or not it could be a name.
+func TestASecretGivenInPlaceOfItsVariableIsNeverPrinted(t *testing.T) {
+	t.Parallel()
+	for _, secret := range []string{"hunter2", "S3cr3t!pass word", "ya29.a0AfH6SMB-token"} {
+		for _, flag := range []string{"-password-env", "-xoauth2-token-env"} {
+			args := []string{"send", "-from", "a@example.com", "-to", "b@example.com", "-user", "u", flag, secret, "host"}
+			r := portwise(t, "", nil, args...)
+			if r.code != 2 || !strings.Contains(r.stderr, flag) || !strings.Contains(r.stderr, "not repeated") {
+				t.Errorf("portwise %s %q: exit %d, stderr %q; want 2 and the flag named", flag, secret, r.code, r.stderr)
+			}
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Errorf("portwise %s %q printed it: %q", flag, secret, r.stderr)
+			}
+		}
+	}
+}

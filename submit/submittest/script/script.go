@@ -32,11 +32,12 @@ import (
 )
 
 // Step is one step of a script. Build steps with Expect, ExpectPrefix,
-// ExpectMatch, ExpectData, ExpectBDAT, Send, SendSlowly, Repeat, StartTLS, Pause,
-// Close and Reset.
+// ExpectMatch, ExpectData, ExpectBDAT, Send, SendRecords, SendSlowly,
+// Repeat, StartTLS, Pause, Close and Reset.
 type Step struct {
 	kind  stepKind
 	text  string
+	parts []string
 	re    *regexp.Regexp
 	every time.Duration
 	n     int
@@ -51,6 +52,7 @@ const (
 	stepExpectData
 	stepExpectBDAT
 	stepSend
+	stepSendRecords
 	stepSendSlowly
 	stepRepeat
 	stepStartTLS
@@ -103,6 +105,13 @@ func Reply(code int, lines ...string) string {
 	return b.String()
 }
 
+// SendRecords writes each part in a write of its own, so that under TLS
+// each is a record of its own, and all of them in one write on the socket,
+// as a server whose TLS layer coalesces its output does: a client reads
+// them all at once, and crypto/tls holds the later records while it
+// returns the first.
+func SendRecords(parts ...string) Step { return Step{kind: stepSendRecords, parts: parts} }
+
 // SendSlowly writes s one byte at a time, waiting every between bytes, as
 // a slowloris server does. It stops early when the client goes away.
 func SendSlowly(s string, every time.Duration) Step {
@@ -143,6 +152,8 @@ func (st Step) String() string {
 		return "ExpectBDAT()"
 	case stepSend:
 		return fmt.Sprintf("Send(%q)", clipText(st.text))
+	case stepSendRecords:
+		return fmt.Sprintf("SendRecords(%q)", clipText(strings.Join(st.parts, "")))
 	case stepSendSlowly:
 		return fmt.Sprintf("SendSlowly(%q, %s)", clipText(st.text), st.every)
 	case stepRepeat:
@@ -252,7 +263,8 @@ type run struct {
 	ctx    context.Context
 	cfg    Config
 	raw    net.Conn
-	nc     net.Conn // raw, or the *tls.Conn over it
+	under  *prefixConn // what the *tls.Conn writes to, once there is TLS
+	nc     net.Conn    // raw, or the *tls.Conn over it
 	br     *bufio.Reader
 	rec    *Record
 	tls    bool
@@ -314,6 +326,19 @@ func (r *run) step(st Step) (closed bool, err error) {
 		r.nc.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := io.WriteString(r.nc, st.text)
 		return false, err
+	case stepSendRecords:
+		r.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if r.under == nil {
+			_, err := io.WriteString(r.nc, strings.Join(st.parts, ""))
+			return false, err
+		}
+		r.under.cork()
+		for _, p := range st.parts {
+			if _, err := io.WriteString(r.nc, p); err != nil {
+				return false, err
+			}
+		}
+		return false, r.under.uncork()
 	case stepSendSlowly:
 		for i := 0; i < len(st.text); i++ {
 			if i > 0 && !r.sleep(st.every) {
@@ -346,7 +371,8 @@ func (r *run) step(st Step) (closed bool, err error) {
 		if r.cfg.TLS == nil {
 			return false, errors.New("StartTLS step without Config.TLS")
 		}
-		tc := tls.Server(&prefixConn{Conn: r.raw, pre: pre}, r.cfg.TLS)
+		r.under = &prefixConn{Conn: r.raw, pre: pre}
+		tc := tls.Server(r.under, r.cfg.TLS)
 		tc.SetDeadline(time.Now().Add(timeout))
 		if err := tc.Handshake(); err != nil {
 			return false, fmt.Errorf("TLS handshake: %w", err)
@@ -534,7 +560,28 @@ func (r *run) record(line string) {
 // more, so a handshake sees what a bufio.Reader had buffered.
 type prefixConn struct {
 	net.Conn
-	pre []byte
+	pre    []byte
+	corked bool // writes are held in held until uncork
+	held   []byte
+}
+
+func (p *prefixConn) Write(b []byte) (int, error) {
+	if p.corked {
+		p.held = append(p.held, b...)
+		return len(b), nil
+	}
+	return p.Conn.Write(b)
+}
+
+func (p *prefixConn) cork() { p.corked = true }
+
+// uncork writes what was held, in one write.
+func (p *prefixConn) uncork() error {
+	p.corked = false
+	b := p.held
+	p.held = nil
+	_, err := p.Conn.Write(b)
+	return err
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) {
