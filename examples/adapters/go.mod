@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/portwise/portwise => ../..
 
 require (
+	github.com/jordan-wright/email v4.0.1-0.20210109023952-943e75fe5223+incompatible
 	github.com/portwise/portwise v0.0.0-00010101000000-000000000000
 	github.com/wneessen/go-mail v0.8.1
 	gopkg.in/mail.v2 v2.3.1
