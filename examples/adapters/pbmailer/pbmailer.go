@@ -12,9 +12,9 @@
 // settings are on (PocketBase's client would use net/smtp) or off (it
 // would run sendmail).
 //
-// It is a module of its own: PocketBase brings a SQLite driver, a
-// JavaScript runtime's dependencies and more, which the other adapters'
-// users should not download.
+// It is a module of its own: PocketBase's module requires a SQLite driver,
+// a JavaScript runtime and more, which the other adapters' users should not
+// download.
 package pbmailer
 
 import (
@@ -68,7 +68,7 @@ func (m *Mailer) Send(msg *mailer.Message) error {
 // Bind makes app send every e-mail through m: its OnMailerSend handler
 // (HandlerID) puts m in the event's Mailer, and PocketBase then sends with
 // it instead of the client it built. Hooks that change the message, bound
-// before or after, still apply.
+// before or after, still apply. Binding again replaces the earlier m.
 func Bind(app core.App, m *Mailer) {
 	app.OnMailerSend().Bind(&hook.Handler[*core.MailerEvent]{
 		Id: HandlerID,
