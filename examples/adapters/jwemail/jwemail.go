@@ -1,0 +1,193 @@
+// Package jwemail sends messages composed with github.com/jordan-wright/email
+// through portwise. The library's own e.Bytes() composes the message; the
+// envelope comes from the Email as e.Send builds it (Sender or From; To,
+// Cc and Bcc); the session is a portwise Client or Mailer, so the message
+// goes only over verified TLS, never in clear after a stripped STARTTLS,
+// with smuggling-proof DATA.
+//
+// Two calls change:
+//
+//	err := e.Send(addr, auth)            →  err := jwemail.Send(ctx, m, e)
+//	p, err := email.NewPool(addr, n, a)  →  p, err := jwemail.NewPool(addr, n, a)
+//
+// and p.Send(e, timeout) and p.Close() stay as they were.
+package jwemail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+
+	"github.com/jordan-wright/email"
+
+	"github.com/portwise/portwise/submit"
+)
+
+// ErrBadHeader means a header name or value of the Email, or of one of its
+// attachments, holds CR, LF or NUL, with which it could add a header of its
+// own (a Bcc, say) to the message; nothing was sent.
+var ErrBadHeader = errors.New("header would inject another header")
+
+// Sender is what Send needs: *submit.Client and *submit.Mailer both are.
+type Sender interface {
+	SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *submit.SendOptions) (*submit.SendResult, error)
+}
+
+var (
+	_ Sender = (*submit.Client)(nil)
+	_ Sender = (*submit.Mailer)(nil)
+)
+
+// Send sends e through s. It replaces e.Send(addr, auth): the addresses,
+// the envelope and the bytes are the ones e.Send would use, and portwise's
+// errors come back as they are (errors.Is(err, submit.ErrOutcomeUnknown)
+// and the like still work).
+func Send(ctx context.Context, s Sender, e *email.Email) error {
+	_, err := SendWith(ctx, s, e, nil)
+	return err
+}
+
+// SendWith sends e through s with options o (nil for none) and returns what
+// portwise reports: size, recipients accepted and refused, queue id. The
+// message is composed in memory first, so its size is declared in MAIL
+// FROM and checked against the server's SIZE limit before anything is sent,
+// and a Mailer may send it again from its start after a refusal that proves
+// the server does not have it.
+func SendWith(ctx context.Context, s Sender, e *email.Email, o *submit.SendOptions) (*submit.SendResult, error) {
+	from, to, msg, err := prepare(e)
+	if err != nil {
+		return &submit.SendResult{}, err
+	}
+	return s.SendWith(ctx, from, to, bytes.NewReader(msg), o)
+}
+
+// prepare checks e and returns its envelope and its bytes, as e.Send
+// builds them.
+func prepare(e *email.Email) (from string, to []string, msg []byte, err error) {
+	if err := check(e); err != nil {
+		return "", nil, nil, err
+	}
+	sender := e.Sender
+	if sender == "" {
+		sender = e.From
+	}
+	if from, err = address("sender", sender); err != nil {
+		return "", nil, nil, err
+	}
+	for _, list := range [][]string{e.To, e.Cc, e.Bcc} {
+		for _, a := range list {
+			addr, err := address("recipient", a)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			to = append(to, addr)
+		}
+	}
+	if len(to) == 0 {
+		return "", nil, nil, errors.New("jwemail: the Email has no recipient in To, Cc or Bcc")
+	}
+	if msg, err = e.Bytes(); err != nil {
+		return "", nil, nil, fmt.Errorf("jwemail: composing the message: %w", err)
+	}
+	return from, to, msg, nil
+}
+
+func address(kind, a string) (string, error) {
+	addr, err := mail.ParseAddress(a)
+	if err != nil {
+		return "", fmt.Errorf("jwemail: %s %q: %w", kind, a, err)
+	}
+	return addr.Address, nil
+}
+
+// check refuses what would let a value add a header of its own. e.Bytes()
+// Q-encodes most values but writes address fields it cannot parse, header
+// names and attachment filenames as they are; and portwise turns a bare CR
+// into a line break, as it turns every line ending into CRLF.
+func check(e *email.Email) error {
+	for _, f := range []struct {
+		name string
+		vals []string
+	}{
+		{"From", []string{e.From}}, {"Sender", []string{e.Sender}}, {"Subject", []string{e.Subject}},
+		{"To", e.To}, {"Cc", e.Cc}, {"Bcc", e.Bcc}, {"Reply-To", e.ReplyTo},
+	} {
+		for _, v := range f.vals {
+			if err := checkValue(f.name, v, false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkHeader(e.Headers, false); err != nil {
+		return err
+	}
+	for _, a := range e.Attachments {
+		if err := checkValue("attachment filename", a.Filename, false); err != nil {
+			return err
+		}
+		if err := checkValue("attachment Content-Type", a.ContentType, false); err != nil {
+			return err
+		}
+		// e.Bytes() folds the Content-Disposition it sets into an
+		// attachment's Header: a second send sees CRLF and a space there.
+		if err := checkHeader(a.Header, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkHeader(h map[string][]string, folded bool) error {
+	for name, vals := range h {
+		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) {
+			return fmt.Errorf("jwemail: header name %q: %w", name, ErrBadHeader)
+		}
+		for _, v := range vals {
+			if err := checkValue(name, v, folded); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkValue refuses CR, LF and NUL in v; with folded, a CRLF followed by
+// spaces or tabs and then text (a folded line, which adds no header) is
+// allowed.
+func checkValue(name, v string, folded bool) error {
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '\r':
+			if j := foldEnd(v, i); folded && j > 0 {
+				i = j - 1
+				continue
+			}
+		case '\n', 0:
+		default:
+			continue
+		}
+		return fmt.Errorf("jwemail: %s %q holds CR, LF or NUL: %w", name, v, ErrBadHeader)
+	}
+	return nil
+}
+
+// foldEnd returns the index just past the CRLF and the whitespace of a
+// folded line starting at v[i], or 0 when v[i:] is not one: a line of
+// whitespace alone could end the header for a lenient reader.
+func foldEnd(v string, i int) int {
+	if !strings.HasPrefix(v[i:], "\r\n") {
+		return 0
+	}
+	j := i + 2
+	for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
+		j++
+	}
+	if j == i+2 || j == len(v) || v[j] == '\r' || v[j] == '\n' {
+		return 0
+	}
+	return j
+}
