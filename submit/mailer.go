@@ -42,27 +42,38 @@ var ErrMailerClosed = errors.New("mailer closed")
 //
 // A connection is reused as it is after a transaction that ended with the
 // server's final reply, and reset with RSET first after one that did not.
-// A pooled connection that the server closed while it sat idle is replaced
-// at once and the message sent on a new one.
 //
-// Providers limit senders, and the Mailer keeps to their limits. A message
-// the server refused for now in a way that proves it does not have it (a
-// 421 greeting, a 4xx to MAIL FROM, to every RCPT TO, or to DATA) is sent
-// again after an exponential backoff with jitter, within the caller's
-// context (MaxAttempts, RetryDelay); a message is sent again only from its
-// start, so only when it was not read yet or is an io.Seeker. A message
-// whose outcome is unknown (ErrOutcomeUnknown) or that was refused after
-// its body is never sent twice: the error goes to the caller. When the
-// server refuses a session beyond those it already serves ("421 4.7.0 too
-// many connections"), the Mailer keeps to that many connections, and tries
-// one more after every 20 messages sent. RateLimit spaces messages across
-// all connections. Retries show in Trace.Retry and in the Dialer's Logger;
-// Stats reports the pool and the counts, for metrics.
+// A message is sent again only when the server cannot have it: its
+// SendResult.Outcome is OutcomeNotSent (see Outcome). A pooled connection
+// that the server closed, or closed with a 421, before the message could
+// reach a transaction is replaced at once and the message sent on a new
+// one; a message the server refused for now before it could have it (a
+// 421 greeting, "too many connections", a 4xx to MAIL FROM, to every RCPT
+// TO, or to DATA, a connection that broke before the end of the message
+// went out) is sent again after an exponential backoff with jitter, within
+// the caller's context (MaxAttempts, RetryDelay). Either way it goes again
+// from its start, so only when it was not read yet or is an io.Seeker. A
+// message the server accepted, refused after reading it, or may have
+// (ErrOutcomeUnknown) is never sent again: the result goes to the caller.
+// When the server refuses a session beyond those it already serves ("421
+// 4.7.0 too many connections"), the Mailer keeps to that many
+// connections, and tries one more after every 20 messages sent. RateLimit
+// spaces messages across all connections. Retries and new connections
+// show in Trace.Retry and in the Dialer's Logger; Stats reports the pool
+// and the counts, for metrics.
+//
+// The caller's context bounds every wait of a Send: for a connection, for
+// the first Dial, for its turn under RateLimit, for the server. No Send
+// waits for a QUIT: connections are retired in the background, and Close
+// waits for those QUITs (at most 2 s each) and for nothing else.
 //
 // Credentials are guarded as a login page guards them. Until a Dial has
 // succeeded, one Dial runs at a time and the Sends waiting for it share
-// its result, so twenty goroutines with a wrong password make one login
-// attempt, not twenty. Once a server rejects the credential (ErrAuthFailed),
+// its result (unless that Dial ended only because its own caller gave up),
+// so twenty goroutines with a wrong password make one login attempt, not
+// twenty. After that, logins still go one at a time, so that a credential
+// the server starts rejecting reaches it once, however many connections
+// were being opened. Once a server rejects the credential (ErrAuthFailed),
 // every later Send fails at once with that error without connecting, until
 // the program builds a new Mailer with a credential it has fixed: retrying
 // a rejected password is how accounts get locked and addresses banned.
@@ -95,13 +106,14 @@ type Mailer struct {
 	// never checks.
 	IdleCheck time.Duration
 	// MaxAttempts bounds the attempts at one message. A message is tried
-	// again, after a wait, only when the server refused it temporarily in
-	// a way that proves it does not have it: a temporary refusal of the
-	// connection (a 421 greeting, "too many connections") or of MAIL FROM,
-	// RCPT TO for every recipient, or DATA before the body. A message the
-	// server may have (its body went out and no refusal came back, or a
-	// refusal came after the body) is never sent again. A credential is
-	// never retried. 0 means 4; a negative value (or 1) means one attempt.
+	// again, after a wait, only when the server refused it temporarily and
+	// cannot have it (its Outcome is OutcomeNotSent): a temporary refusal
+	// of the connection (a 421 greeting, "too many connections") or of
+	// MAIL FROM, RCPT TO for every recipient, or DATA before the body; or a
+	// connection that broke before the end of the message went out. A
+	// message the server may have, or refused after reading it, is never
+	// sent again. A credential is never retried. 0 means 4; a negative
+	// value (or 1) means one attempt.
 	MaxAttempts int
 	// RetryDelay is the wait before the first retry; each next one is
 	// twice as long, up to 32 times RetryDelay, and every wait is drawn at
