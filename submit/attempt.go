@@ -21,6 +21,7 @@ import (
 // banner, EHLO, the STARTTLS guard, TLS and EHLO again (session.Open), and
 // then, on the session the race hands to the Dial, AUTH.
 type attempt struct {
+	id     uint64 // Attempt.ID
 	d      *Dialer
 	race   context.Context // cancelled with a cause when the race ends
 	caller context.Context // the Dial's context
@@ -36,7 +37,7 @@ type attempt struct {
 }
 
 func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, start time.Time, tr *Trace) *attempt {
-	a := &attempt{d: d, race: race, caller: caller, t: t, start: start, trace: tr}
+	a := &attempt{id: d.attempts.Add(1), d: d, race: race, caller: caller, t: t, start: start, trace: tr}
 	if d.Transcript != nil {
 		a.tr = wire.NewTranscript(d.Transcript, strconv.Itoa(t.Candidate.Port)+" ", &d.trMu)
 	}
@@ -78,7 +79,7 @@ func (a *attempt) open() (*session.Session, error) {
 		watch = a.watchSilence()
 		defer watch.done()
 	}
-	dial := a.trace.dialer(a.d.netDialer(), a.t).DialContext
+	dial := a.trace.dialer(a.d.netDialer(), a.info(nil)).DialContext
 	if watch != nil {
 		dial = watch.wrap(dial)
 	}
@@ -132,7 +133,7 @@ func (a *attempt) open() (*session.Session, error) {
 
 // info is the attempt as Trace hooks see it.
 func (a *attempt) info(err error) Attempt {
-	return Attempt{Host: a.t.Host, Candidate: a.t.Candidate, Addr: net.JoinHostPort(a.t.Host, strconv.Itoa(a.t.Candidate.Port)),
+	return Attempt{ID: a.id, Host: a.t.Host, Candidate: a.t.Candidate, Addr: net.JoinHostPort(a.t.Host, strconv.Itoa(a.t.Candidate.Port)),
 		Elapsed: time.Since(a.start), Err: err}
 }
 

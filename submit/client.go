@@ -26,6 +26,7 @@ const (
 // authenticated submission session. A Client is not safe for concurrent
 // use; Mailer pools clients for concurrent senders.
 type Client struct {
+	id        uint64 // ConnInfo.ID: the ID of the Attempt that opened it
 	host      string
 	cand      tlsmode.Candidate
 	conn      *wire.Conn
@@ -49,6 +50,7 @@ func newClient(d *Dialer, rd *ready, mech string) *Client {
 	s := rd.session
 	s.Conn.SetDeadline(time.Time{})
 	c := &Client{
+		id:        rd.attempt.id,
 		host:      rd.attempt.t.Host,
 		cand:      s.Candidate,
 		conn:      s.Conn,
@@ -65,6 +67,11 @@ func newClient(d *Dialer, rd *ready, mech string) *Client {
 		d.log(ctx, c.cand, c.host, step, dur, err)
 	}
 	return c
+}
+
+// connInfo identifies the connection for Trace hooks.
+func (c *Client) connInfo() ConnInfo {
+	return ConnInfo{ID: c.id, Host: c.host, Candidate: c.cand, Messages: c.txs}
 }
 
 // Host returns the host name the client is connected to.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/portwise/portwise/internal/diag"
 	"github.com/portwise/portwise/internal/plan"
@@ -28,6 +29,21 @@ type dialRequest struct {
 // secure session (attempt.go), renews a rejected OAuth2 token once, and
 // remembers the winner.
 func (d *Dialer) dial(ctx context.Context, req dialRequest) (*Client, error) {
+	t0, trace := time.Now(), ContextTrace(ctx)
+	hook(trace, func(t *Trace) func(DialInfo) { return t.DialStart }, DialInfo{Host: req.host})
+	c, err := d.dialTraced(ctx, req)
+	if trace != nil && trace.DialDone != nil {
+		info := DialInfo{Host: req.host, Elapsed: time.Since(t0), Err: err}
+		if c != nil {
+			info.Conn = c.connInfo()
+		}
+		trace.DialDone(info)
+	}
+	return c, err
+}
+
+// dialTraced is dial between its DialStart and DialDone hooks.
+func (d *Dialer) dialTraced(ctx context.Context, req dialRequest) (*Client, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, &DialError{Host: req.host, Err: err}
 	}

@@ -192,6 +192,10 @@ func (e *StepError) Unwrap() []error {
 // Attempt is one candidate of a Dial, as far as it got. Trace hooks get it
 // at each stage, and DialError lists one per candidate started.
 type Attempt struct {
+	// ID is the attempt's number among the Dialer's attempts, from 1:
+	// every hook of one attempt carries the same ID, and the connection a
+	// winning attempt opens keeps it (ConnInfo.ID).
+	ID uint64
 	// Host is the server of the attempt: the host dialled, an SRV target
 	// or a server given to DialServers.
 	Host      string

@@ -279,7 +279,14 @@ func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []
 				continue
 			}
 		}
-		res, sent, err := pc.c.send(ctx, from, to, msg, o)
+		if t := ContextTrace(ctx); t != nil && t.GotConn != nil {
+			info := pc.c.connInfo()
+			if reused {
+				info.Reused, info.IdleTime = true, time.Since(pc.lastUsed)
+			}
+			t.GotConn(info)
+		}
+		res, sent, err := pc.c.send(ctx, attempt, from, to, msg, o)
 		rep.sendReport = sent
 		if sent.consumed {
 			pc.msgs++

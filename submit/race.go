@@ -82,6 +82,7 @@ func (r *race) run(use func(*ready) verdict) {
 	start := func() {
 		r.started[next] = time.Now()
 		r.runs[next] = r.d.newAttempt(ctx, r.caller, r.targets[next], r.started[next], r.trace)
+		r.attempts[next].ID = r.runs[next].id
 		go r.attempt(next, results, returned)
 		next++
 		pending++
@@ -171,7 +172,7 @@ func (r *race) attempt(i int, results chan<- result, returned <-chan struct{}) {
 			s.Quit(quitWait)
 		}
 		err := a.explain("", nil)
-		r.trace.attemptDone(Attempt{Host: a.t.Host, Candidate: a.t.Candidate, Elapsed: time.Since(a.start), Err: err})
+		r.trace.attemptDone(Attempt{ID: a.id, Host: a.t.Host, Candidate: a.t.Candidate, Elapsed: time.Since(a.start), Err: err})
 	}
 }
 

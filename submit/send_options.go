@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portwise/portwise/internal/queueid"
 )
@@ -98,7 +99,7 @@ type SendResult struct {
 // nothing was sent. Every check that needs no server reply (addresses,
 // DSN parameters, SMTPUTF8, REQUIRETLS, SIZE) happens before MAIL FROM.
 func (c *Client) SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, error) {
-	res, _, err := c.send(ctx, from, to, msg, o)
+	res, _, err := c.send(ctx, 1, from, to, msg, o)
 	return res, err
 }
 
@@ -108,8 +109,9 @@ type sendReport struct {
 	dropped  bool // the connection failed, or the server ended it, during the send
 }
 
-// send is SendWith that also reports what the Mailer needs.
-func (c *Client) send(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, sendReport, error) {
+// send is SendWith that also reports what the Mailer needs; attempt is the
+// Mailer's attempt at the message, for Trace hooks.
+func (c *Client) send(ctx context.Context, attempt int, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, sendReport, error) {
 	res := &SendResult{}
 	if err := validate(from, to, o); err != nil {
 		return res, sendReport{}, err
@@ -119,8 +121,29 @@ func (c *Client) send(ctx context.Context, from string, to []string, msg io.Read
 		return res, sendReport{}, err
 	}
 	res.Attempts = 1
+	trace := ContextTrace(ctx)
+	var info MessageInfo
+	t0 := time.Now()
+	if trace != nil && (trace.MessageStart != nil || trace.MessageDone != nil) {
+		info = MessageInfo{Conn: c.connInfo(), Attempt: attempt, Recipients: len(to), Size: env.size, Chunking: env.chunking}
+		hook(trace, func(t *Trace) func(MessageInfo) { return t.MessageStart }, info)
+	}
 	var rep sendReport
 	rep.consumed, rep.dropped, err = c.transaction(ctx, env, msg, res)
+	if trace != nil && trace.MessageDone != nil {
+		info.Size, info.Outcome, info.Err, info.Elapsed = res.Size, res.Outcome, err, time.Since(t0)
+		info.Accepted, info.Rejected, info.QueueID = len(res.Accepted), len(res.Rejected), res.QueueID
+		var se *StepError
+		switch {
+		case errors.As(err, &se):
+			info.Step = se.Step
+		case err != nil && len(res.Rejected) > 0:
+			info.Step = "RCPT TO"
+		case err != nil:
+			info.Step = "message"
+		}
+		trace.MessageDone(info)
+	}
 	return res, rep, err
 }
 

@@ -5,23 +5,32 @@ import (
 	"net"
 	"time"
 
-	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/tlsmode"
 )
 
-// Trace is a set of hooks that run at the stages of a Dial, and when a
-// Mailer retries a message, in the manner of net/http/httptrace: attach one
-// to a context with WithTrace and every Dial and Mailer send under that
-// context calls the hooks that are set. Applications use them to
-// export metrics and traces (to OpenTelemetry, Prometheus, expvar) without
+// Trace is a set of hooks that run at the stages of a Dial and of a
+// message, in the manner of net/http/httptrace: attach one to a context
+// with WithTrace and every Dial, Client send and Mailer send under that
+// context calls the hooks that are set. Applications use them to export
+// metrics and traces (to OpenTelemetry, Prometheus, expvar) without
 // portwise depending on any of them.
 //
-// Every hook gets the Attempt as it stands at that stage, an info struct
-// that can gain fields. Candidates race, so hooks of different candidates
-// may run concurrently and must be safe for that; hooks of one candidate
-// run in order. A hook runs on the Dial's goroutines and should return
-// quickly. Hooks never see a secret: no credential, no AUTH payload, no
-// message content.
+// Every hook gets an info struct as it stands at that stage (Attempt,
+// DialInfo, ConnInfo, MessageInfo, Retry), which can gain fields. IDs tie
+// them together: an Attempt's ID is its connection's ID once it wins, and
+// every message carries the ID of the connection it went on. Candidates
+// race, so hooks of different candidates may run concurrently and must be
+// safe for that; hooks of one candidate, and of one message, run in order.
+// A hook runs on the caller's goroutines and should return quickly. Hooks
+// never see a secret: no credential, no AUTH payload, no message content,
+// no address. A Trace whose hooks are unset costs nothing.
 type Trace struct {
+	// DialStart is called when a Dial starts, before any connection
+	// (and before fetching an OAuth2 token).
+	DialStart func(DialInfo)
+	// DialDone is called when a Dial returns: Conn is the connection of
+	// the Client it returns, or Err says why there is none.
+	DialDone func(DialInfo)
 	// ConnectStart is called when a candidate starts its TCP connection to
 	// Attempt.Addr.
 	ConnectStart func(Attempt)
@@ -53,6 +62,18 @@ type Trace struct {
 	// WinnerChosen is called when a candidate's session becomes the
 	// Client that Dial returns.
 	WinnerChosen func(Attempt)
+	// GotConn is called when a Mailer has a connection for a message: an
+	// idle one from its pool (ConnInfo.Reused, IdleTime), or one it has
+	// just dialled.
+	GotConn func(ConnInfo)
+	// MessageStart is called when a message begins on a connection,
+	// before MAIL FROM: after the checks that need no server (a message
+	// refused by them has no MessageStart).
+	MessageStart func(MessageInfo)
+	// MessageDone is called when the message's send ends: its Outcome,
+	// the recipients accepted and refused, the queue id, or the step that
+	// failed and the error.
+	MessageDone func(MessageInfo)
 	// Retry is called when a Mailer is about to send a message again,
 	// the server not having it: after a temporary refusal, before it waits
 	// Retry.Delay; or at once on a new connection when the server had
@@ -75,6 +96,67 @@ type Retry struct {
 	// 421, the pooled connection it was given, before the message could
 	// reach a transaction.
 	Redial bool
+}
+
+// DialInfo is a Dial, for DialStart and DialDone.
+type DialInfo struct {
+	// Host is what was dialled (the first server's host for
+	// DialServers).
+	Host string
+	// Elapsed is the time since the Dial started (DialDone).
+	Elapsed time.Duration
+	// Conn is the connection of the Client the Dial returns (DialDone;
+	// zero when it failed).
+	Conn ConnInfo
+	// Err is why the Dial returned no Client (DialDone).
+	Err error
+}
+
+// ConnInfo identifies one connection: a Client of a Dialer.
+type ConnInfo struct {
+	// ID is the ID of the Attempt that opened the connection: unique
+	// among the Dialer's connections, it links a message to its
+	// connection and the connection to its Dial.
+	ID        uint64
+	Host      string
+	Candidate tlsmode.Candidate
+	// Messages is how many messages the connection carried before.
+	Messages int
+	// Reused reports a Mailer's connection taken idle from its pool,
+	// after IdleTime there (GotConn).
+	Reused   bool
+	IdleTime time.Duration
+}
+
+// MessageInfo is one message on one connection, for MessageStart and
+// MessageDone. It holds no address and no content: counts, sizes, the
+// outcome.
+type MessageInfo struct {
+	// Conn is the connection carrying the message.
+	Conn ConnInfo
+	// Attempt is the Mailer's attempt at the message, from 1 (a Client's
+	// send is attempt 1).
+	Attempt int
+	// Recipients is how many recipients the message is for.
+	Recipients int
+	// Size is the message's size as the server counts it: at
+	// MessageStart the size known in advance, or -1 when it streams from
+	// a reader of unknown length; at MessageDone the size sent.
+	Size int64
+	// Chunking reports BDAT (RFC 3030); false is DATA.
+	Chunking bool
+	// The fields below are set at MessageDone.
+	Outcome  Outcome
+	Accepted int // recipients accepted
+	Rejected int // recipients refused
+	// QueueID is the server's id for the message, when it gave one.
+	QueueID string
+	// Step is the step that failed ("MAIL FROM", "RCPT TO", "DATA",
+	// "message", ...), "" when the message was accepted for every
+	// recipient.
+	Step    string
+	Err     error
+	Elapsed time.Duration
 }
 
 type traceKey struct{}
@@ -100,32 +182,42 @@ func ContextTrace(ctx context.Context) *Trace {
 // compose returns a Trace calling t's hooks, then old's.
 func (t *Trace) compose(old *Trace) *Trace {
 	n := *t
-	for _, h := range []struct{ new, old *func(Attempt) }{
-		{&n.ConnectStart, &old.ConnectStart},
-		{&n.ConnectDone, &old.ConnectDone},
-		{&n.TLSHandshakeStart, &old.TLSHandshakeStart},
-		{&n.TLSHandshakeDone, &old.TLSHandshakeDone},
-		{&n.STARTTLSStripped, &old.STARTTLSStripped},
-		{&n.AuthStart, &old.AuthStart},
-		{&n.AuthDone, &old.AuthDone},
-		{&n.AttemptDone, &old.AttemptDone},
-		{&n.WinnerChosen, &old.WinnerChosen},
-	} {
-		f, g := *h.new, *h.old
-		switch {
-		case f == nil:
-			*h.new = g
-		case g != nil:
-			*h.new = func(a Attempt) { f(a); g(a) }
-		}
-	}
-	switch f, g := n.Retry, old.Retry; {
-	case f == nil:
-		n.Retry = g
-	case g != nil:
-		n.Retry = func(r Retry) { f(r); g(r) }
-	}
+	composeHook(&n.DialStart, old.DialStart)
+	composeHook(&n.DialDone, old.DialDone)
+	composeHook(&n.GotConn, old.GotConn)
+	composeHook(&n.MessageStart, old.MessageStart)
+	composeHook(&n.MessageDone, old.MessageDone)
+	composeHook(&n.Retry, old.Retry)
+	composeHook(&n.ConnectStart, old.ConnectStart)
+	composeHook(&n.ConnectDone, old.ConnectDone)
+	composeHook(&n.TLSHandshakeStart, old.TLSHandshakeStart)
+	composeHook(&n.TLSHandshakeDone, old.TLSHandshakeDone)
+	composeHook(&n.STARTTLSStripped, old.STARTTLSStripped)
+	composeHook(&n.AuthStart, old.AuthStart)
+	composeHook(&n.AuthDone, old.AuthDone)
+	composeHook(&n.AttemptDone, old.AttemptDone)
+	composeHook(&n.WinnerChosen, old.WinnerChosen)
 	return &n
+}
+
+// composeHook makes *f call itself, then g.
+func composeHook[T any](f *func(T), g func(T)) {
+	switch h := *f; {
+	case h == nil:
+		*f = g
+	case g != nil:
+		*f = func(v T) { h(v); g(v) }
+	}
+}
+
+// hook runs f with v when the trace has it; a nil Trace has none.
+func hook[T any](t *Trace, f func(*Trace) func(T), v T) {
+	if t == nil {
+		return
+	}
+	if h := f(t); h != nil {
+		h(v)
+	}
 }
 
 func (t *Trace) retry(r Retry) {
@@ -171,12 +263,12 @@ type tracingDialer struct {
 	start time.Time // when the attempt started
 }
 
-// dialer wraps d for an attempt that starts now.
-func (t *Trace) dialer(d ContextDialer, target plan.Target) ContextDialer {
+// dialer wraps d for attempt a, which starts now.
+func (t *Trace) dialer(d ContextDialer, a Attempt) ContextDialer {
 	if t == nil || t.ConnectStart == nil && t.ConnectDone == nil {
 		return d
 	}
-	return tracingDialer{d, t, Attempt{Host: target.Host, Candidate: target.Candidate}, time.Now()}
+	return tracingDialer{d, t, Attempt{ID: a.ID, Host: a.Host, Candidate: a.Candidate}, time.Now()}
 }
 
 func (td tracingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
