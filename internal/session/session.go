@@ -32,6 +32,10 @@ type Config struct {
 	Step func(step string, d time.Duration, err error)
 	// TLSDone, when set, is called after the handshake, successful or not.
 	TLSDone func(st tls.ConnectionState, err error)
+	// DelayedACK leaves the kernel's delayed ACK after an implicit TLS
+	// handshake, as other clients do, so that benchmarks can measure what
+	// wire.QuickAck saves.
+	DelayedACK bool
 }
 
 // Session is an open connection and what was observed while opening it.
@@ -121,6 +125,11 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		t0 = time.Now()
 		if err := step("tls", t0, s.secure(cfg, s.Conn.Handshake)); err != nil {
 			return fail(err)
+		}
+		// The banner comes after the server's session ticket: ACK the
+		// ticket at once, or the banner waits for it (see QuickAck).
+		if !cfg.DelayedACK {
+			wire.QuickAck(s.Conn.Raw())
 		}
 	}
 

@@ -1,0 +1,35 @@
+package wire
+
+import (
+	"net"
+	"syscall"
+)
+
+// QuickAck asks the kernel to acknowledge what c receives next at once,
+// instead of delaying the ACK (up to 40 ms) until the client has data of
+// its own to send. After an implicit TLS handshake the client only waits
+// for the banner, while the server writes its session ticket and then its
+// banner: with Nagle's algorithm on the server, the banner waits for the
+// ticket's ACK, and a delayed ACK made every such session 40 ms slower
+// (measured on Postfix). Linux resets the flag by itself; a connection
+// whose socket cannot be reached is left as it is.
+func QuickAck(c net.Conn) {
+	for range 8 {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+	})
+}
