@@ -227,10 +227,19 @@ const quitWaitClient = 10 * time.Second
 
 // Quit sends QUIT, waits at most 10 s for the reply, and closes the
 // connection. A Client that is no longer usable is closed without QUIT.
-func (c *Client) Quit() error { return c.quit(quitWaitClient) }
+func (c *Client) Quit() error { return c.quit(quitWaitClient, nil) }
 
-// quit is Quit with its wait for the reply bounded by wait.
-func (c *Client) quit(wait time.Duration) error {
+// quit is Quit with its wait for the reply bounded by wait; sent, when
+// set, is called once the QUIT is written (or could not be), before the
+// wait.
+func (c *Client) quit(wait time.Duration, sent func()) error {
+	if sent != nil {
+		defer func() {
+			if sent != nil {
+				sent()
+			}
+		}()
+	}
 	c.mu.Lock()
 	broken := c.broken
 	c.mu.Unlock()
@@ -239,7 +248,15 @@ func (c *Client) quit(wait time.Duration) error {
 	}
 	c.conn.SetDeadline(time.Now().Add(wait))
 	t0 := time.Now()
-	r, err := c.conn.Exchange("QUIT", "")
+	err := c.conn.Cmd("QUIT", "")
+	var r *wire.Reply
+	if err == nil {
+		if sent != nil {
+			sent()
+			sent = nil
+		}
+		r, err = c.conn.ReadReply()
+	}
 	cerr := c.Close()
 	if err != nil {
 		return newStepError("QUIT", c.host, c.cand, time.Since(t0), err)

@@ -153,6 +153,13 @@ type Mailer struct {
 	limit   int
 	okSince int // messages sent since limit last changed
 
+	// A connection near MaxMessages gets its replacement dialled ahead
+	// of time, in the background (see replaceAhead).
+	replacing bool
+	loginTime time.Duration      // how long a Dial takes, smoothed
+	bgCtx     context.Context    // the background Dials', ended by Close
+	bgStop    context.CancelFunc // nil until the first background Dial
+
 	rateOnce sync.Once
 	limiter  *rate.Limiter // nil without RateLimit
 
@@ -172,8 +179,10 @@ type dialFlight struct {
 // poolConn is one pooled connection.
 type poolConn struct {
 	c        *Client
-	msgs     int       // messages sent on it
-	lastUsed time.Time // zero until its first send
+	msgs     int           // messages sent on it
+	lastUsed time.Time     // zero until its first send
+	started  time.Time     // when its last message began
+	perMsg   time.Duration // time from one message's start to the next's, smoothed
 	timer    *time.Timer
 }
 
@@ -286,6 +295,12 @@ func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []
 			}
 			t.GotConn(info)
 		}
+		if t0 := time.Now(); !pc.started.IsZero() {
+			pc.perMsg = smooth(pc.perMsg, t0.Sub(pc.started))
+			pc.started = t0
+		} else {
+			pc.started = t0
+		}
 		res, sent, err := pc.c.send(ctx, attempt, from, to, msg, o)
 		rep.sendReport = sent
 		if sent.consumed {
@@ -293,6 +308,7 @@ func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []
 		}
 		if res.Outcome == OutcomeAccepted {
 			m.succeeded()
+			m.replaceAhead(pc)
 		}
 		pc.lastUsed = time.Now()
 		redial := err != nil && res.Outcome == OutcomeNotSent && sent.dropped && reused &&
@@ -375,7 +391,9 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 			}
 			continue // proven, or the leader gave up: take a turn
 		}
-		if max := m.connCap(); max <= 0 || m.open < max {
+		// A replacement dialled ahead is on its way: take it rather than
+		// log in a second time beside it (it comes to the first waiter).
+		if max := m.connCap(); !m.replacing && (max <= 0 || m.open < max) {
 			m.open++
 			var f *dialFlight
 			if !m.proven {
@@ -449,10 +467,12 @@ func (e *waitError) Unwrap() error { return e.err }
 // set, is the flight other Sends wait for. Its logins go one at a time
 // (see enterLogin).
 func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
+	t0 := time.Now()
 	c, err := m.dialer().Dial(withLoginGate(ctx, m), m.Host)
 	m.mu.Lock()
 	if err == nil {
 		m.proven = true
+		m.loginTime = smooth(m.loginTime, time.Since(t0))
 	} else if errors.Is(err, ErrAuthFailed) && m.authErr == nil {
 		m.authErr = err
 	} else if sessionRefused(err) {
@@ -471,6 +491,68 @@ func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
 		return nil, err
 	}
 	return &poolConn{c: c}, nil
+}
+
+// replaceAhead starts dialling, in the background, the connection that
+// will replace pc when pc nears MaxMessages: the new one logs in while pc
+// still sends, so that no Send waits for a login when pc retires (against
+// a server whose AUTH takes 2 s, waiting made every 100th message 2 s
+// late). It starts when pc has fewer messages left than it carries, at
+// the pace it has been carrying them, in the time a Dial takes, plus one:
+// a busy connection is replaced well ahead, one that sends a message a
+// minute only at its last; only while the pool has room under MaxConns,
+// one replacement at a time, and not when a fresh connection is already
+// idle.
+func (m *Mailer) replaceAhead(pc *poolConn) {
+	max := m.maxMessages()
+	if max <= 0 || !pc.c.usable() {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.replacing || !m.proven || m.authErr != nil || m.rejected {
+		return
+	}
+	if limit := m.connCap(); limit > 0 && m.open >= limit {
+		return
+	}
+	lead := 1
+	if pc.perMsg > 0 {
+		lead += int(min(m.loginTime/pc.perMsg, time.Duration(max)))
+	}
+	if max-pc.msgs > lead {
+		return
+	}
+	for _, p := range m.idle {
+		if p.msgs == 0 {
+			return // a fresh one waits already
+		}
+	}
+	if m.bgStop == nil {
+		m.bgCtx, m.bgStop = context.WithCancel(context.Background())
+	}
+	m.replacing = true
+	m.open++
+	m.bg.Add(1)
+	go func(ctx context.Context) {
+		defer m.bg.Done()
+		pc, err := m.dial(ctx, nil)
+		m.mu.Lock()
+		m.replacing = false
+		m.mu.Unlock()
+		if err == nil {
+			m.put(pc)
+		}
+	}(m.bgCtx)
+}
+
+// smooth folds d into the running estimate avg (an exponentially weighted
+// average, a quarter for the new value).
+func smooth(avg, d time.Duration) time.Duration {
+	if avg == 0 {
+		return d
+	}
+	return avg + (d-avg)/4
 }
 
 // enterLogin is the Mailer's gate before a credential goes out: one login
@@ -557,11 +639,12 @@ func (m *Mailer) put(pc *poolConn) {
 // QUIT; the QUIT runs off every Send's path, and Close waits for it.
 const poolQuitWait = 2 * time.Second
 
-// retire closes a connection and then frees its slot, so that sockets open
-// never exceed MaxConns, quitting ones included. A usable connection is
-// QUIT in the background while the Mailer is open; one that is broken, or
-// that carried a send while the Mailer was closed, is closed at once
-// without QUIT: no Send ever waits for a QUIT.
+// retire closes a connection and frees its slot. A usable connection
+// gets QUIT in the background while the Mailer is open, and its slot is
+// free as soon as the QUIT is written: a session that is only waiting for
+// its 221 holds neither a slot nor a Send. One that is broken, or that
+// carried a send while the Mailer was closed, is closed at once without
+// QUIT: no Send ever waits for a QUIT.
 func (m *Mailer) retire(pc *poolConn) {
 	m.mu.Lock()
 	if !pc.c.usable() || m.closed {
@@ -574,8 +657,7 @@ func (m *Mailer) retire(pc *poolConn) {
 	m.mu.Unlock()
 	go func() {
 		defer m.bg.Done()
-		pc.c.quit(poolQuitWait)
-		m.freeSlot()
+		pc.c.quit(poolQuitWait, m.freeSlot)
 	}()
 }
 
@@ -608,6 +690,9 @@ func (m *Mailer) Close() error {
 		return nil
 	}
 	m.closed = true
+	if m.bgStop != nil {
+		m.bgStop() // background Dials end
+	}
 	idle, waiters := m.idle, m.waiters
 	m.idle, m.waiters = nil, nil
 	m.open -= len(idle)
@@ -624,7 +709,7 @@ func (m *Mailer) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pc.c.quit(poolQuitWait)
+			pc.c.quit(poolQuitWait, nil)
 		}()
 	}
 	wg.Wait()
