@@ -237,7 +237,13 @@ func (p *prober) silent(r *PortReport) {
 func (p *prober) failed(ctx context.Context, r *PortReport, err error, elapsed time.Duration) {
 	step, cause := splitErr(err)
 	d := diag.Classify(step, tlsmode.Candidate{Port: r.Port, Mode: r.Mode}, p.host, elapsed, cause)
-	switch d.Kind {
+	finding := d.Kind
+	if (finding == diag.KindReset || finding == diag.KindClosed) && d.Step == "tls" {
+		// The handshake did not complete, if for the network's reason:
+		// still the finding of a failed handshake.
+		finding = diag.KindTLSFailed
+	}
+	switch finding {
 	case diag.KindMasked:
 		p.addf(r, SeverityCritical, CodeSTARTTLSMasked, "port %d: %s; a firewall's SMTP inspection (such as Cisco \"inspect esmtp\") is masking it, so TLS cannot start; disable that inspection, or use port 465 (implicit TLS cannot be rewritten)", r.Port, d.Detail)
 	case diag.KindStripped:

@@ -37,7 +37,8 @@ const (
 	KindBlocked                      // no TCP connection within the budget
 	KindSilent                       // connected, then nothing at all
 	KindNetwork                      // another network error
-	KindClosed                       // the server closed or reset the connection
+	KindClosed                       // the server closed the connection
+	KindReset                        // the connection was reset (RST) or broke while writing
 	KindTimeout                      // the server stopped answering mid-session
 	KindProtocol                     // the server broke SMTP's grammar or bounds
 	KindWrongMode                    // the port speaks the other TLS mode
@@ -64,7 +65,7 @@ const (
 
 var kindNames = [numKinds]string{
 	"other", "canceled", "deadline", "lost-race", "dial-ended", "config", "bad-input", "token", "dns", "refused",
-	"blocked", "silent", "network", "closed", "timeout", "protocol", "wrong-mode", "stripped", "masked", "injection",
+	"blocked", "silent", "network", "closed", "reset", "timeout", "protocol", "wrong-mode", "stripped", "masked", "injection",
 	"tls-version", "tls-alert", "tls-failed", "cert-untrusted", "cert-name", "cert-expired", "cert-unverified",
 	"plaintext-auth", "auth-unavailable", "auth-rejected", "auth-temporary", "auth-broken", "refused-temporary",
 	"refused-permanent", "outcome-unknown",
@@ -199,7 +200,7 @@ func (d *Diagnosis) classify(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		d.Kind, d.Detail = KindClosed, "the server closed the connection"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		d.Kind, d.Detail = KindClosed, "the connection was reset"
+		d.Kind, d.Detail = KindReset, "the connection was reset"
 	default:
 		d.Kind, d.Detail = KindOther, safe(err)
 	}
@@ -295,8 +296,12 @@ func (d *Diagnosis) tls(err error) bool {
 		d.Kind, d.Detail = KindSilent, "connected, but no TLS handshake within "+Round(d.Elapsed).String()
 	case IsTimeout(err):
 		d.Kind, d.Detail = KindTimeout, "the server stopped answering during the TLS handshake"
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
-		d.Kind, d.Detail = KindTLSFailed, "the server closed the connection during the TLS handshake"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// A reset says nothing about the server's TLS, let alone its
+		// certificate: a busy server, a restart or a middlebox does it.
+		d.Kind, d.Detail = KindReset, "the connection was reset during the TLS handshake"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		d.Kind, d.Detail = KindClosed, "the server closed the connection during the TLS handshake"
 	default:
 		d.Kind, d.Detail = KindTLSFailed, "TLS handshake failed: "+safe(err)
 	}
@@ -324,6 +329,7 @@ var temporaryKind = [numKinds]bool{
 	KindSilent:           true,
 	KindNetwork:          true,
 	KindClosed:           true,
+	KindReset:            true,
 	KindTimeout:          true,
 	KindAuthTemporary:    true,
 	KindRefusedTemporary: true,

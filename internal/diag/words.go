@@ -50,6 +50,8 @@ func Headline(k Kind) string {
 		return "timed out"
 	case KindClosed:
 		return "connection lost"
+	case KindReset:
+		return "connection reset"
 	case KindProtocol:
 		return "protocol error"
 	case KindOutcomeUnknown:
@@ -68,7 +70,7 @@ func Rank(k Kind) int {
 		return 0
 	case KindDNS, KindRefused, KindBlocked, KindNetwork:
 		return 1
-	case KindSilent, KindClosed, KindTimeout, KindOther:
+	case KindSilent, KindClosed, KindReset, KindTimeout, KindOther:
 		return 2
 	case KindProtocol, KindRefusedTemporary, KindRefusedPermanent:
 		return 3
@@ -172,6 +174,8 @@ func (d Diagnosis) Advice(a Audience) string {
 		return "the server stopped answering; try again later"
 	case KindClosed:
 		return "the server or something on the path closed the connection; try again later"
+	case KindReset:
+		return "the server or something on the path reset the connection; try again later"
 	case KindProtocol:
 		return "the server broke SMTP's rules; report it to its administrator"
 	case KindToken:
