@@ -106,6 +106,10 @@ type Diagnosis struct {
 	// Provider is what a known provider's reply means and how to fix it,
 	// when the reply (or the host it came from) identifies one.
 	Provider *ProviderAdvice
+	// Reason is what a refusal means, from the provider's knowledge or
+	// from what every server's codes and words share; ReasonNone when
+	// neither says.
+	Reason Reason
 	// Names, Issuer, NotAfter and SelfSigned describe the certificate
 	// (KindCert*), raw.
 	Names      []string
@@ -206,32 +210,65 @@ func (d *Diagnosis) classify(err error) {
 	}
 }
 
-// reply classifies a reply that failed a command.
+// reply classifies a reply that failed a command. What a known provider
+// means by it comes first: where its knowledge contradicts the code (a 421
+// that never clears, a 550 that is a rate limit, a 454 that rejects the
+// password), the kind follows the knowledge, and so whether it is
+// temporary.
 func (d *Diagnosis) reply(e *wire.ReplyError) {
 	r := e.Reply
-	if enh, text := r.Enhanced(); r.Code/100 != 2 {
+	class := r.Code / 100
+	if enh, text := r.Enhanced(); class == 4 || class == 5 {
 		if a, ok := MatchProvider(d.Host, r.Code, enh, text); ok {
 			d.Provider = &a
+			d.Reason = a.Reason
 		}
+		if d.Reason == ReasonNone {
+			d.Reason = reasonOf(e.Command, r.Code, enh, normaliseText(text))
+		}
+	}
+	temporary := class == 4
+	if p := d.Provider; p != nil && p.Retry == RetryLater {
+		temporary = true
+	} else if p != nil && p.Retry == RetryNever {
+		temporary = false
 	}
 	said := r.String()
 	if e.Note != "" {
 		said += " (" + e.Note + ")"
 	}
 	switch {
-	case d.Step == "auth" && r.Code/100 == 5:
+	case d.Step == "auth" && (class == 5 || class == 4 && d.Reason == ReasonCredential):
 		d.Kind, d.Detail = KindAuthRejected, e.Command+" rejected: "+said
-	case d.Step == "auth" && r.Code/100 == 4:
+	case d.Step == "auth" && class == 4 && temporary:
 		d.Kind, d.Detail = KindAuthTemporary, "temporary reply to "+e.Command+": "+said
+	case d.Step == "auth" && class == 4:
+		d.Kind, d.Detail = KindRefusedPermanent, refusal(e.Command, said)
 	case d.Step == "auth":
 		d.Kind, d.Detail = KindAuthBroken, e.Command+" ended with "+said
-	case r.Code/100 == 4:
+	case (class == 4 || class == 5) && temporary:
 		d.Kind, d.Detail = KindRefusedTemporary, refusal(e.Command, said)
-	case r.Code/100 == 5:
+	case class == 4 || class == 5:
 		d.Kind, d.Detail = KindRefusedPermanent, refusal(e.Command, said)
 	default:
 		d.Kind, d.Detail = KindProtocol, "unexpected reply "+said+refusalTo(e.Command)
 	}
+}
+
+// Refused is the diagnosis of a server's refusal of command ("RCPT TO")
+// given as its parts, as a refusal that reaches a program as a value (a
+// refused recipient) rather than as an error carries them: the reply's
+// code, its enhanced code ("" for none) and its text without the codes.
+// host, which may be "", lets a provider's own host identify it.
+func Refused(command, host string, code int, enhanced, text string) Diagnosis {
+	lines := strings.Split(text, "\n")
+	if enhanced != "" {
+		for i, l := range lines {
+			lines[i] = enhanced + " " + l
+		}
+	}
+	r := &wire.Reply{Code: code, Lines: lines}
+	return Classify(command, tlsmode.Candidate{}, host, 0, r.Err(command))
 }
 
 func refusal(command, said string) string {

@@ -93,12 +93,18 @@ func (d Diagnosis) Line() string {
 }
 
 // Advice says what to do about the diagnosis, worded for a; "" when the
-// line says it all.
+// line says it all. A known provider's advice comes first, then what the
+// refusal's reason calls for, then what the kind of failure does.
 func (d Diagnosis) Advice(a Audience) string {
 	if p := d.Provider; p != nil && !(d.Kind == KindAuthRejected && oauthCommand(d.Command)) {
 		// A rejected OAuth2 token is a token problem, whatever the
 		// provider says about passwords.
 		return p.advice(a)
+	}
+	if d.Kind == KindRefusedTemporary || d.Kind == KindRefusedPermanent {
+		if adv := reasonAdvice(d.Reason, a); adv != "" {
+			return adv
+		}
 	}
 	port := strconv.Itoa(d.Candidate.Port)
 	pick := func(goWords, cliWords string) string {
@@ -166,6 +172,8 @@ func (d Diagnosis) Advice(a Audience) string {
 			return "the server will not take mail from this sender: send from an address the account may use, and authenticate"
 		case "RCPT TO":
 			return "the server will not deliver to this recipient: an unknown address, or relaying refused to a client that did not authenticate"
+		case "DATA":
+			return "the server will not take a message in this transaction; its reply says why"
 		case "message":
 			return "the server refused the message itself (its content, size or policy); its reply says why"
 		}
