@@ -276,12 +276,12 @@ func (p *prober) failed(ctx context.Context, r *PortReport, err error, elapsed t
 // finding adds the diagnosis as one finding: "port N: step: what was seen
 // — what to do", on one line.
 func (p *prober) finding(r *PortReport, severity, code string, d diag.Diagnosis) {
-	msg := fmt.Sprintf("port %d: %s", r.Port, d.Line())
-	if a := d.Advice(diag.CLI); a != "" {
-		msg += " — " + a
-	}
+	msg := d.Sentence(diag.CLI, portWhere(r.Port))
 	r.Findings = append(r.Findings, Finding{Severity: severity, Code: code, Message: msg})
 }
+
+// portWhere names a port in a finding: "port 587".
+func portWhere(port int) string { return "port " + strconv.Itoa(port) }
 
 // legacy finds the lowest legacy TLS version the port accepts: a
 // handshake limited to TLS 1.0, then one limited to TLS 1.1. It returns

@@ -64,14 +64,15 @@ func Of(err error) (Diagnosis, bool) {
 	return r.recorded()
 }
 
-// MostTelling returns the index of the error whose recorded diagnosis
-// tells most about why nothing worked (the highest Rank, the first of
-// equals), or -1 when none records one. A Dial's outcome is named by it.
-func MostTelling(errs []error) int {
+// MostTelling returns the index, among n failures whose kinds kind
+// gives (false for an entry that is no failure), of the one that tells
+// most about why nothing worked: the highest Rank, the first of equals;
+// -1 when there is none. A Dial's outcome is named by it.
+func MostTelling(n int, kind func(i int) (Kind, bool)) int {
 	best, rank := -1, -1
-	for i, err := range errs {
-		if d, ok := Of(err); ok && Rank(d.Kind) > rank {
-			best, rank = i, Rank(d.Kind)
+	for i := range n {
+		if k, ok := kind(i); ok && Rank(k) > rank {
+			best, rank = i, Rank(k)
 		}
 	}
 	return best
@@ -103,14 +104,14 @@ func (f Dial) Decisive() (Diagnosis, bool) {
 		}
 		return Classify("", tlsmode.Candidate{}, f.Host, 0, f.Err), true
 	}
-	errs := make([]error, len(f.Attempts))
-	for i, a := range f.Attempts {
-		errs[i] = a.Err
+	i := MostTelling(len(f.Attempts), func(i int) (Kind, bool) {
+		d, ok := Of(f.Attempts[i].Err)
+		return d.Kind, ok
+	})
+	if i < 0 {
+		return Diagnosis{}, false
 	}
-	if i := MostTelling(errs); i >= 0 {
-		return Of(errs[i])
-	}
-	return Diagnosis{}, false
+	return Of(f.Attempts[i].Err)
 }
 
 // Render is the Dial's error for a: prefix ("submit: ") and the host, the
