@@ -83,9 +83,11 @@ var (
 	_ func(*submit.Mailer, context.Context, string, []string, io.Reader) error = (*submit.Mailer).Send
 	_ func(*submit.Mailer) error                                               = (*submit.Mailer).Close
 
-	_ error                            = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Reply: (*submit.Reply)(nil)}}}
-	_ func(*submit.SendError) []string = (*submit.SendError).Retry
-	_                                  = submit.DSNOptions{Return: "HDRS", Notify: []string{"FAILURE"}, EnvelopeID: ""}
+	_ error                              = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Reply: (*submit.Reply)(nil)}}}
+	_ func(*submit.SendError) []string   = (*submit.SendError).Retry
+	_ func(*submit.SendError) string     = (*submit.SendError).Advice
+	_ func(submit.RecipientError) string = submit.RecipientError.Advice
+	_                                    = submit.DSNOptions{Return: "HDRS", Notify: []string{"FAILURE"}, EnvelopeID: ""}
 
 	_ func(string) (*submit.Dialer, string, error) = submit.ParseURL
 	_ func(string) string                          = submit.RedactURL

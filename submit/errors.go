@@ -316,7 +316,9 @@ func (e *DialError) decisive() *StepError {
 // failure, a security refusal, the caller's cancellation and
 // ErrOutcomeUnknown (the caller must decide whether a duplicate is
 // acceptable) are not. A SendError is temporary only when every refused
-// recipient got a 4xx. README.md has the table.
+// recipient's refusal is. Where a provider's known reply contradicts its
+// code (a 421 that never clears, a 550 rate limit), the knowledge decides.
+// README.md has the table, exceptions included.
 func IsTemporary(err error) bool {
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		return false
@@ -325,15 +327,18 @@ func IsTemporary(err error) bool {
 		send  *SendError
 		dial  *DialError
 		step  *StepError
+		rcpt  RecipientError
 		reply *Reply
 	)
 	switch {
 	case errors.As(err, &send):
-		return send.Temporary()
+		return send.temporary()
 	case errors.As(err, &dial):
 		return dial.Temporary()
 	case errors.As(err, &step):
 		return step.Temporary()
+	case errors.As(err, &rcpt):
+		return rcpt.temporary()
 	case errors.As(err, &reply):
 		return reply.Temporary()
 	}
