@@ -26,6 +26,7 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 		steps     []script.Step // after the opening
 		noAuth    bool          // steps start with AUTH
 		temporary bool
+		kind      submit.Kind
 		sentinel  error
 		advice    []string // in StepError.Advice, SendError.Advice or DialError.Advice
 		check     func(t *testing.T, err error)
@@ -36,6 +37,7 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 			steps: steps(authOK, mailFrom, rcptOK, one(script.Expect("DATA"),
 				script.Send("421 Domain sandbox9a7997dd70324f71bcb79336ab4c82ec.mailgun.org is not allowed to send: Sandbox subdomains are for test purposes only. Please add your own domain or add the address to authorized recipients in Account Settings.\r\n"),
 				script.Close())),
+			kind:   submit.KindAccount,
 			advice: []string{"Mailgun", "authorised recipients"},
 			check: func(t *testing.T, err error) {
 				var se *submit.StepError
@@ -52,6 +54,7 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 				script.Send(script.Reply(550, "Requested action not taken: mailbox unavailable", "Failure sending mail. Try again later")),
 				script.Expect("RSET"), script.Send("250 2.0.0 ok\r\n"))),
 			temporary: true,
+			kind:      submit.KindRateLimited,
 			advice:    []string{"GMX", "Mailer.RateLimit"},
 			check: func(t *testing.T, err error) {
 				var se *submit.SendError
@@ -66,6 +69,7 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 			steps: steps(authOK, mailFrom, one(script.ExpectPrefix("RCPT TO:"),
 				script.Send("553 5.7.1 <a@example.com>: Sender address rejected: not owned by user mallory-victim\r\n"),
 				script.Expect("RSET"), script.Send("250 2.0.0 ok\r\n"))),
+			kind:   submit.KindSender,
 			advice: []string{"make the envelope sender and the From header that address"},
 		},
 		{
@@ -75,6 +79,7 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 				script.Send("450 4.2.0 <b@example.com>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.com.html\r\n"),
 				script.Expect("RSET"), script.Send("250 2.0.0 ok\r\n"))),
 			temporary: true,
+			kind:      submit.KindGreylisted,
 			advice:    []string{"in a few minutes"},
 		},
 		{
@@ -83,12 +88,14 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 			noAuth:   true,
 			steps:    one(script.ExpectPrefix("AUTH PLAIN "), script.Send("454 4.7.0 auth: invalid credentials\r\n")),
 			sentinel: submit.ErrAuthFailed,
+			kind:     submit.KindCredential,
 			advice:   []string{"maddy", "submit.PasswordAuth"},
 		},
 		{
 			// https://github.com/yegor256/0pdd/issues/275
-			name:  "Amazon SES sending paused",
-			steps: steps(authOK, mailFrom, rcptOK, toDataOnly(), one(script.ExpectData(), script.Send("554 Message rejected: Sending paused for this account. For more information, please check the inbox of the email address associated with your AWS account.\r\n"))),
+			name:   "Amazon SES sending paused",
+			steps:  steps(authOK, mailFrom, rcptOK, toDataOnly(), one(script.ExpectData(), script.Send("554 Message rejected: Sending paused for this account. For more information, please check the inbox of the email address associated with your AWS account.\r\n"))),
+			kind:   submit.KindAccount,
 			advice: []string{"Amazon SES", "resume sending"},
 		},
 	}
@@ -111,6 +118,9 @@ func TestRefusalsHaveAdvice(t *testing.T) {
 			t.Log(err)
 			if got := submit.IsTemporary(err); got != tt.temporary {
 				t.Errorf("IsTemporary = %v; want %v", got, tt.temporary)
+			}
+			if got := submit.KindOf(err); got != tt.kind {
+				t.Errorf("KindOf = %v; want %v", got, tt.kind)
 			}
 			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
 				t.Errorf("err = %v; want %v", err, tt.sentinel)

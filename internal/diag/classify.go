@@ -171,8 +171,18 @@ func (d *Diagnosis) classify(err error) {
 		}
 	case errors.Is(err, session.ErrRejected):
 		d.Kind, d.Detail = KindStripped, safe(err)
-	case errors.Is(err, wire.ErrInjection):
+	case errors.Is(err, wire.ErrInjection), errors.Is(err, ErrResponseInjection):
 		d.Kind, d.Detail = KindInjection, safe(err)
+	// A sentinel without the error that carries the details (a program's
+	// own wrapping, a StepError built by hand) still names its kind.
+	case errors.Is(err, ErrSTARTTLSStripped):
+		d.Kind, d.Detail = KindStripped, safe(err)
+	case errors.Is(err, ErrWrongMode):
+		d.Kind, d.Detail = KindWrongMode, safe(err)
+	case errors.Is(err, ErrTLSVersion):
+		d.Kind, d.Detail = KindTLSVersion, safe(err)
+	case errors.Is(err, ErrAuthFailed):
+		d.Kind, d.Detail = KindAuthRejected, safe(err)
 	case errors.As(err, &dnsErr):
 		d.Kind, d.Detail = KindDNS, "the host name "+quote(dnsErr.Name)+" does not resolve ("+untrusted.Name(dnsErr.Err)+")"
 		d.temporary = dnsErr.IsTemporary || dnsErr.IsTimeout
