@@ -165,6 +165,17 @@ func (e *StepError) diagnosis() diag.Diagnosis {
 	if d, ok := diag.Of(e); ok {
 		return d
 	}
+	var r *Reply
+	if e.Reply != nil || errors.As(e.Err, &r) {
+		if r == nil {
+			r = e.Reply
+		}
+		command := e.Step
+		if command == "banner" {
+			command = "" // the greeting answers no command
+		}
+		return diag.Refused(command, e.Host, r.Code, r.Enhanced, r.Text)
+	}
 	return diag.Classify(e.Step, e.Candidate, e.Host, e.Elapsed, e.Err)
 }
 

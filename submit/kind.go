@@ -71,10 +71,11 @@ func KindOf(err error) Kind {
 		return KindNone
 	}
 	var (
-		send *SendError
-		dial *DialError
-		step *StepError
-		rcpt RecipientError
+		send  *SendError
+		dial  *DialError
+		step  *StepError
+		rcpt  RecipientError
+		reply *Reply
 	)
 	switch {
 	case errors.Is(err, ErrOutcomeUnknown):
@@ -98,6 +99,8 @@ func KindOf(err error) Kind {
 		return kindOf(step.diagnosis())
 	case errors.As(err, &rcpt):
 		return kindOf(rcpt.diagnosis())
+	case errors.As(err, &reply):
+		return kindOf(diag.Refused("", "", reply.Code, reply.Enhanced, reply.Text))
 	case errors.Is(err, ErrLineTooLong), errors.Is(err, ErrMessageTooLarge):
 		return KindContent
 	case errors.Is(err, ErrExtensionMissing), errors.Is(err, ErrBadURL):

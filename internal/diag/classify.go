@@ -187,6 +187,11 @@ func (d *Diagnosis) classify(err error) {
 		d.Kind, d.Detail = KindDNS, "the host name "+quote(dnsErr.Name)+" does not resolve ("+untrusted.Name(dnsErr.Err)+")"
 		d.temporary = dnsErr.IsTemporary || dnsErr.IsTimeout
 	case d.Step == "tls" && d.tls(err):
+	case d.certificate(err):
+		// A certificate's error outside a handshake this package saw: a
+		// program's own wrapping of one.
+	case Alert(err) != "":
+		d.Kind, d.Detail = KindTLSAlert, "the server refused the TLS handshake with the alert "+quote(Alert(err))
 	case d.Step == "connect":
 		switch {
 		case IsTimeout(err):
@@ -352,6 +357,29 @@ func (d *Diagnosis) tls(err error) bool {
 	default:
 		d.Kind, d.Detail = KindTLSFailed, "TLS handshake failed: "+safe(err)
 	}
+	return true
+}
+
+// certificate classifies an error of certificate verification that came
+// without the handshake's details; false leaves err to the other rules.
+func (d *Diagnosis) certificate(err error) bool {
+	var (
+		certErr *tls.CertificateVerificationError
+		hostErr x509.HostnameError
+		unk     x509.UnknownAuthorityError
+		inv     x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &hostErr):
+		d.Kind = KindCertName
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		d.Kind = KindCertExpired
+	case errors.As(err, &unk), errors.As(err, &inv), errors.As(err, &certErr):
+		d.Kind = KindCertUntrusted
+	default:
+		return false
+	}
+	d.Detail = safe(err)
 	return true
 }
 
