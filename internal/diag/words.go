@@ -148,11 +148,11 @@ func (d Diagnosis) Advice(a Audience) string {
 	case KindCertExpired:
 		return "the server's certificate must be renewed (or this machine's clock is wrong)"
 	case KindCertUnverified:
-		return pick("set Dialer.TLSConfig.RootCAs instead of InsecureSkipVerify, or verify the peer in VerifyConnection", "pass the server's CA with -ca FILE")
+		return pick("set Dialer.TLSConfig.RootCAs instead of Dialer.TLSConfig.InsecureSkipVerify, or verify the peer in Dialer.TLSConfig.VerifyConnection", "pass the server's CA with -ca FILE")
 	case KindPlaintextAuth:
 		return pick("use tlsmode.StartTLS or tlsmode.Implicit: credentials never travel in clear", "use -port "+port+"/starttls or "+port+"/implicit: credentials never travel in clear")
 	case KindAuthUnavailable:
-		return pick("use an Auth for a mechanism the server offers after TLS (PasswordAuth picks PLAIN or LOGIN)", "the server offers no mechanism these flags can use")
+		return pick("use a submit.Auth for a mechanism the server offers after TLS (submit.PasswordAuth picks PLAIN or LOGIN)", "the server offers no mechanism these flags can use")
 	case KindAuthRejected:
 		return d.authAdvice(a)
 	case KindAuthTemporary:
