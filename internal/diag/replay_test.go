@@ -27,7 +27,7 @@ func replayed(t *testing.T, rec record) Diagnosis {
 	r := &wire.Reply{Code: code, Lines: lines}
 	step, command := rec.step, rec.step
 	switch {
-	case strings.HasPrefix(rec.step, "AUTH "):
+	case rec.step == "AUTH" || strings.HasPrefix(rec.step, "AUTH "):
 		step = "auth"
 	case rec.step == "greeting":
 		step, command = "banner", ""
