@@ -237,7 +237,13 @@ func (p *prober) silent(r *PortReport) {
 func (p *prober) failed(ctx context.Context, r *PortReport, err error, elapsed time.Duration) {
 	step, cause := splitErr(err)
 	d := diag.Classify(step, tlsmode.Candidate{Port: r.Port, Mode: r.Mode}, p.host, elapsed, cause)
-	switch d.Kind {
+	finding := d.Kind
+	if (finding == diag.KindReset || finding == diag.KindClosed) && d.Step == "tls" {
+		// The handshake did not complete, if for the network's reason:
+		// still the finding of a failed handshake.
+		finding = diag.KindTLSFailed
+	}
+	switch finding {
 	case diag.KindMasked:
 		p.addf(r, SeverityCritical, CodeSTARTTLSMasked, "port %d: %s; a firewall's SMTP inspection (such as Cisco \"inspect esmtp\") is masking it, so TLS cannot start; disable that inspection, or use port 465 (implicit TLS cannot be rewritten)", r.Port, d.Detail)
 	case diag.KindStripped:
@@ -270,12 +276,12 @@ func (p *prober) failed(ctx context.Context, r *PortReport, err error, elapsed t
 // finding adds the diagnosis as one finding: "port N: step: what was seen
 // — what to do", on one line.
 func (p *prober) finding(r *PortReport, severity, code string, d diag.Diagnosis) {
-	msg := fmt.Sprintf("port %d: %s", r.Port, d.Line())
-	if a := d.Advice(diag.CLI); a != "" {
-		msg += " — " + a
-	}
+	msg := d.Sentence(diag.CLI, portWhere(r.Port))
 	r.Findings = append(r.Findings, Finding{Severity: severity, Code: code, Message: msg})
 }
+
+// portWhere names a port in a finding: "port 587".
+func portWhere(port int) string { return "port " + strconv.Itoa(port) }
 
 // legacy finds the lowest legacy TLS version the port accepts: a
 // handshake limited to TLS 1.0, then one limited to TLS 1.1. It returns

@@ -2,7 +2,6 @@ package probe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -65,15 +64,11 @@ func (p *prober) auth(ctx context.Context, r *PortReport) {
 		return
 	}
 	// One candidate was dialled, so its attempt's failure is the whole
-	// story; it is worded as the command words it, on one line.
+	// story: the diagnosis the Dialer made, worded as the command words
+	// it, on one line.
 	msg := fmt.Sprintf("port %d: authentication failed: %s", r.Port, untrusted.Reply(err.Error()))
-	var se *submit.StepError
-	if errors.As(err, &se) {
-		d := diag.Classify(se.Step, se.Candidate, se.Host, se.Elapsed, se.Err)
-		msg = fmt.Sprintf("port %d: %s", r.Port, d.Line())
-		if a := d.Advice(diag.CLI); a != "" {
-			msg += " — " + a
-		}
+	if d, ok := diag.Of(err); ok {
+		msg = d.Sentence(diag.CLI, portWhere(r.Port))
 	}
 	st.Error = msg
 	r.Steps = append(r.Steps, st)

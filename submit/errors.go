@@ -147,40 +147,58 @@ type StepError struct {
 	// context error, or the reply.
 	Err error
 
-	d diag.Diagnosis
+	rec // the diagnosis, made once where the step failed
 }
+
+// rec keeps the diagnosis of a StepError where internal/diag.Of finds it,
+// so the command and the probe render it without classifying it again.
+type rec = diag.Record
 
 func newStepError(step, host string, c tlsmode.Candidate, elapsed time.Duration, err error) *StepError {
 	d := diag.Classify(step, c, host, elapsed, err)
-	return &StepError{Step: step, Host: host, Candidate: c, Elapsed: elapsed, Reply: newReply(d.Reply), Err: err, d: d}
+	return &StepError{Step: step, Host: host, Candidate: c, Elapsed: elapsed, Reply: newReply(d.Reply), Err: err, rec: diag.Recorded(d)}
+}
+
+// diagnosis is the StepError's diagnosis; one built by a program rather
+// than by the package is classified from its fields.
+func (e *StepError) diagnosis() diag.Diagnosis {
+	if d, ok := diag.Of(e); ok {
+		return d
+	}
+	var r *Reply
+	if e.Reply != nil || errors.As(e.Err, &r) {
+		if r == nil {
+			r = e.Reply
+		}
+		command := e.Step
+		if command == "banner" {
+			command = "" // the greeting answers no command
+		}
+		return diag.Refused(command, e.Host, r.Code, r.Enhanced, r.Text)
+	}
+	return diag.Classify(e.Step, e.Candidate, e.Host, e.Elapsed, e.Err)
 }
 
 // Error is one line: the candidate, the step, what was seen, and (after
 // " — ") what to do.
 func (e *StepError) Error() string {
-	s := e.d.Line()
-	if e.Candidate.Port != 0 {
-		s = e.Candidate.String() + ": " + s
-	}
-	if a := e.Advice(); a != "" {
-		s += " — " + a
-	}
-	return s
+	d := e.diagnosis()
+	return d.Sentence(diag.Go, d.Where())
 }
 
 // Advice says what to do about the failure, in Go terms ("add the CA to
 // Dialer.TLSConfig.RootCAs"); "" when the message says it all.
-func (e *StepError) Advice() string { return e.d.Advice(diag.Go) }
+func (e *StepError) Advice() string { return e.diagnosis().Advice(diag.Go) }
 
 // Temporary reports whether the step may succeed if tried again later:
-// 4xx replies, and connection-level failures (timeouts, resets). README
-// has the table.
-func (e *StepError) Temporary() bool { return e.d.Temporary() }
+// 4xx replies, and connection-level failures (timeouts, resets), unless a
+// provider's known reply says otherwise. README has the table.
+func (e *StepError) Temporary() bool { return e.diagnosis().Temporary() }
 
 // Unwrap returns the failure's sentinel, the reply and the cause.
 func (e *StepError) Unwrap() []error {
 	errs := make([]error, 0, 3)
-	if s := diag.Sentinel(e.d.Kind); s != nil && !errors.Is(e.Err, s) {
+	if s := diag.Sentinel(e.diagnosis().Kind); s != nil && !errors.Is(e.Err, s) {
 		errs = append(errs, s)
 	}
 	if e.Reply != nil {
@@ -232,35 +250,15 @@ type DialError struct {
 
 // Error renders the outcome, one line per attempt, and the discovery
 // problem if any.
-func (e *DialError) Error() string {
-	var b strings.Builder
-	b.WriteString("submit: " + untrusted.Name(e.Host) + ": " + diag.Headline(e.kind()))
-	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.decisive().Error())
+func (e *DialError) Error() string { return e.view().Render(diag.Go, "submit: ") }
+
+// view is the DialError as internal/diag renders it.
+func (e *DialError) view() diag.Dial {
+	v := diag.Dial{Host: e.Host, Err: e.Err, Discovery: e.Discovery, Attempts: make([]diag.Attempt, len(e.Attempts))}
+	for i, a := range e.Attempts {
+		v.Attempts[i] = diag.Attempt{Host: a.Host, Candidate: a.Candidate, Elapsed: a.Elapsed, Err: a.Err}
 	}
-	for _, a := range e.Attempts {
-		b.WriteString("\n  ")
-		if a.Host != "" && !strings.EqualFold(a.Host, e.Host) {
-			b.WriteString(untrusted.Name(a.Host) + ":")
-		}
-		var se *StepError
-		switch {
-		case a.Err == nil:
-			b.WriteString(a.Candidate.String() + ": succeeded in " + diag.Round(a.Elapsed).String())
-		case errors.As(a.Err, &se) && se.Candidate.Port != 0:
-			b.WriteString(a.Err.Error()) // it names its candidate
-		default:
-			b.WriteString(a.Candidate.String() + ": " + untrusted.Text(a.Err.Error(), 2*untrusted.MaxText))
-		}
-	}
-	if e.Discovery != nil {
-		b.WriteString("\n  discovery: " + untrusted.Text(e.Discovery.Error(), 2*untrusted.MaxText))
-	}
-	if len(e.Attempts) == 0 && e.Err == nil {
-		b.WriteString(" (no candidate was tried)")
-	}
-	return b.String()
+	return v
 }
 
 // Unwrap returns the Dial's own error, the discovery error and every
@@ -299,7 +297,7 @@ func (e *DialError) Advice() string {
 
 func (e *DialError) kind() diag.Kind {
 	if se := e.decisive(); se != nil {
-		return se.d.Kind
+		return se.diagnosis().Kind
 	}
 	return diag.KindOther
 }
@@ -315,12 +313,15 @@ func (e *DialError) decisive() *StepError {
 		}
 		return newStepError("", e.Host, tlsmode.Candidate{}, 0, e.Err)
 	}
-	best := -1
-	for _, a := range e.Attempts {
+	i := diag.MostTelling(len(e.Attempts), func(i int) (diag.Kind, bool) {
 		var s *StepError
-		if errors.As(a.Err, &s) && diag.Rank(s.d.Kind) > best {
-			se, best = s, diag.Rank(s.d.Kind)
+		if !errors.As(e.Attempts[i].Err, &s) {
+			return 0, false
 		}
+		return s.diagnosis().Kind, true
+	})
+	if i >= 0 {
+		errors.As(e.Attempts[i].Err, &se)
 	}
 	return se
 }
@@ -330,7 +331,9 @@ func (e *DialError) decisive() *StepError {
 // failure, a security refusal, the caller's cancellation and
 // ErrOutcomeUnknown (the caller must decide whether a duplicate is
 // acceptable) are not. A SendError is temporary only when every refused
-// recipient got a 4xx. README.md has the table.
+// recipient's refusal is. Where a provider's known reply contradicts its
+// code (a 421 that never clears, a 550 rate limit), the knowledge decides.
+// README.md has the table, exceptions included.
 func IsTemporary(err error) bool {
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		return false
@@ -339,15 +342,18 @@ func IsTemporary(err error) bool {
 		send  *SendError
 		dial  *DialError
 		step  *StepError
+		rcpt  RecipientError
 		reply *Reply
 	)
 	switch {
 	case errors.As(err, &send):
-		return send.Temporary()
+		return send.temporary()
 	case errors.As(err, &dial):
 		return dial.Temporary()
 	case errors.As(err, &step):
 		return step.Temporary()
+	case errors.As(err, &rcpt):
+		return rcpt.temporary()
 	case errors.As(err, &reply):
 		return reply.Temporary()
 	}

@@ -196,6 +196,27 @@ func hostileCases() []hostileCase {
 			t.Errorf("a reset is not temporary: %v", err)
 		}
 	}
+	handshakeReset := func(t *testing.T, err error, c *submit.Client, conns []script.Record) {
+		t.Helper()
+		reset(t, err, c, conns)
+		var de *submit.DialError
+		if !errors.As(err, &de) {
+			t.Fatalf("err = %v; want a *submit.DialError", err)
+		}
+		msg := err.Error()
+		headline, _, _ := strings.Cut(msg, "\n")
+		if !strings.HasSuffix(headline, ": connection reset") {
+			t.Errorf("headline %q does not say the connection was reset", headline)
+		}
+		if !strings.Contains(msg, "tls: the connection was reset during the TLS handshake") {
+			t.Errorf("error %q does not say the connection was reset during the handshake", msg)
+		}
+		for _, word := range []string{"certificate", "verif"} {
+			if strings.Contains(strings.ToLower(msg), word) {
+				t.Errorf("error %q speaks of %q: a reset says nothing about the certificate", msg, word)
+			}
+		}
+	}
 	smuggled := func(payload string) hostileCase {
 		body := "Subject: smuggle\r\n\r\nbefore" + payload + "MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n.\r\n"
 		want := "Subject: smuggle\r\n\r\nbefore\r\n.\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n.\r\n"
@@ -265,6 +286,10 @@ func hostileCases() []hostileCase {
 		// Connections that break.
 		{name: "RST right after 220", cands: scripted(tlsmode.StartTLS, one(script.Send(banner), script.Reset())), want: errAny, check: reset},
 		{name: "RST in reply to EHLO", cands: scripted(tlsmode.StartTLS, one(script.Send(banner), script.ExpectPrefix("EHLO "), script.Reset())), want: errAny, check: reset},
+		// The ClientHello has arrived when the server resets: a reset, as
+		// temporary as any other, and nothing to do with certificates.
+		{name: "RST during the implicit TLS handshake", cands: scripted(tlsmode.Implicit, one(script.Pause(100*time.Millisecond), script.Reset())), want: errAny, check: handshakeReset},
+		{name: "RST during the TLS handshake after STARTTLS", cands: scripted(tlsmode.StartTLS, toSTARTTLS(), one(script.Send("220 2.0.0 go ahead\r\n"), script.Pause(100*time.Millisecond), script.Reset())), want: errAny, check: handshakeReset},
 
 		// Bounded reads and the reply grammar.
 		{name: "reply line of 600 bytes is tolerated", cands: scripted(tlsmode.Implicit, one(script.StartTLS(), script.Send("220 "+strings.Repeat("w", 600)+"\r\n"), script.ExpectPrefix("EHLO "), script.Send(ehlo("AUTH PLAIN"))), authOK), auths: 1},

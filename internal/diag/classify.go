@@ -37,7 +37,8 @@ const (
 	KindBlocked                      // no TCP connection within the budget
 	KindSilent                       // connected, then nothing at all
 	KindNetwork                      // another network error
-	KindClosed                       // the server closed or reset the connection
+	KindClosed                       // the server closed the connection
+	KindReset                        // the connection was reset (RST) or broke while writing
 	KindTimeout                      // the server stopped answering mid-session
 	KindProtocol                     // the server broke SMTP's grammar or bounds
 	KindWrongMode                    // the port speaks the other TLS mode
@@ -64,7 +65,7 @@ const (
 
 var kindNames = [numKinds]string{
 	"other", "canceled", "deadline", "lost-race", "dial-ended", "config", "bad-input", "token", "dns", "refused",
-	"blocked", "silent", "network", "closed", "timeout", "protocol", "wrong-mode", "stripped", "masked", "injection",
+	"blocked", "silent", "network", "closed", "reset", "timeout", "protocol", "wrong-mode", "stripped", "masked", "injection",
 	"tls-version", "tls-alert", "tls-failed", "cert-untrusted", "cert-name", "cert-expired", "cert-unverified",
 	"plaintext-auth", "auth-unavailable", "auth-rejected", "auth-temporary", "auth-broken", "refused-temporary",
 	"refused-permanent", "outcome-unknown",
@@ -105,6 +106,10 @@ type Diagnosis struct {
 	// Provider is what a known provider's reply means and how to fix it,
 	// when the reply (or the host it came from) identifies one.
 	Provider *ProviderAdvice
+	// Reason is what a refusal means, from the provider's knowledge or
+	// from what every server's codes and words share; ReasonNone when
+	// neither says.
+	Reason Reason
 	// Names, Issuer, NotAfter and SelfSigned describe the certificate
 	// (KindCert*), raw.
 	Names      []string
@@ -169,12 +174,27 @@ func (d *Diagnosis) classify(err error) {
 		}
 	case errors.Is(err, session.ErrRejected):
 		d.Kind, d.Detail = KindStripped, safe(err)
-	case errors.Is(err, wire.ErrInjection):
+	case errors.Is(err, wire.ErrInjection), errors.Is(err, ErrResponseInjection):
 		d.Kind, d.Detail = KindInjection, safe(err)
+	// A sentinel without the error that carries the details (a program's
+	// own wrapping, a StepError built by hand) still names its kind.
+	case errors.Is(err, ErrSTARTTLSStripped):
+		d.Kind, d.Detail = KindStripped, safe(err)
+	case errors.Is(err, ErrWrongMode):
+		d.Kind, d.Detail = KindWrongMode, safe(err)
+	case errors.Is(err, ErrTLSVersion):
+		d.Kind, d.Detail = KindTLSVersion, safe(err)
+	case errors.Is(err, ErrAuthFailed):
+		d.Kind, d.Detail = KindAuthRejected, safe(err)
 	case errors.As(err, &dnsErr):
 		d.Kind, d.Detail = KindDNS, "the host name "+quote(dnsErr.Name)+" does not resolve ("+untrusted.Name(dnsErr.Err)+")"
 		d.temporary = dnsErr.IsTemporary || dnsErr.IsTimeout
 	case d.Step == "tls" && d.tls(err):
+	case d.certificate(err):
+		// A certificate's error outside a handshake this package saw: a
+		// program's own wrapping of one.
+	case Alert(err) != "":
+		d.Kind, d.Detail = KindTLSAlert, "the server refused the TLS handshake with the alert "+quote(Alert(err))
 	case d.Step == "connect":
 		switch {
 		case IsTimeout(err):
@@ -202,38 +222,71 @@ func (d *Diagnosis) classify(err error) {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		d.Kind, d.Detail = KindClosed, "the server closed the connection"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		d.Kind, d.Detail = KindClosed, "the connection was reset"
+		d.Kind, d.Detail = KindReset, "the connection was reset"
 	default:
 		d.Kind, d.Detail = KindOther, safe(err)
 	}
 }
 
-// reply classifies a reply that failed a command.
+// reply classifies a reply that failed a command. What a known provider
+// means by it comes first: where its knowledge contradicts the code (a 421
+// that never clears, a 550 that is a rate limit, a 454 that rejects the
+// password), the kind follows the knowledge, and so whether it is
+// temporary.
 func (d *Diagnosis) reply(e *wire.ReplyError) {
 	r := e.Reply
-	if enh, text := r.Enhanced(); r.Code/100 != 2 {
+	class := r.Code / 100
+	if enh, text := r.Enhanced(); class == 4 || class == 5 {
 		if a, ok := MatchProvider(d.Host, r.Code, enh, text); ok {
 			d.Provider = &a
+			d.Reason = a.Reason
 		}
+		if d.Reason == ReasonNone {
+			d.Reason = reasonOf(e.Command, r.Code, enh, normaliseText(text))
+		}
+	}
+	temporary := class == 4
+	if p := d.Provider; p != nil && p.Retry == RetryLater {
+		temporary = true
+	} else if p != nil && p.Retry == RetryNever {
+		temporary = false
 	}
 	said := r.String()
 	if e.Note != "" {
 		said += " (" + e.Note + ")"
 	}
 	switch {
-	case d.Step == "auth" && r.Code/100 == 5:
+	case d.Step == "auth" && (class == 5 || class == 4 && d.Reason == ReasonCredential):
 		d.Kind, d.Detail = KindAuthRejected, e.Command+" rejected: "+said
-	case d.Step == "auth" && r.Code/100 == 4:
+	case d.Step == "auth" && class == 4 && temporary:
 		d.Kind, d.Detail = KindAuthTemporary, "temporary reply to "+e.Command+": "+said
+	case d.Step == "auth" && class == 4:
+		d.Kind, d.Detail = KindRefusedPermanent, refusal(e.Command, said)
 	case d.Step == "auth":
 		d.Kind, d.Detail = KindAuthBroken, e.Command+" ended with "+said
-	case r.Code/100 == 4:
+	case (class == 4 || class == 5) && temporary:
 		d.Kind, d.Detail = KindRefusedTemporary, refusal(e.Command, said)
-	case r.Code/100 == 5:
+	case class == 4 || class == 5:
 		d.Kind, d.Detail = KindRefusedPermanent, refusal(e.Command, said)
 	default:
 		d.Kind, d.Detail = KindProtocol, "unexpected reply "+said+refusalTo(e.Command)
 	}
+}
+
+// Refused is the diagnosis of a server's refusal of command ("RCPT TO")
+// given as its parts, as a refusal that reaches a program as a value (a
+// refused recipient) rather than as an error carries them: the reply's
+// code, its enhanced code ("" for none) and its text without the codes.
+// host, which may be "", lets a provider's own host identify it.
+func Refused(command, host string, code int, enhanced, text string) Diagnosis {
+	lines := strings.Split(text, "\n")
+	if enhanced != "" {
+		for i, l := range lines {
+			lines[i] = enhanced + " " + l
+		}
+	}
+	r := &wire.Reply{Code: code, Lines: lines}
+	return Classify(command, tlsmode.Candidate{}, host, 0, r.Err(command))
 }
 
 func refusal(command, said string) string {
@@ -298,11 +351,38 @@ func (d *Diagnosis) tls(err error) bool {
 		d.Kind, d.Detail = KindSilent, "connected, but no TLS handshake within "+Round(d.Elapsed).String()
 	case IsTimeout(err):
 		d.Kind, d.Detail = KindTimeout, "the server stopped answering during the TLS handshake"
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
-		d.Kind, d.Detail = KindTLSFailed, "the server closed the connection during the TLS handshake"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// A reset says nothing about the server's TLS, let alone its
+		// certificate: a busy server, a restart or a middlebox does it.
+		d.Kind, d.Detail = KindReset, "the connection was reset during the TLS handshake"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		d.Kind, d.Detail = KindClosed, "the server closed the connection during the TLS handshake"
 	default:
 		d.Kind, d.Detail = KindTLSFailed, "TLS handshake failed: "+safe(err)
 	}
+	return true
+}
+
+// certificate classifies an error of certificate verification that came
+// without the handshake's details; false leaves err to the other rules.
+func (d *Diagnosis) certificate(err error) bool {
+	var (
+		certErr *tls.CertificateVerificationError
+		hostErr x509.HostnameError
+		unk     x509.UnknownAuthorityError
+		inv     x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &hostErr):
+		d.Kind = KindCertName
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		d.Kind = KindCertExpired
+	case errors.As(err, &unk), errors.As(err, &inv), errors.As(err, &certErr):
+		d.Kind = KindCertUntrusted
+	default:
+		return false
+	}
+	d.Detail = safe(err)
 	return true
 }
 
@@ -327,6 +407,7 @@ var temporaryKind = [numKinds]bool{
 	KindSilent:           true,
 	KindNetwork:          true,
 	KindClosed:           true,
+	KindReset:            true,
 	KindTimeout:          true,
 	KindAuthTemporary:    true,
 	KindRefusedTemporary: true,

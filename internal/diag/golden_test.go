@@ -92,6 +92,8 @@ func TestGoldenMessages(t *testing.T) {
 		{"network", "connect", S, "", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}},
 		{"closed", "ehlo", S, "", io.EOF},
 		{"reset", "auth", I, "", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}},
+		{"reset during the TLS handshake", "tls", I, "", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}},
+		{"closed during the TLS handshake", "tls", S, "", io.EOF},
 		{"timeout", "ehlo", S, "", ErrTimeout},
 		{"protocol", "banner", S, "", fmt.Errorf("%w: reply line \"2200 hi\" has \"0\" after its code", wire.ErrProtocol)},
 		{"wrong-mode implicit stated", "tls", I, "", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake", RecordHeader: [5]byte{'2', '2', '0', ' ', 'm'}}},

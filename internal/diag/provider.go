@@ -16,7 +16,24 @@ type ProviderAdvice struct {
 	FixGo    string // the fix for a Go programmer using package submit ("" = Fix); may name submit.XOAuth2, submit.PasswordAuth, Dialer fields…
 	FixCLI   string // the fix for a user of the portwise command ("" = Fix); may name flags: -user, -password-env VAR, -xoauth2-token-env VAR, -port N/starttls|implicit, -ca FILE
 	Docs     string // the provider's help URL for this problem
+	// Reason is what the refusal means ("" words: ReasonNone), when the
+	// provider's knowledge says more than the reply's codes.
+	Reason Reason
+	// Retry is whether trying again later may work, when the provider's
+	// knowledge contradicts the reply's code: a 4xx that never clears, a
+	// 5xx that is a rate limit. RetryByCode leaves it to the code.
+	Retry Retry
 }
+
+// Retry says whether trying again later may work.
+type Retry uint8
+
+// The answers to whether trying again later may work.
+const (
+	RetryByCode Retry = iota // as the reply's code says: a 4xx may clear, a 5xx does not
+	RetryLater               // it clears with time, whatever the code (GMX's 550 rate limit)
+	RetryNever               // it does not clear by waiting, whatever the code (Mailgun's sandbox 421)
+)
 
 // MatchProvider returns the advice for a server reply, if the reply (code,
 // enhanced status code "5.7.139" or "", text without the codes) or the host
@@ -133,6 +150,14 @@ var (
 		name:  "Fastmail",
 		hosts: hostIn("smtp.fastmail.com", "mail.messagingengine.com"),
 	}
+	gmx = &provider{
+		name:  "GMX / WEB.DE",
+		hosts: hostIn("mail.gmx.net", "mail.gmx.com", "smtp.web.de"),
+	}
+	maddy = &provider{
+		name:  "maddy",
+		hosts: func(string) bool { return false }, // anyone's server
+	}
 )
 
 // isSESHost matches email-smtp.REGION.amazonaws.com and its FIPS variant.
@@ -216,6 +241,7 @@ var (
 		FixGo:    "Make the envelope sender and the From header the address you authenticate as, or have the admin grant Send As rights for the address you use.",
 		FixCLI:   "Give -from the same address as -user, or have the admin grant the mailbox Send As rights for the -from address.",
 		Docs:     "https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365",
+		Reason:   ReasonSender,
 	}
 	gmailWebLogin = ProviderAdvice{
 		Provider: google.name,
@@ -280,6 +306,32 @@ var rules = []rule{
 			Docs:     "https://learn.microsoft.com/en-us/exchange/clients-and-mobile-in-exchange-online/authenticated-client-smtp-submission",
 		},
 	},
+	{
+		from: microsoft, need: wording, codes: []int{535}, enhanced: []string{"5.7.139"},
+		all: []string{"security defaults policy"},
+		advice: ProviderAdvice{
+			Provider: microsoft.name,
+			ID:       "m365-security-defaults",
+			Cause:    "The tenant has Microsoft Entra security defaults turned on, which block every password sign-in over SMTP (legacy authentication) even when SMTP AUTH is enabled for the mailbox.",
+			Fix:      "Sign in with OAuth2 (XOAUTH2), which security defaults allow, or have the admin replace security defaults with Conditional Access policies that let this mailbox sign in.",
+			FixGo:    "Authenticate with submit.XOAuth2 and a token granting https://outlook.office.com/SMTP.Send instead of submit.PasswordAuth, or have the admin replace security defaults with Conditional Access policies that let this mailbox sign in.",
+			FixCLI:   "Run with -user ADDRESS -xoauth2-token-env VAR instead of -password-env, or have the admin replace security defaults with Conditional Access policies that let this mailbox sign in.",
+			Docs:     "https://learn.microsoft.com/en-us/entra/fundamentals/security-defaults",
+		},
+	},
+	{
+		from: microsoft, need: wording, codes: []int{535}, enhanced: []string{"5.7.139"},
+		all: []string{"did not meet the criteria to be authenticated"},
+		advice: ProviderAdvice{
+			Provider: microsoft.name,
+			ID:       "m365-conditional-access",
+			Cause:    "A Microsoft Entra Conditional Access policy (one that blocks legacy authentication, or that wants multi-factor authentication or a trusted network) refused this password sign-in over SMTP.",
+			Fix:      "Sign in with OAuth2 (XOAUTH2), or have the admin exclude this mailbox or this network from the policy, which the mailbox's sign-in logs name.",
+			FixGo:    "Authenticate with submit.XOAuth2 and a token granting https://outlook.office.com/SMTP.Send, or have the admin exclude this mailbox or this network from the policy, which the mailbox's sign-in logs name.",
+			FixCLI:   "Run with -user ADDRESS -xoauth2-token-env VAR, or have the admin exclude this mailbox or this network from the policy, which the mailbox's sign-in logs name.",
+			Docs:     "https://learn.microsoft.com/entra/identity/conditional-access/howto-conditional-access-policy-block-legacy",
+		},
+	},
 	{from: microsoft, need: wording, codes: []int{535}, enhanced: []string{"5.7.139"}, advice: m365AuthUnsuccessful},
 	{
 		from: microsoft, need: sign, codes: []int{535}, enhanced: []string{"5.7.3", ""},
@@ -310,6 +362,21 @@ var rules = []rule{
 			FixGo:    "Set Dialer.Auth, preferably to submit.XOAuth2 (submit.PasswordAuth where still allowed); a nil Auth sends without signing in.",
 			FixCLI:   "Run with -user ADDRESS and -xoauth2-token-env VAR (or -password-env VAR).",
 			Docs:     "https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/how-to-set-up-a-multifunction-device-or-application-to-send-email-using-microsoft-365-or-office-365",
+			Reason:   ReasonAuthRequired,
+		},
+	},
+	{
+		from: microsoft, need: wording, codes: []int{550}, enhanced: []string{"5.7.64"},
+		all: []string{"tenantattribution"},
+		advice: ProviderAdvice{
+			Provider: microsoft.name,
+			ID:       "m365-tenant-attribution",
+			Cause:    "Microsoft 365 could not tie this connection to a tenant and so refuses to relay: the client did not sign in, and no inbound connector recognises its public IP address or TLS certificate (often after either changed).",
+			Fix:      "Sign in to smtp.office365.com with the mailbox's credential, or have the admin update the inbound connector with the client's current public IP address or certificate name.",
+			FixGo:    "Set Dialer.Auth (preferably submit.XOAuth2) and dial smtp.office365.com, or have the admin update the inbound connector with this client's public IP address or certificate name.",
+			FixCLI:   "Run with -user ADDRESS and -xoauth2-token-env VAR (or -password-env VAR) against smtp.office365.com, or have the admin update the inbound connector with this machine's public IP address.",
+			Docs:     "https://learn.microsoft.com/en-us/exchange/troubleshoot/email-delivery/ndr/relay-access-denied-smtp",
+			Reason:   ReasonAuthRequired,
 		},
 	},
 	{
@@ -329,9 +396,10 @@ var rules = []rule{
 			ID:       "m365-too-many-connections",
 			Cause:    "Microsoft 365 lets one mailbox submit only a few messages at the same time (three connections), and this one went over the limit.",
 			Fix:      "Send over fewer simultaneous connections for this mailbox (three at most, counting other programs that use it) and retry the message a little later.",
-			FixGo:    "Cap the connections per mailbox, for example one submit.NewMailer with submit.WithMaxConns(3) or fewer shared by all senders, and retry: the error is temporary.",
+			FixGo:    "Cap the connections per mailbox, for example with one submit.Mailer whose MaxConns is 3 or fewer shared by all senders, and retry: the error is temporary.",
 			FixCLI:   "Wait a minute and run again; other programs sending as the same mailbox at the same time count against the same limit.",
 			Docs:     "https://learn.microsoft.com/en-us/exchange/troubleshoot/send-emails/smtp-submission-improvements",
+			Reason:   ReasonRateLimited,
 		},
 	},
 	{
@@ -344,6 +412,7 @@ var rules = []rule{
 			Cause:    "The mailbox has reached Exchange Online's sending limit (10,000 recipients in 24 hours), so Microsoft refuses more mail from it for now.",
 			Fix:      "Wait until enough of the last 24 hours' messages fall out of the window, and send bulk mail through a service built for it.",
 			Docs:     "https://learn.microsoft.com/en-us/exchange/mail-flow-best-practices/non-delivery-reports-in-exchange-online/fix-error-for-submission-quota-exceeded-in-exchange-online",
+			Reason:   ReasonQuota,
 		},
 	},
 	{
@@ -355,6 +424,7 @@ var rules = []rule{
 			Cause:    "Outlook.com held the message back as possible spam from this account, which usually means the account is new or unverified or has reached its daily sending limit.",
 			Fix:      "Sign in at outlook.com, complete any verification it asks for, and send fewer messages until the account's limits rise.",
 			Docs:     "https://support.microsoft.com/office/sending-limits-in-outlook-com-279ee200-594c-40f0-9ec8-bb6af7735c2e",
+			Reason:   ReasonQuota,
 		},
 	},
 	{
@@ -417,6 +487,7 @@ var rules = []rule{
 			FixGo:    "Send through one long-lived submit.Mailer, which keeps signed-in sessions open, instead of dialling for each message, and back off before retrying.",
 			FixCLI:   "Wait a few minutes before running again, and send fewer separate runs.",
 			Docs:     "https://support.google.com/mail/answer/7126229",
+			Reason:   ReasonRateLimited,
 		},
 	},
 	{
@@ -430,6 +501,7 @@ var rules = []rule{
 			FixGo:    "Set Dialer.LocalName to this machine's fully qualified host name (it defaults to \"localhost\") and retry with backoff: the error is temporary.",
 			FixCLI:   "Wait a few minutes and run again: the error is temporary.",
 			Docs:     "https://support.google.com/a/answer/3726730",
+			Reason:   ReasonRateLimited,
 		},
 	},
 	{
@@ -441,6 +513,33 @@ var rules = []rule{
 			Cause:    "The Google account has reached Gmail's daily sending limit (about 500 recipients a day for a personal account, 2,000 for Google Workspace).",
 			Fix:      "Wait up to 24 hours for the limit to reset, and send bulk mail through a service built for it.",
 			Docs:     "https://support.google.com/a/answer/166852",
+			Reason:   ReasonQuota,
+		},
+	},
+	{
+		from: google, need: wording, codes: []int{550}, enhanced: []string{"5.7.1"},
+		all: []string{"daily smtp relay limit exceeded"},
+		advice: ProviderAdvice{
+			Provider: "Google Workspace SMTP relay",
+			ID:       "workspace-relay-daily-limit",
+			Cause:    "The Google Workspace organisation has relayed as many messages through smtp-relay.gmail.com as its daily relay limit allows (per user and per organisation, counted over a rolling 24 hours).",
+			Fix:      "Wait for the rolling 24-hour window to move on, and send bulk mail through a service built for it.",
+			Docs:     "https://support.google.com/a/answer/6140680#dailylimit",
+			Reason:   ReasonQuota,
+		},
+	},
+	{
+		from: google, need: wording, codes: []int{550}, enhanced: []string{"5.7.1", "5.7.0"},
+		all: []string{"invalid credentials for relay"},
+		advice: ProviderAdvice{
+			Provider: "Google Workspace SMTP relay",
+			ID:       "workspace-relay-invalid-credentials",
+			Cause:    "The Google Workspace SMTP relay could not tie this connection to the organisation: the client neither signed in nor connected from an IP address registered in the relay settings, or the domain it presented (in EHLO and MAIL FROM) is not one of the organisation's.",
+			Fix:      "Sign in with a Workspace account, or register this client's public IP address in the Admin console's SMTP relay settings, and send from an address in one of the organisation's domains.",
+			FixGo:    "Set Dialer.Auth to a Workspace account's credential (submit.PasswordAuth with an app password, or submit.XOAuth2), or register this client's public IP address in the SMTP relay settings, and send from an address in one of the organisation's domains.",
+			FixCLI:   "Run with -user and -password-env (an app password) or -xoauth2-token-env, or register this machine's public IP address in the SMTP relay settings, and give -from an address in one of the organisation's domains.",
+			Docs:     "https://support.google.com/a/answer/6140680#invalidcred",
+			Reason:   ReasonAuthRequired,
 		},
 	},
 	{
@@ -452,6 +551,7 @@ var rules = []rule{
 			Cause:    "The message is larger than Gmail accepts (25 MB, counting the growth of attachments when they are encoded).",
 			Fix:      "Share large files as links (for example from Google Drive) or split them across several messages.",
 			Docs:     "https://support.google.com/mail/?p=MaxSizeError",
+			Reason:   ReasonContent,
 		},
 	},
 	{
@@ -462,7 +562,7 @@ var rules = []rule{
 			ID:       "gmail-starttls-required",
 			Cause:    "The client tried to sign in or send over an unencrypted connection, and Gmail requires TLS first.",
 			Fix:      "Connect to port 587 with STARTTLS or port 465 with implicit TLS.",
-			FixGo:    "Dial with the default candidates or with tlsmode.ForHost(\"smtp.gmail.com\"), which use 587 with STARTTLS and 465 with implicit TLS.",
+			FixGo:    "Dial with the default candidates (tlsmode.Default: 587 with STARTTLS, 465 with implicit TLS) rather than a Candidate with tlsmode.Plaintext.",
 			FixCLI:   "Run with -port 587/starttls or -port 465/implicit.",
 			Docs:     "https://support.google.com/a/answer/176600",
 		},
@@ -478,6 +578,7 @@ var rules = []rule{
 			FixGo:    "Set Dialer.Auth to submit.PasswordAuth with an app password, or to submit.XOAuth2; a nil Auth sends without signing in.",
 			FixCLI:   "Run with -user ADDRESS and -password-env VAR (holding an app password) or -xoauth2-token-env VAR.",
 			Docs:     "https://support.google.com/mail/?p=WantAuthError",
+			Reason:   ReasonAuthRequired,
 		},
 	},
 
@@ -506,6 +607,24 @@ var rules = []rule{
 			FixGo:    "Make the envelope sender and the From header the address you authenticate as.",
 			FixCLI:   "Give -from the same address as -user.",
 			Docs:     "https://help.yahoo.com/kb/SLN4075.html",
+			Reason:   ReasonSender,
+		},
+	},
+
+	{
+		// "6.6.0" is no RFC 3463 code: it stays in the text, and only
+		// Yahoo's front end writes it.
+		from: yahoo, need: wording, codes: []int{554},
+		all: []string{"6.6.0 error sending message for delivery"},
+		advice: ProviderAdvice{
+			Provider: yahoo.name,
+			ID:       "yahoo-aol-from-header",
+			Cause:    "Yahoo (or AOL) refused the message after its body, most often because its From header is missing or is not the signed-in address.",
+			Fix:      "Put the address you sign in with in the message's From header.",
+			FixGo:    "Make the message's From header (and the envelope sender) the address you authenticate as.",
+			FixCLI:   "Give -from the same address as -user.",
+			Docs:     "https://help.yahoo.com/kb/SLN4075.html",
+			Reason:   ReasonSender,
 		},
 	},
 
@@ -533,6 +652,31 @@ var rules = []rule{
 			Cause:    "Amazon SES refused the message because an address in it is not a verified identity in this AWS region: the sender always, and every recipient too while the account is in the SES sandbox.",
 			Fix:      "Verify the sender's address or domain in the SES console of the region you send through, and request production access to leave the sandbox.",
 			Docs:     "https://docs.aws.amazon.com/ses/latest/dg/verify-addresses-and-domains.html",
+			Reason:   ReasonSender,
+		},
+	},
+	{
+		from: ses, need: wording, codes: []int{554},
+		all: []string{"is not authorized to perform", "ses:sendrawemail"},
+		advice: ProviderAdvice{
+			Provider: ses.name,
+			ID:       "ses-iam-not-authorized",
+			Cause:    "Amazon SES refused the message because the IAM user that owns these SMTP credentials may not call ses:SendRawEmail for this sender identity (its policy lacks the action, or limits it to other identities).",
+			Fix:      "Give the IAM user of the SMTP credentials a policy that allows ses:SendRawEmail on the sender's identity, or create SMTP credentials for a user that has one.",
+			Docs:     "https://docs.aws.amazon.com/ses/latest/dg/smtp-credentials.html",
+			Reason:   ReasonAccount,
+		},
+	},
+	{
+		from: ses, need: wording, codes: []int{554},
+		any: []string{"sending paused for this account", "sending suspended for this account"},
+		advice: ProviderAdvice{
+			Provider: ses.name,
+			ID:       "ses-account-paused",
+			Cause:    "AWS has paused (or suspended) the account's sending through Amazon SES, usually after reviewing its bounce and complaint rates, and refuses every message until sending is resumed.",
+			Fix:      "Read the notice AWS sent to the account's email address and the SES reputation page, fix the cause, and ask AWS to resume sending.",
+			Docs:     "https://docs.aws.amazon.com/ses/latest/dg/troubleshoot-error-messages.html",
+			Reason:   ReasonAccount,
 		},
 	},
 	{
@@ -545,6 +689,7 @@ var rules = []rule{
 			Fix:      "Pace sending below the account's maximum send rate and retry the message after a short wait.",
 			FixGo:    "Rate-limit calls to (*submit.Mailer).Send below the account's send rate and retry this one: the error is temporary.",
 			Docs:     "https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html",
+			Reason:   ReasonRateLimited,
 		},
 	},
 	{
@@ -556,6 +701,7 @@ var rules = []rule{
 			Cause:    "The account has sent its Amazon SES quota of messages for the last 24 hours.",
 			Fix:      "Wait for the 24-hour window to move on, or ask AWS to raise the account's sending quota.",
 			Docs:     "https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html",
+			Reason:   ReasonQuota,
 		},
 	},
 	{
@@ -582,10 +728,49 @@ var rules = []rule{
 			FixGo:    "Set Dialer.Auth to submit.PasswordAuth with the SES SMTP credentials; a nil Auth sends without signing in.",
 			FixCLI:   "Run with -user set to the SES SMTP user name and -password-env VAR holding the SMTP password.",
 			Docs:     "https://docs.aws.amazon.com/ses/latest/dg/smtp-credentials.html",
+			Reason:   ReasonAuthRequired,
 		},
 	},
 
 	// SendGrid.
+	{
+		from: sendgrid, need: wording, codes: []int{535},
+		all: []string{"basic authentication is not allowed with 2fa enabled"},
+		advice: ProviderAdvice{
+			Provider: sendgrid.name,
+			ID:       "sendgrid-2fa-basic-auth",
+			Cause:    "SendGrid refused the sign-in because two-factor authentication is on for this user, which rules out signing in over SMTP with the account's own user name and password.",
+			Fix:      "Sign in with the user name apikey and a SendGrid API key as the password.",
+			FixGo:    "Use submit.PasswordAuth(\"apikey\", key) with a SendGrid API key, not the account's user name and password.",
+			FixCLI:   "Run with -user apikey and -password-env VAR holding a SendGrid API key.",
+			Docs:     "https://sendgrid.com/docs/for-developers/sending-email/authentication/#basic-authentication",
+		},
+	},
+	{
+		from: sendgrid, need: wording, codes: []int{535},
+		all: []string{"the provided authorization grant is invalid, expired, or revoked"},
+		advice: ProviderAdvice{
+			Provider: sendgrid.name,
+			ID:       "sendgrid-key-invalid",
+			Cause:    "SendGrid did not accept the API key given as the password: it was deleted or revoked, or it is not a whole key (an API key ID, or a key cut short when copied).",
+			Fix:      "Create a new API key with the Mail Send permission (SendGrid shows it once, and it starts with SG.) and sign in with the user name apikey and that key.",
+			FixGo:    "Use submit.PasswordAuth(\"apikey\", key) with a newly created API key that has the Mail Send permission.",
+			FixCLI:   "Run with -user apikey and -password-env VAR holding a newly created API key with the Mail Send permission.",
+			Docs:     "https://docs.sendgrid.com/for-developers/sending-email/getting-started-smtp",
+		},
+	},
+	{
+		from: sendgrid, need: wording, codes: []int{451},
+		all: []string{"maximum credits exceeded"},
+		advice: ProviderAdvice{
+			Provider: sendgrid.name,
+			ID:       "sendgrid-credits-exceeded",
+			Cause:    "The SendGrid account has used every email credit of its plan, and SendGrid refuses to send until the credits renew (daily or monthly, by plan) or the plan is upgraded, so a quick retry only fails again.",
+			Fix:      "Wait for the plan's credits to renew, or upgrade the plan.",
+			Docs:     "https://sendgrid.com/docs/for-developers/sending-email/smtp-errors-and-troubleshooting/",
+			Reason:   ReasonQuota,
+		},
+	},
 	{
 		from: sendgrid, need: ownHost, codes: []int{535},
 		all: []string{"bad username / password"},
@@ -608,12 +793,60 @@ var rules = []rule{
 			Cause:    "SendGrid refused the message because its sender address is neither a verified single sender nor on an authenticated domain of the account.",
 			Fix:      "Verify the sender address (or authenticate its domain) in SendGrid, or send from an address that is already verified.",
 			Docs:     "https://sendgrid.com/docs/for-developers/sending-email/sender-identity/",
+			Reason:   ReasonSender,
 		},
 	},
 
 	// Mailgun.
 	{from: mailgun, need: wording, codes: []int{535}, all: []string{"mailgun is not loving your login or password"}, advice: mailgunBadCredentials},
 	{from: mailgun, need: ownHost, codes: []int{535}, advice: mailgunBadCredentials},
+	{
+		from: mailgun, need: wording, codes: []int{421, 554},
+		all: []string{"sandbox subdomains are for test purposes only"},
+		advice: ProviderAdvice{
+			Provider: mailgun.name,
+			ID:       "mailgun-sandbox-recipient",
+			Cause:    "The message goes out through a Mailgun sandbox domain, which delivers only to the account's authorised recipients, and Mailgun refuses it for anyone else however often it is retried, although 421 reads as temporary.",
+			Fix:      "Add the recipient to the authorised recipients of the sandbox domain (the recipient must confirm), or add and verify a domain of your own in Mailgun and send through it.",
+			Docs:     "https://help.mailgun.com/hc/en-us/articles/217531258-Authorized-Recipients",
+			Reason:   ReasonAccount,
+			Retry:    RetryNever,
+		},
+	},
+
+	// GMX and WEB.DE (one platform).
+	{
+		from: gmx, need: wording, codes: []int{550},
+		all: []string{"requested action not taken: mailbox unavailable", "failure sending mail. try again later"},
+		advice: ProviderAdvice{
+			Provider: gmx.name,
+			ID:       "gmx-rate-limit",
+			Cause:    "GMX (and WEB.DE) limits how many messages an account may send in a period and refuses more with this 550 until the period has passed, although 550 reads as permanent; the recipients are not at fault.",
+			Fix:      "Wait half an hour or so before sending again, and send fewer messages at a time.",
+			FixGo:    "Retry later (the error is temporary) and space messages with Mailer.RateLimit.",
+			Docs:     "https://support.gmx.com/email/composing-and-sending/bounce-reject.html",
+			Reason:   ReasonRateLimited,
+			Retry:    RetryLater,
+		},
+	},
+
+	// maddy answers a wrong password with go-smtp's 454 4.7.0 for any
+	// error that is not an SMTP reply.
+	{
+		from: maddy, need: wording, codes: []int{454}, enhanced: []string{"4.7.0"},
+		all: []string{"auth: invalid credentials"},
+		advice: ProviderAdvice{
+			Provider: maddy.name,
+			ID:       "maddy-invalid-credentials",
+			Cause:    "The server (maddy) rejected the user name or password, and says so with the code 454, which reads as temporary.",
+			Fix:      "Check the user name (usually the full address) and the password; trying again with the same credential will not help.",
+			FixGo:    "Check the user name and password given to submit.PasswordAuth; a Dial with the same credential will not succeed later.",
+			FixCLI:   "Check -user and the password in the -password-env variable; running again with the same credential will not help.",
+			Docs:     "https://github.com/foxcpp/maddy/blob/03d9e526270499539e5aa0dba4b78a39c040fb31/internal/auth/sasl.go",
+			Reason:   ReasonCredential,
+			Retry:    RetryNever,
+		},
+	},
 
 	// Postmark.
 	{
@@ -678,4 +911,5 @@ var zohoRelaying = ProviderAdvice{
 	FixGo:    "Make the envelope sender and the From header the Zoho address you authenticate as, or one of its verified aliases.",
 	FixCLI:   "Give -from the address given to -user, or one of its verified aliases.",
 	Docs:     "https://www.zoho.com/mail/help/zoho-smtp.html",
+	Reason:   ReasonSender,
 }

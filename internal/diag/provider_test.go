@@ -15,6 +15,9 @@ type record struct {
 	file, source, host, want string
 	line                     int // of the record's first line
 	wire                     []string
+	// step is the command the reply answered; kind, reason and
+	// temporary what Classify must find at that step ("" for any).
+	step, kind, reason, temporary string
 }
 
 // readRecords parses testdata/providers/*.txt (see the README there).
@@ -60,6 +63,14 @@ func readRecords(t *testing.T) []record {
 				cur.host = strings.TrimSpace(val)
 			case key == "want":
 				cur.want = strings.TrimSpace(val)
+			case key == "step":
+				cur.step = strings.TrimSpace(val)
+			case key == "kind":
+				cur.kind = strings.TrimSpace(val)
+			case key == "reason":
+				cur.reason = strings.TrimSpace(val)
+			case key == "temporary":
+				cur.temporary = strings.TrimSpace(val)
 			case key == "note":
 			default:
 				t.Fatalf("%s:%d: unknown line %q", name, n, line)

@@ -50,6 +50,8 @@ func Headline(k Kind) string {
 		return "timed out"
 	case KindClosed:
 		return "connection lost"
+	case KindReset:
+		return "connection reset"
 	case KindProtocol:
 		return "protocol error"
 	case KindOutcomeUnknown:
@@ -68,7 +70,7 @@ func Rank(k Kind) int {
 		return 0
 	case KindDNS, KindRefused, KindBlocked, KindNetwork:
 		return 1
-	case KindSilent, KindClosed, KindTimeout, KindOther:
+	case KindSilent, KindClosed, KindReset, KindTimeout, KindOther:
 		return 2
 	case KindProtocol, KindRefusedTemporary, KindRefusedPermanent:
 		return 3
@@ -91,12 +93,18 @@ func (d Diagnosis) Line() string {
 }
 
 // Advice says what to do about the diagnosis, worded for a; "" when the
-// line says it all.
+// line says it all. A known provider's advice comes first, then what the
+// refusal's reason calls for, then what the kind of failure does.
 func (d Diagnosis) Advice(a Audience) string {
 	if p := d.Provider; p != nil && !(d.Kind == KindAuthRejected && oauthCommand(d.Command)) {
 		// A rejected OAuth2 token is a token problem, whatever the
 		// provider says about passwords.
 		return p.advice(a)
+	}
+	if d.Kind == KindRefusedTemporary || d.Kind == KindRefusedPermanent {
+		if adv := reasonAdvice(d.Reason, a); adv != "" {
+			return adv
+		}
 	}
 	port := strconv.Itoa(d.Candidate.Port)
 	pick := func(goWords, cliWords string) string {
@@ -140,11 +148,11 @@ func (d Diagnosis) Advice(a Audience) string {
 	case KindCertExpired:
 		return "the server's certificate must be renewed (or this machine's clock is wrong)"
 	case KindCertUnverified:
-		return pick("set Dialer.TLSConfig.RootCAs instead of InsecureSkipVerify, or verify the peer in VerifyConnection", "pass the server's CA with -ca FILE")
+		return pick("set Dialer.TLSConfig.RootCAs instead of Dialer.TLSConfig.InsecureSkipVerify, or verify the peer in Dialer.TLSConfig.VerifyConnection", "pass the server's CA with -ca FILE")
 	case KindPlaintextAuth:
 		return pick("use tlsmode.StartTLS or tlsmode.Implicit: credentials never travel in clear", "use -port "+port+"/starttls or "+port+"/implicit: credentials never travel in clear")
 	case KindAuthUnavailable:
-		return pick("use an Auth for a mechanism the server offers after TLS (PasswordAuth picks PLAIN or LOGIN)", "the server offers no mechanism these flags can use")
+		return pick("use a submit.Auth for a mechanism the server offers after TLS (submit.PasswordAuth picks PLAIN or LOGIN)", "the server offers no mechanism these flags can use")
 	case KindAuthRejected:
 		return d.authAdvice(a)
 	case KindAuthTemporary:
@@ -164,6 +172,8 @@ func (d Diagnosis) Advice(a Audience) string {
 			return "the server will not take mail from this sender: send from an address the account may use, and authenticate"
 		case "RCPT TO":
 			return "the server will not deliver to this recipient: an unknown address, or relaying refused to a client that did not authenticate"
+		case "DATA":
+			return "the server will not take a message in this transaction; its reply says why"
 		case "message":
 			return "the server refused the message itself (its content, size or policy); its reply says why"
 		}
@@ -172,6 +182,8 @@ func (d Diagnosis) Advice(a Audience) string {
 		return "the server stopped answering; try again later"
 	case KindClosed:
 		return "the server or something on the path closed the connection; try again later"
+	case KindReset:
+		return "the server or something on the path reset the connection; try again later"
 	case KindProtocol:
 		return "the server broke SMTP's rules; report it to its administrator"
 	case KindToken:

@@ -315,15 +315,16 @@ func (l *live) checkWrongPassword(t *testing.T, r *checkResult) {
 		code = strings.TrimSpace(c[1] + " " + c[2])
 	}
 	switch {
-	case errors.Is(err, submit.ErrAuthFailed):
+	case errors.Is(err, submit.ErrAuthFailed) && !submit.IsTemporary(err):
 		r.Summary = "ErrAuthFailed (" + code + ")"
-	case l.badPassword4xx && submit.IsTemporary(err) && strings.Contains(err.Error(), "454"):
-		r.Summary = "temporary error (" + code + ")"
+	case errors.Is(err, submit.ErrAuthFailed):
+		t.Errorf("err = %v is a rejected credential, yet temporary", err)
+		r.Summary = "ErrAuthFailed but temporary (" + code + ")"
 	default:
 		t.Errorf("err = %v; want errors.Is(err, submit.ErrAuthFailed)", err)
 		r.Summary = "not ErrAuthFailed (" + code + ")"
 		if l.badPassword4xx {
-			t.Errorf("or, for %s's 454, a temporary error carrying it", l.name)
+			t.Errorf("%s words a wrong password with a 4xx that internal/diag knows (testdata/providers): the knowledge must make it ErrAuthFailed", l.name)
 		}
 	}
 	if n != 1 {

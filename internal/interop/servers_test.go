@@ -53,7 +53,8 @@ type matrixServer struct {
 	// mode; any other finding is a false one.
 	findings map[tlsmode.Mode][]string
 	// badPassword4xx: the server answers a wrong password with a 4xx
-	// (maddy: 454 4.7.0) rather than 535.
+	// (maddy: 454 4.7.0 auth: invalid credentials) rather than 535, which
+	// internal/diag knows to be a rejected credential.
 	badPassword4xx bool
 	// notes are the server's quirks, decided: tolerated or documented.
 	notes []string
@@ -148,7 +149,7 @@ var matrixServers = []matrixServer{
 		cmdLog:         true,
 		badPassword4xx: true,
 		notes: []string{
-			"Quirk, documented: a wrong password gets `454 4.7.0` (temporary), not 535; the Dial must still end there with one AUTH (main makes a 4xx to AUTH end the Dial).",
+			"Quirk, known: a wrong password gets `454 4.7.0 auth: invalid credentials`, a temporary code, not 535; portwise knows the reply (internal/diag/testdata/providers/maddy.txt) and makes it ErrAuthFailed, not temporary, with one AUTH.",
 			"Offers only AUTH PLAIN: `sasl_login yes` accepts LOGIN but 0.8.1 does not advertise it, so LoginAuth is not applicable.",
 		},
 	},

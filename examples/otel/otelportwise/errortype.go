@@ -1,15 +1,8 @@
 package otelportwise
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"io"
-	"net"
-	"os"
-	"strconv"
-	"syscall"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -41,12 +34,12 @@ var sentinels = []struct {
 // of low cardinality: that of portwise's sentinel it wraps
 // (starttls_stripped, response_injection, wrong_mode, tls_version,
 // certificate, plaintext_auth, auth_failed, mechanism_unavailable,
-// token_unavailable, bad_address, outcome_unknown, protocol); else
-// canceled or deadline_exceeded for the caller's context; the code of the
-// server's reply that failed the step ("421", "554"); certificate or
-// tls_alert for a handshake's error; dns, connection_refused, timeout or
-// connection_closed for the network's; and "_OTHER" for anything else.
-// It returns "" for nil.
+// token_unavailable, bad_address, outcome_unknown, protocol); else the
+// name of its submit.Kind, which says what a server's refusal means
+// (rate_limited, recipient_unknown, auth_required, quota, ...) and what
+// kind of network or TLS failure it was (unreachable, connection,
+// insecure, canceled, deadline); and "_OTHER" for anything else. It
+// returns "" for nil.
 func ErrorType(err error) string {
 	if err == nil {
 		return ""
@@ -56,36 +49,8 @@ func ErrorType(err error) string {
 			return s.name
 		}
 	}
-	var (
-		reply     *submit.Reply
-		verify    *tls.CertificateVerificationError
-		authority x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		alert     tls.AlertError
-		dns       *net.DNSError
-		netErr    net.Error
-	)
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline_exceeded"
-	case errors.As(err, &reply):
-		return strconv.Itoa(reply.Code)
-	case errors.As(err, &verify), errors.As(err, &authority), errors.As(err, &hostname), errors.As(err, &invalid):
-		return "certificate"
-	case errors.As(err, &alert):
-		return "tls_alert"
-	case errors.As(err, &dns):
-		return "dns"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection_refused"
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return "timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
-		return "connection_closed"
+	if k := submit.KindOf(err); k != submit.KindOther {
+		return k.String()
 	}
 	return semconv.ErrorTypeOther.Value.AsString()
 }
