@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/portwise/portwise/internal/diag"
 	"github.com/portwise/portwise/internal/untrusted"
 )
 
@@ -31,20 +32,9 @@ type SendError struct {
 	Accepted int // how many recipients accepted the message
 }
 
-// Error says whether the message went anywhere, then lists each refusal.
-func (e *SendError) Error() string {
-	var b strings.Builder
-	if e.Accepted == 0 {
-		b.WriteString("submit: every recipient was refused; nothing was sent")
-	} else {
-		fmt.Fprintf(&b, "submit: sent to %d recipient(s), refused by the server for %d", e.Accepted, len(e.Rejected))
-	}
-	for _, r := range e.Rejected {
-		b.WriteString("\n  ")
-		b.WriteString(r.Error())
-	}
-	return b.String()
-}
+// Error says whether the message went anywhere, then lists each refusal,
+// and what to do about them.
+func (e *SendError) Error() string { return e.refusals().Render(diag.Go, "submit: ") }
 
 // Unwrap returns each refusal's *Reply.
 func (e *SendError) Unwrap() []error {
@@ -55,24 +45,18 @@ func (e *SendError) Unwrap() []error {
 	return errs
 }
 
-// Temporary reports whether every refusal was temporary (4xx), so that
-// sending again to Retry's recipients may succeed; one permanent refusal
-// makes it false, whatever the order of the recipients.
-func (e *SendError) Temporary() bool {
-	for _, r := range e.Rejected {
-		if !r.Reply.Temporary() {
-			return false
-		}
-	}
-	return len(e.Rejected) > 0
-}
+// Temporary reports whether every refusal may clear later, so that sending
+// again to Retry's recipients may succeed: each a 4xx, unless a provider's
+// known reply says otherwise (README.md lists the exceptions). One
+// permanent refusal makes it false, whatever the order of the recipients.
+func (e *SendError) Temporary() bool { return e.temporary() }
 
 // Retry returns the refused recipients worth trying again later: those
-// refused with a 4xx.
+// refused for now (a 4xx, or a reply a provider's knowledge says clears).
 func (e *SendError) Retry() []string {
 	var out []string
 	for _, r := range e.Rejected {
-		if r.Reply.Temporary() {
+		if r.temporary() {
 			out = append(out, r.Addr)
 		}
 	}
