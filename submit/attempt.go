@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -16,6 +17,11 @@ import (
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
+
+// attemptIDs gives out Attempt.IDs: unique in the process, so that a
+// tracer shared by several Dialers can tell their connections apart. It
+// is a counter and nothing else.
+var attemptIDs atomic.Uint64
 
 // attempt is one target of a Dial: one connection through connect,
 // banner, EHLO, the STARTTLS guard, TLS and EHLO again (session.Open), and
@@ -37,7 +43,7 @@ type attempt struct {
 }
 
 func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, start time.Time, tr *Trace) *attempt {
-	a := &attempt{id: d.attempts.Add(1), d: d, race: race, caller: caller, t: t, start: start, trace: tr}
+	a := &attempt{id: attemptIDs.Add(1), d: d, race: race, caller: caller, t: t, start: start, trace: tr}
 	if d.Transcript != nil {
 		a.tr = wire.NewTranscript(d.Transcript, strconv.Itoa(t.Candidate.Port)+" ", &d.trMu)
 	}

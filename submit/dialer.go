@@ -103,7 +103,6 @@ type Dialer struct {
 	// rejections counts the servers' final rejections of the credential:
 	// a Dial under way when it changes does not send it (enterLogin).
 	rejections atomic.Uint64
-	attempts   atomic.Uint64 // the last Attempt.ID given out
 }
 
 func (d *Dialer) timeout() time.Duration {

@@ -210,8 +210,8 @@ func (e *StepError) Unwrap() []error {
 // Attempt is one candidate of a Dial, as far as it got. Trace hooks get it
 // at each stage, and DialError lists one per candidate started.
 type Attempt struct {
-	// ID is the attempt's number among the Dialer's attempts, from 1:
-	// every hook of one attempt carries the same ID, and the connection a
+	// ID is the attempt's number, unique in the process, from 1: every
+	// hook of one attempt carries the same ID, and the connection a
 	// winning attempt opens keeps it (ConnInfo.ID).
 	ID uint64
 	// Host is the server of the attempt: the host dialled, an SRV target

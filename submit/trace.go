@@ -114,9 +114,9 @@ type DialInfo struct {
 
 // ConnInfo identifies one connection: a Client of a Dialer.
 type ConnInfo struct {
-	// ID is the ID of the Attempt that opened the connection: unique
-	// among the Dialer's connections, it links a message to its
-	// connection and the connection to its Dial.
+	// ID is the ID of the Attempt that opened the connection: unique in
+	// the process, it links a message to its connection and the
+	// connection to its Dial.
 	ID        uint64
 	Host      string
 	Candidate tlsmode.Candidate
