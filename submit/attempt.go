@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/portwise/portwise/internal/diag"
 	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/internal/session"
@@ -42,8 +41,8 @@ type attempt struct {
 	stop context.CancelCauseFunc
 }
 
-func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, start time.Time, tr *Trace) *attempt {
-	a := &attempt{id: attemptIDs.Add(1), d: d, race: race, caller: caller, t: t, start: start, trace: tr}
+func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, cfg *tls.Config, start time.Time, tr *Trace) *attempt {
+	a := &attempt{id: attemptIDs.Add(1), d: d, race: race, caller: caller, t: t, cfg: cfg, start: start, trace: tr}
 	if d.Transcript != nil {
 		a.tr = wire.NewTranscript(d.Transcript, strconv.Itoa(t.Candidate.Port)+" ", &d.trMu)
 	}
@@ -61,7 +60,6 @@ func (a *attempt) open() (*session.Session, error) {
 	case c.Mode != tlsmode.StartTLS && c.Mode != tlsmode.Implicit && c.Mode != tlsmode.Plaintext:
 		return nil, a.explain("connect", diag.Configf("invalid mode %v in candidate %v", c.Mode, c))
 	}
-	a.cfg = a.d.tlsConfig(a.t.Host)
 	dctx, cancelDeadline := context.WithDeadlineCause(a.race, a.start.Add(a.d.timeout()), diag.ErrTimeout)
 	ctx, stop := context.WithCancelCause(dctx)
 	a.mu.Lock()
@@ -296,131 +294,16 @@ func (a *attempt) answersTLS(ctx context.Context) string {
 	return "it answered a TLS handshake, " + tls.VersionName(tc.ConnectionState().Version) + ", and sent no greeting in clear"
 }
 
-// authResult is the outcome of AUTH on a secure session.
-type authResult struct {
-	mech  string
-	err   error
-	sent  bool      // a payload of the mechanism (maybe the credential) went out
-	renew renewFunc // renews the credential the server rejected, if it can be
-}
-
-// renewFunc renews a rejected credential; retry reports a new one to try.
-type renewFunc func(ctx context.Context) (retry bool, err error)
-
-// rejectionHandler is implemented by mechanisms whose rejection carries
-// details (XOAUTH2's JSON error challenge) and whose credential can be
-// renewed (an OAuth2 access token).
-type rejectionHandler interface {
-	rejected(final *wire.Reply, lastChallenge []byte) (note string, renew renewFunc)
-}
-
-// authenticate runs AUTH on the session the race handed to the Dial; gen
-// is the Dialer's count of rejected credentials when the Dial began.
-func (d *Dialer) authenticate(ctx context.Context, rd *ready, gen uint64) (res authResult) {
-	a, s := rd.attempt, rd.session
-	c := a.t.Candidate
-	t0 := time.Now()
-	info := a.info(nil)
-	defer func() {
-		d.log(ctx, c, a.t.Host, "auth", time.Since(t0), res.err)
-		info.Elapsed, info.Mechanism, info.Err = time.Since(a.start), res.mech, res.err
-		a.trace.authDone(info)
-	}()
-	st, ok := s.Conn.TLS()
-	if !ok || !verified(st, a.cfg) {
-		// Checked on the real connection, not from the mode: whatever the
-		// server advertised, credentials need verified TLS.
-		res.err = a.explain("auth", diag.Configf("%w: the connection on port %d has no verified TLS", ErrPlaintextAuth, c.Port))
-		return res
+// verified reports whether st is TLS whose peer was verified: by the
+// standard chain verification, or by a callback of the caller's own.
+func verified(st tls.ConnectionState, cfg *tls.Config) bool {
+	if !st.HandshakeComplete {
+		return false
 	}
-	info.TLS, info.Mechanisms = &st, s.Caps.AuthMechs()
-	a.trace.authStart(info)
-	mech, err := d.Auth.Start(ctx, &AuthInfo{Host: a.t.Host, Mechanisms: s.Caps.AuthMechs(), TLS: &st})
-	switch {
-	case err != nil:
-		res.err = a.explain("auth", err)
-		return res
-	case isNil(mech):
-		res.err = a.explain("auth", diag.Configf("submit: the Auth (%T) returned no SASL client and no error", d.Auth))
-		return res
+	if len(st.VerifiedChains) > 0 {
+		// Also true of a resumed session: crypto/tls resumes only sessions
+		// whose chains it verified, and restores those chains.
+		return true
 	}
-	stop := context.AfterFunc(ctx, func() { s.Conn.Close() })
-	defer stop()
-	leave, err := d.enterLogin(ctx, gen)
-	if err != nil {
-		res.err = a.explain("auth", err)
-		return res
-	}
-	defer func() { leave(errors.Is(res.err, ErrAuthFailed) && res.renew == nil) }()
-	ar, err := s.Conn.Auth(checkFields(mech))
-	res.sent, res.mech = ar.Sent, ar.Mechanism
-	switch {
-	case err != nil:
-		// The credential may have reached the server, which then broke
-		// the exchange: its fate is unknown, and the Dial ends.
-		res.err = a.explain("auth", err)
-	case ar.Final.Code == 235:
-	default:
-		re := ar.Final.Err("AUTH " + ar.Mechanism)
-		if h, ok := mech.(rejectionHandler); ok {
-			re.Note, res.renew = h.rejected(ar.Final, ar.LastChallenge)
-		}
-		res.err = a.explain("auth", re)
-	}
-	return res
-}
-
-// fieldChecker is a SASL client whose payloads are checked before they go
-// out, whoever built it.
-type fieldChecker struct {
-	sasl.Client
-	mech string
-}
-
-// rawFieldChecker is a fieldChecker for a client that wants raw
-// challenges (LOGIN prompts sent in clear).
-type rawFieldChecker struct {
-	fieldChecker
-	raw wire.RawChallenger
-}
-
-// checkFields wraps mech so that no payload can forge the fields of PLAIN,
-// LOGIN, XOAUTH2 or OAUTHBEARER, whichever Auth built it (net/smtp's
-// PlainAuth, a go-sasl client, a custom one).
-func checkFields(mech sasl.Client) sasl.Client {
-	fc := fieldChecker{Client: mech}
-	if raw, ok := mech.(wire.RawChallenger); ok {
-		return &rawFieldChecker{fieldChecker: fc, raw: raw}
-	}
-	return &fc
-}
-
-func (c *fieldChecker) Start() (string, []byte, error) {
-	mech, ir, err := c.Client.Start()
-	if err != nil {
-		return mech, ir, err
-	}
-	c.mech = mech
-	if ir != nil {
-		if err := checkPayload(mech, ir, true); err != nil {
-			return "", nil, err
-		}
-	}
-	return mech, ir, nil
-}
-
-func (c *fieldChecker) Next(challenge []byte) ([]byte, error) {
-	resp, err := c.Client.Next(challenge)
-	if err == nil {
-		err = checkPayload(c.mech, resp, false)
-	}
-	return resp, err
-}
-
-func (c *rawFieldChecker) NextRaw(text string, decoded []byte) ([]byte, error) {
-	resp, err := c.raw.NextRaw(text, decoded)
-	if err == nil {
-		err = checkPayload(c.mech, resp, false)
-	}
-	return resp, err
+	return cfg.InsecureSkipVerify && (cfg.VerifyConnection != nil || cfg.VerifyPeerCertificate != nil)
 }

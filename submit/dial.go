@@ -2,6 +2,7 @@ package submit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,72 +25,25 @@ type dialRequest struct {
 	servers []plan.Server
 }
 
-// dial is the one dial: Dial, DialServers and the Mailer all come here. It
-// plans the targets once, races them (race.go), authenticates the first
-// secure session (attempt.go), renews a rejected OAuth2 token once, and
-// remembers the winner.
-func (d *Dialer) dial(ctx context.Context, req dialRequest) (*Client, error) {
+// dial is the one dial: Dial, DialServers and the Mailer all come here.
+// It checks what needs no connection, plans the targets once, races them
+// for a secure session and authenticates on the first (dialOnce), runs
+// once more when the server rejected an OAuth2 token the source can
+// renew, and remembers the winner.
+func (d *Dialer) dial(ctx context.Context, req dialRequest) (c *Client, err error) {
 	t0, trace := time.Now(), ContextTrace(ctx)
 	hook(trace, func(t *Trace) func(DialInfo) { return t.DialStart }, DialInfo{Host: req.host})
-	c, err := d.dialTraced(ctx, req)
-	if trace != nil && trace.DialDone != nil {
-		info := DialInfo{Host: req.host, Elapsed: time.Since(t0), Err: err}
-		if c != nil {
-			info.Conn = c.connInfo()
-		}
-		trace.DialDone(info)
-	}
-	return c, err
-}
+	defer func() { trace.dialDone(req.host, t0, c, err) }()
 
-// dialTraced is dial between its DialStart and DialDone hooks.
-func (d *Dialer) dialTraced(ctx context.Context, req dialRequest) (*Client, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, &DialError{Host: req.host, Err: err}
 	}
-	in := plan.Input{Host: req.host, Port: req.port, Policy: d.Candidates, Servers: req.servers}
-	var discoveryErr error
-	if req.servers == nil && req.port == 0 && d.Discover != nil && net.ParseIP(req.host) == nil {
-		servers, err := d.Discover(ctx, req.host)
-		if err != nil {
-			discoveryErr = err
-			if d.Logger != nil {
-				d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise discover", slog.String("host", req.host),
-					slog.String("error", untrusted.Text(err.Error(), 4*untrusted.MaxText)))
-			}
-		}
-		for _, s := range servers {
-			if plan.ValidHost(s.Host) == nil {
-				in.Discovered = append(in.Discovered, plan.Server{Host: s.Host, Candidates: s.Candidates})
-			}
-		}
-	}
-	key := winnerKey(req.host)
-	in.Winner = d.recall(key)
-	targets := plan.Targets(in)
-
-	c, de, renew := d.dialOnce(ctx, req.host, targets, d.rejections.Load())
+	targets, recalled, discoveryErr := d.plan(ctx, req)
+	c, de, renew := d.dialOnce(ctx, req.host, targets)
 	if renew != nil && ctx.Err() == nil {
-		// The server rejected an OAuth2 access token: with a different one
-		// from the source, the Dial runs exactly once more.
-		retry, err := renew(ctx)
-		switch {
-		case retry:
-			if d.Logger != nil {
-				d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise auth retry", slog.String("host", req.host),
-					slog.String("reason", "access token rejected; retrying once with a new one"))
-			}
-			var de2 *DialError
-			c, de2, _ = d.dialOnce(ctx, req.host, targets, d.rejections.Load())
-			if de2 != nil {
-				de2.Attempts = append(de.Attempts, de2.Attempts...)
-				de = de2
-			}
-		case err != nil:
-			de.Err = fmt.Errorf("the server rejected the access token, and a new one could not be fetched: %w", err)
-		}
+		c, de = d.renewed(ctx, req.host, targets, renew, de)
 	}
-	d.remember(ctx, key, in.Winner, c, de)
+	d.remember(ctx, winnerKey(req.host), recalled, c, de)
 	if c != nil {
 		return c, nil
 	}
@@ -136,38 +90,123 @@ func isNil(v any) bool {
 	return false
 }
 
-// dialOnce races the targets and authenticates on the first secure
-// session. A credential goes to that session only: whatever it answers
-// ends the Dial, unless nothing was sent (the server does not offer the
-// mechanism), in which case the next secure session may be tried. renew,
-// when set, can renew the credential the server rejected. gen is the
-// Dialer's count of rejected credentials when the Dial began.
-func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Target, gen uint64) (*Client, *DialError, renewFunc) {
-	r := newRace(d, ctx, host, targets)
-	var (
-		winner *Client
-		renew  renewFunc
-	)
-	r.run(func(s *ready) verdict {
+// plan returns the Dial's targets in order (internal/plan decides it):
+// the servers Dialer.Discover found ahead of the policy on the host, the
+// remembered winner first when it is among them. It also returns the
+// winner it recalled, and why discovery failed, if it did.
+func (d *Dialer) plan(ctx context.Context, req dialRequest) (targets []plan.Target, recalled *plan.Target, discoveryErr error) {
+	in := plan.Input{Host: req.host, Port: req.port, Policy: d.Candidates, Servers: req.servers}
+	if req.servers == nil && req.port == 0 && d.Discover != nil && net.ParseIP(req.host) == nil {
+		servers, err := d.Discover(ctx, req.host)
+		if err != nil {
+			discoveryErr = err
+			if d.Logger != nil {
+				d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise discover", slog.String("host", req.host),
+					slog.String("error", untrusted.Text(err.Error(), 4*untrusted.MaxText)))
+			}
+		}
+		for _, s := range servers {
+			if plan.ValidHost(s.Host) == nil {
+				in.Discovered = append(in.Discovered, plan.Server{Host: s.Host, Candidates: s.Candidates})
+			}
+		}
+	}
+	in.Winner = d.recall(winnerKey(req.host))
+	return plan.Targets(in), in.Winner, discoveryErr
+}
+
+// dialOnce races the targets (race.go) and authenticates (auth.go) on the
+// first secure session. A credential goes to that session only: whatever
+// it answers ends the Dial, unless nothing was sent (the server does not
+// offer the mechanism), in which case the next secure session is tried.
+// renew, when set, can renew the credential the server rejected.
+func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Target) (*Client, *DialError, renewFunc) {
+	configs := make([]*tls.Config, len(targets))
+	for i, t := range targets {
+		configs[i] = d.tlsConfig(t.Host)
+	}
+	gen := d.rejections.Load() // a credential rejected from now on is not sent
+	r := newRace(d, ctx, host, targets, configs)
+	var renew renewFunc
+	for s := range r.sessions() {
 		if d.Auth == nil {
-			winner = r.win(s, "")
-			return won
+			return r.win(s, ""), nil, nil
 		}
 		res := d.authenticate(r.ctx, s, gen)
 		if res.err == nil {
-			winner = r.win(s, res.mech)
-			return won
+			return r.win(s, res.mech), nil, nil
 		}
 		r.fail(s.idx, res.err)
-		s.session.Quit(quitWait)
+		s.session.Quit(within(ctx, quitWait))
 		renew = res.renew
-		if !res.sent && errors.Is(res.err, ErrMechanismUnavailable) {
-			return tryNext
+		if res.sent || !errors.Is(res.err, ErrMechanismUnavailable) {
+			break // the Dial ends: the credential went to this session
 		}
-		return ended
-	})
-	if winner != nil {
-		return winner, nil, nil
 	}
-	return nil, &DialError{Host: host, Attempts: r.startedAttempts(), Err: r.callerErr}, renew
+	return nil, r.dialError(), renew
+}
+
+// renewed runs the Dial once more after the server rejected an OAuth2
+// access token, if the source gives a different one; de is the first
+// run's error, which the second run's extends.
+func (d *Dialer) renewed(ctx context.Context, host string, targets []plan.Target, renew renewFunc, de *DialError) (*Client, *DialError) {
+	retry, err := renew(ctx)
+	switch {
+	case retry:
+		if d.Logger != nil {
+			d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise auth retry", slog.String("host", host),
+				slog.String("reason", "access token rejected; retrying once with a new one"))
+		}
+		c, de2, _ := d.dialOnce(ctx, host, targets)
+		if de2 != nil {
+			de2.Attempts = append(de.Attempts, de2.Attempts...)
+		}
+		return c, de2
+	case err != nil:
+		de.Err = fmt.Errorf("the server rejected the access token, and a new one could not be fetched: %w", err)
+	}
+	return nil, de
+}
+
+// recall returns the remembered winner of key, if it is still fresh; an
+// expired one is forgotten. The plan moves it to the front only if it is
+// among the targets.
+func (d *Dialer) recall(key string) *plan.Target {
+	store := d.winnerStore()
+	if store == nil {
+		return nil
+	}
+	w, ok := store.Get(key)
+	if !ok {
+		return nil
+	}
+	if age := time.Since(w.At); age > d.winnerTTL() || age < -time.Minute {
+		store.Forget(key)
+		return nil
+	}
+	d.log(context.Background(), w.Candidate, w.Host, "remembered", time.Since(w.At), nil)
+	return &plan.Target{Host: w.Host, Candidate: w.Candidate}
+}
+
+// remember records the outcome of a Dial: the winner is stored (again,
+// with a fresh time); a remembered winner that failed is forgotten. A Dial
+// the caller cancelled teaches nothing.
+func (d *Dialer) remember(ctx context.Context, key string, prev *plan.Target, c *Client, de *DialError) {
+	store := d.winnerStore()
+	if store == nil {
+		return
+	}
+	if c != nil {
+		store.Put(key, Winner{Host: c.host, Candidate: c.cand, At: time.Now()})
+		return
+	}
+	if prev == nil || ctx.Err() != nil || de == nil {
+		return
+	}
+	for _, a := range de.Attempts {
+		if a.Candidate == prev.Candidate && strings.EqualFold(a.Host, prev.Host) && a.Err != nil && !errors.Is(a.Err, diag.ErrLostRace) && !errors.Is(a.Err, diag.ErrDialEnded) {
+			store.Forget(key)
+			return
+		}
+	}
 }

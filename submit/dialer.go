@@ -161,20 +161,6 @@ func (d *Dialer) tlsConfig(host string) *tls.Config {
 	return cfg
 }
 
-// verified reports whether st is TLS whose peer was verified: by the
-// standard chain verification, or by a callback of the caller's own.
-func verified(st tls.ConnectionState, cfg *tls.Config) bool {
-	if !st.HandshakeComplete {
-		return false
-	}
-	if len(st.VerifiedChains) > 0 {
-		// Also true of a resumed session: crypto/tls resumes only sessions
-		// whose chains it verified, and restores those chains.
-		return true
-	}
-	return cfg.InsecureSkipVerify && (cfg.VerifyConnection != nil || cfg.VerifyPeerCertificate != nil)
-}
-
 // Dial returns an authenticated client for host. host without a port tries
 // every candidate in policy order, staggered by FallbackDelay; "host:port"
 // tries only that port, with the mode of the policy's candidate for it, or

@@ -2,6 +2,8 @@ package submit
 
 import (
 	"context"
+	"crypto/tls"
+	"iter"
 	"time"
 
 	"github.com/portwise/portwise/internal/diag"
@@ -16,17 +18,19 @@ const quitWait = 200 * time.Millisecond
 // each target's attempt runs in its own goroutine and sends its outcome on
 // a results channel; a timer starts the next target after FallbackDelay,
 // or at once (Reset(0)) when one fails; an attempt whose result is no
-// longer wanted cleans up after itself. The race is about ports only: what
-// to do with a secure session is the caller's function.
+// longer wanted cleans up after itself. The race is about ports only: it
+// yields secure sessions (sessions), and the Dial decides what to do with
+// each.
 type race struct {
 	d       *Dialer
 	ctx     context.Context // the race's: cancelled with a cause when it ends
 	caller  context.Context // the Dial's
 	host    string
 	targets []plan.Target
+	configs []*tls.Config // each target's TLS configuration
 	trace   *Trace
 
-	attempts  []Attempt // one per target; written by run's goroutine only
+	attempts  []Attempt // one per target; written by the Dial's goroutine only
 	started   []time.Time
 	runs      []*attempt // the started targets' attempts
 	reported  []bool     // the target's goroutine sent its result
@@ -48,17 +52,8 @@ type result struct {
 	err error
 }
 
-// verdict is what the race's caller made of a secure session.
-type verdict int
-
-const (
-	tryNext verdict = iota // not usable; go on racing
-	won                    // the Dial has its client: stop the others
-	ended                  // the Dial ends without a client: stop the others
-)
-
-func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target) *race {
-	r := &race{d: d, caller: ctx, host: host, targets: targets, trace: ContextTrace(ctx), won: -1,
+func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target, configs []*tls.Config) *race {
+	r := &race{d: d, caller: ctx, host: host, targets: targets, configs: configs, trace: ContextTrace(ctx), won: -1,
 		attempts: make([]Attempt, len(targets)), started: make([]time.Time, len(targets)),
 		runs: make([]*attempt, len(targets)), reported: make([]bool, len(targets))}
 	for i, t := range targets {
@@ -67,64 +62,69 @@ func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target)
 	return r
 }
 
-// run races the targets, handing each secure session to use as it becomes
-// ready, until use says the Dial is won or ended, or every target failed,
-// or the caller's context ends. While use runs, no target starts.
-func (r *race) run(use func(*ready) verdict) {
-	ctx, stop := context.WithCancelCause(r.caller)
-	defer stop(diag.ErrDialEnded) // when every target failed; an earlier stop's cause stands
-	r.ctx = ctx
-	results := make(chan result)
-	returned := make(chan struct{})
-	defer close(returned)
+// sessions races the targets and yields each secure session as it
+// becomes ready. While the loop over it runs its body, no target starts.
+// The race ends when the loop stops (after win: the others lost the race;
+// otherwise the Dial ended), when the caller's context ends, or when every
+// target failed; then the attempts still running are stopped with that
+// cause, and every started attempt's record says how it ended.
+func (r *race) sessions() iter.Seq[*ready] {
+	return func(yield func(*ready) bool) {
+		ctx, stop := context.WithCancelCause(r.caller)
+		defer stop(diag.ErrDialEnded) // when every target failed; an earlier stop's cause stands
+		r.ctx = ctx
+		results := make(chan result)
+		returned := make(chan struct{})
+		defer close(returned)
 
-	n, next, pending := len(r.targets), 0, 0
-	start := func() {
-		r.started[next] = time.Now()
-		r.runs[next] = r.d.newAttempt(ctx, r.caller, r.targets[next], r.started[next], r.trace)
-		r.attempts[next].ID = r.runs[next].id
-		go r.attempt(next, results, returned)
-		next++
-		pending++
-	}
-	delay := r.d.fallbackDelay()
-	timer := time.NewTimer(max(delay, 0))
-	defer timer.Stop()
-	if delay < 0 || n < 2 {
-		timer.Stop()
-	}
-	start()
-	for pending > 0 || next < n {
-		select {
-		case <-timer.C:
-			if next < n {
-				start()
-				if next < n && delay >= 0 {
-					timer.Reset(delay)
+		n, next, pending := len(r.targets), 0, 0
+		start := func() {
+			r.started[next] = time.Now()
+			r.runs[next] = r.d.newAttempt(ctx, r.caller, r.targets[next], r.configs[next], r.started[next], r.trace)
+			r.attempts[next].ID = r.runs[next].id
+			go r.attempt(next, results, returned)
+			next++
+			pending++
+		}
+		delay := r.d.fallbackDelay()
+		timer := time.NewTimer(max(delay, 0))
+		defer timer.Stop()
+		if delay < 0 || n < 2 {
+			timer.Stop()
+		}
+		start()
+		for pending > 0 || next < n {
+			select {
+			case <-timer.C:
+				if next < n {
+					start()
+					if next < n && delay >= 0 {
+						timer.Reset(delay)
+					}
 				}
-			}
-		case res := <-results:
-			pending--
-			r.reported[res.idx] = true
-			if res.err != nil {
-				r.fail(res.idx, res.err)
-				timer.Reset(0) // no need to wait for a port that failed
-				continue
-			}
-			switch use(res.r) {
-			case won:
-				stop(diag.ErrLostRace)
-				r.quietLosers()
+			case res := <-results:
+				pending--
+				r.reported[res.idx] = true
+				if res.err != nil {
+					r.fail(res.idx, res.err)
+					timer.Reset(0) // no need to wait for a port that failed
+					continue
+				}
+				if !yield(res.r) {
+					if r.won >= 0 {
+						stop(diag.ErrLostRace)
+						r.quietLosers()
+					} else {
+						r.drain(stop, diag.ErrDialEnded, results, pending)
+					}
+					return
+				}
+				timer.Reset(0)
+			case <-r.caller.Done():
+				r.callerErr = r.caller.Err()
+				r.drain(stop, r.callerErr, results, pending)
 				return
-			case ended:
-				r.drain(stop, diag.ErrDialEnded, results, pending)
-				return
 			}
-			timer.Reset(0)
-		case <-r.caller.Done():
-			r.callerErr = r.caller.Err()
-			r.drain(stop, r.callerErr, results, pending)
-			return
 		}
 	}
 }
@@ -136,7 +136,7 @@ func (r *race) drain(stop context.CancelCauseFunc, cause error, results <-chan r
 	for ; pending > 0; pending-- {
 		res := <-results
 		if res.r != nil {
-			res.r.session.Quit(quitWait)
+			res.r.session.Quit(within(r.caller, quitWait))
 			res.err = res.r.attempt.explain("", nil)
 		}
 		r.fail(res.idx, res.err)
@@ -186,7 +186,8 @@ func (r *race) fail(i int, err error) {
 	r.trace.attemptDone(*a)
 }
 
-// win makes target s's session the Dial's client.
+// win makes target s's session the Dial's client; the loop over sessions
+// must stop after it.
 func (r *race) win(s *ready, mech string) *Client {
 	a := &r.attempts[s.idx]
 	a.Elapsed, a.Mechanism = time.Since(r.started[s.idx]), mech
@@ -198,13 +199,26 @@ func (r *race) win(s *ready, mech string) *Client {
 	return newClient(r.d, s, mech)
 }
 
-// startedAttempts returns the attempts of the targets that were started.
-func (r *race) startedAttempts() []Attempt {
-	var out []Attempt
+// dialError is the Dial's error once the loop over sessions ended without
+// a winner: every attempt started, and the caller's context if it ended.
+func (r *race) dialError() *DialError {
+	var started []Attempt
 	for i, a := range r.attempts {
 		if !r.started[i].IsZero() {
-			out = append(out, a)
+			started = append(started, a)
 		}
 	}
-	return out
+	return &DialError{Host: r.host, Attempts: started, Err: r.callerErr}
+}
+
+// within is wait, or less when ctx's deadline comes sooner: the caller's
+// context bounds even a polite QUIT.
+func within(ctx context.Context, wait time.Duration) time.Duration {
+	if ctx.Err() != nil {
+		return 0
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl))
+	}
+	return max(wait, 0)
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/portwise/portwise/internal/wire"
 )
 
 // SASL payloads travel base64-encoded, so no identity can inject an SMTP
@@ -101,4 +104,59 @@ func checkPayload(mech string, p []byte, initial bool) error {
 		}
 	}
 	return nil
+}
+
+// fieldChecker is a SASL client whose payloads are checked before they go
+// out, whoever built it.
+type fieldChecker struct {
+	sasl.Client
+	mech string
+}
+
+// rawFieldChecker is a fieldChecker for a client that wants raw
+// challenges (LOGIN prompts sent in clear).
+type rawFieldChecker struct {
+	fieldChecker
+	raw wire.RawChallenger
+}
+
+// checkFields wraps mech so that no payload can forge the fields of PLAIN,
+// LOGIN, XOAUTH2 or OAUTHBEARER, whichever Auth built it (net/smtp's
+// PlainAuth, a go-sasl client, a custom one).
+func checkFields(mech sasl.Client) sasl.Client {
+	fc := fieldChecker{Client: mech}
+	if raw, ok := mech.(wire.RawChallenger); ok {
+		return &rawFieldChecker{fieldChecker: fc, raw: raw}
+	}
+	return &fc
+}
+
+func (c *fieldChecker) Start() (string, []byte, error) {
+	mech, ir, err := c.Client.Start()
+	if err != nil {
+		return mech, ir, err
+	}
+	c.mech = mech
+	if ir != nil {
+		if err := checkPayload(mech, ir, true); err != nil {
+			return "", nil, err
+		}
+	}
+	return mech, ir, nil
+}
+
+func (c *fieldChecker) Next(challenge []byte) ([]byte, error) {
+	resp, err := c.Client.Next(challenge)
+	if err == nil {
+		err = checkPayload(c.mech, resp, false)
+	}
+	return resp, err
+}
+
+func (c *rawFieldChecker) NextRaw(text string, decoded []byte) ([]byte, error) {
+	resp, err := c.raw.NextRaw(text, decoded)
+	if err == nil {
+		err = checkPayload(c.mech, resp, false)
+	}
+	return resp, err
 }

@@ -220,6 +220,18 @@ func hook[T any](t *Trace, f func(*Trace) func(T), v T) {
 	}
 }
 
+// dialDone calls DialDone for a Dial of host begun at t0.
+func (t *Trace) dialDone(host string, t0 time.Time, c *Client, err error) {
+	if t == nil || t.DialDone == nil {
+		return
+	}
+	info := DialInfo{Host: host, Elapsed: time.Since(t0), Err: err}
+	if c != nil {
+		info.Conn = c.connInfo()
+	}
+	t.DialDone(info)
+}
+
 func (t *Trace) retry(r Retry) {
 	if t != nil && t.Retry != nil {
 		t.Retry(r)

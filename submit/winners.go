@@ -1,14 +1,10 @@
 package submit
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/portwise/portwise/internal/diag"
-	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -98,47 +94,4 @@ func (d *Dialer) winnerTTL() time.Duration {
 
 func winnerKey(host string) string {
 	return strings.ToLower(strings.TrimSuffix(host, "."))
-}
-
-// recall returns the remembered winner of key, if it is still fresh; an
-// expired one is forgotten. The plan moves it to the front only if it is
-// among the targets.
-func (d *Dialer) recall(key string) *plan.Target {
-	store := d.winnerStore()
-	if store == nil {
-		return nil
-	}
-	w, ok := store.Get(key)
-	if !ok {
-		return nil
-	}
-	if age := time.Since(w.At); age > d.winnerTTL() || age < -time.Minute {
-		store.Forget(key)
-		return nil
-	}
-	d.log(context.Background(), w.Candidate, w.Host, "remembered", time.Since(w.At), nil)
-	return &plan.Target{Host: w.Host, Candidate: w.Candidate}
-}
-
-// remember records the outcome of a Dial: the winner is stored (again,
-// with a fresh time); a remembered winner that failed is forgotten. A Dial
-// the caller cancelled teaches nothing.
-func (d *Dialer) remember(ctx context.Context, key string, prev *plan.Target, c *Client, de *DialError) {
-	store := d.winnerStore()
-	if store == nil {
-		return
-	}
-	if c != nil {
-		store.Put(key, Winner{Host: c.host, Candidate: c.cand, At: time.Now()})
-		return
-	}
-	if prev == nil || ctx.Err() != nil || de == nil {
-		return
-	}
-	for _, a := range de.Attempts {
-		if a.Candidate == prev.Candidate && strings.EqualFold(a.Host, prev.Host) && a.Err != nil && !errors.Is(a.Err, diag.ErrLostRace) && !errors.Is(a.Err, diag.ErrDialEnded) {
-			store.Forget(key)
-			return
-		}
-	}
 }
