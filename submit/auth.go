@@ -47,13 +47,13 @@ func (f AuthFunc) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error
 }
 
 func errUnoffered(want string, info *AuthInfo) error {
-	return &unofferedError{want: want, offered: info.Mechanisms}
+	return &unofferedError{wants: []string{want}, offered: info.Mechanisms}
 }
 
-// unofferedError says which mechanism was needed and what the server
-// offered instead; AnyAuth merges several.
+// unofferedError says which mechanisms would have done and what the server
+// offered instead; AnyAuth merges its members'.
 type unofferedError struct {
-	want    string
+	wants   []string
 	offered []string
 }
 
@@ -62,7 +62,14 @@ func (e *unofferedError) Error() string {
 	if len(e.offered) > 0 {
 		offered = untrusted.Text(strings.Join(e.offered, " "), untrusted.MaxText)
 	}
-	return fmt.Sprintf("%v: %s needed, the server offers %s after TLS", ErrMechanismUnavailable, e.want, offered)
+	want := e.wants[len(e.wants)-1]
+	switch n := len(e.wants); {
+	case n == 2:
+		want = e.wants[0] + " or " + want
+	case n > 2:
+		want = "one of " + strings.Join(e.wants[:n-1], ", ") + " or " + want
+	}
+	return fmt.Sprintf("%v: %s needed, the server offers %s after TLS", ErrMechanismUnavailable, want, offered)
 }
 
 func (e *unofferedError) Unwrap() error { return ErrMechanismUnavailable }
@@ -71,11 +78,11 @@ func (e *unofferedError) Unwrap() error { return ErrMechanismUnavailable }
 // response so it costs one round trip. identity is usually "".
 func PlainAuth(identity, username, password string) Auth {
 	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
-		if err := checkPlain(identity, username, password); err != nil {
-			return nil, err
-		}
 		if !info.Offers("PLAIN") {
 			return nil, errUnoffered("PLAIN", info)
+		}
+		if err := checkPlain(identity, username, password); err != nil {
+			return nil, err
 		}
 		return sasl.NewPlainClient(identity, username, password), nil
 	})
@@ -86,33 +93,20 @@ func PlainAuth(identity, username, password string) Auth {
 // "Password:", "password", base64 or not) and aborts on any other.
 func LoginAuth(username, password string) Auth {
 	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
-		if err := checkLogin(username, password); err != nil {
-			return nil, err
-		}
 		if !info.Offers("LOGIN") {
 			return nil, errUnoffered("LOGIN", info)
+		}
+		if err := checkLogin(username, password); err != nil {
+			return nil, err
 		}
 		return &loginClient{user: username, pass: password}, nil
 	})
 }
 
-// PasswordAuth uses PLAIN when the server offers it after TLS, else LOGIN.
+// PasswordAuth uses PLAIN when the server offers it after TLS, else LOGIN:
+// AnyAuth(PlainAuth("", username, password), LoginAuth(username, password)).
 func PasswordAuth(username, password string) Auth {
-	return AuthFunc(func(ctx context.Context, info *AuthInfo) (sasl.Client, error) {
-		switch {
-		case info.Offers("PLAIN"):
-			if err := checkPlain("", username, password); err != nil {
-				return nil, err
-			}
-			return sasl.NewPlainClient("", username, password), nil
-		case info.Offers("LOGIN"):
-			if err := checkLogin(username, password); err != nil {
-				return nil, err
-			}
-			return &loginClient{user: username, pass: password}, nil
-		}
-		return nil, errUnoffered("PLAIN or LOGIN", info)
-	})
+	return AnyAuth(PlainAuth("", username, password), LoginAuth(username, password))
 }
 
 // loginClient answers LOGIN prompts by what they ask, not by their order.

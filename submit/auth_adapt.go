@@ -37,13 +37,20 @@ func SASL(newClient func() sasl.Client) Auth {
 }
 
 // FromNetSMTP drives a net/smtp Auth, so existing smtp.PlainAuth and
-// smtp.CRAMMD5Auth values keep working. It sees ServerInfo{Name: the host
-// dialled, TLS: true (the Dialer authenticates only over verified TLS),
-// Auth: the mechanisms advertised after TLS}; net/smtp's PlainAuth checks
-// both Name and TLS. Next is called with more=true for each challenge; the
-// final Next(more=false) net/smtp makes after success is not.
+// smtp.CRAMMD5Auth values keep working; SendMail uses it. It sees
+// ServerInfo{Name: the host dialled, TLS: true (the Dialer authenticates
+// only over verified TLS), Auth: the mechanisms advertised after TLS};
+// net/smtp's PlainAuth checks both Name and TLS. The mechanism its Start
+// names must be one the server offers, or the attempt fails with
+// ErrMechanismUnavailable before anything is sent. An empty initial
+// response is none, as net/smtp sends it ("AUTH LOGIN", not "AUTH LOGIN
+// ="). Next is called with more=true for each challenge; the final
+// Next(more=false) net/smtp makes after success is not.
 func FromNetSMTP(a netsmtp.Auth) Auth {
 	return AuthFunc(func(_ context.Context, info *AuthInfo) (sasl.Client, error) {
+		if isNil(a) {
+			return nil, diag.Configf("submit.FromNetSMTP: the net/smtp Auth is nil")
+		}
 		si := &netsmtp.ServerInfo{
 			Name: info.Host,
 			TLS:  info.TLS != nil && info.TLS.HandshakeComplete,
@@ -51,10 +58,15 @@ func FromNetSMTP(a netsmtp.Auth) Auth {
 		}
 		mech, ir, err := a.Start(si)
 		if err != nil {
-			return nil, fmt.Errorf("the net/smtp Auth refused to start: %w", err)
+			// net/smtp.PlainAuth says "wrong host name" when its host is
+			// not the host part of addr: name what it was shown.
+			return nil, fmt.Errorf("the net/smtp Auth refused to start with ServerInfo{Name: %q, TLS: %v} (the host given to smtp.PlainAuth must be the host part of addr): %w", si.Name, si.TLS, err)
 		}
 		if !info.Offers(mech) {
 			return nil, errUnoffered(strings.ToUpper(mech), info)
+		}
+		if len(ir) == 0 {
+			ir = nil
 		}
 		return &startedClient{mech: mech, ir: ir, next: func(ch []byte) ([]byte, error) {
 			return a.Next(ch, true)
@@ -99,7 +111,7 @@ func (as anyAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error
 		var ue *unofferedError
 		switch {
 		case errors.As(err, &ue):
-			wants = append(wants, ue.want)
+			wants = append(wants, ue.wants...)
 		case errors.Is(err, ErrMechanismUnavailable):
 			wants = append(wants, "?")
 		default:
@@ -109,7 +121,7 @@ func (as anyAuth) Start(ctx context.Context, info *AuthInfo) (sasl.Client, error
 	if len(wants) == 0 {
 		return nil, diag.Configf("submit.AnyAuth: no Auth given")
 	}
-	return nil, errUnoffered("one of "+strings.Join(wants, ", "), info)
+	return nil, &unofferedError{wants: wants, offered: info.Mechanisms}
 }
 
 // check refuses nil members, whose Start would panic.

@@ -339,3 +339,46 @@ func TestFromNetSMTPSeesTheVerifiedConnection(t *testing.T) {
 		t.Errorf("err = %v; want net/smtp's wrong host name", err)
 	}
 }
+
+// emptyLogin is a net/smtp Auth for LOGIN that starts with an empty
+// initial response, as net/smtp-era LOGIN adapters do.
+type emptyLogin struct{ user, pass string }
+
+func (l emptyLogin) Start(*netsmtp.ServerInfo) (string, []byte, error) { return "LOGIN", []byte{}, nil }
+func (l emptyLogin) Next(challenge []byte, more bool) ([]byte, error) {
+	if !more {
+		return nil, nil
+	}
+	if strings.Contains(strings.ToLower(string(challenge)), "user") {
+		return []byte(l.user), nil
+	}
+	return []byte(l.pass), nil
+}
+
+// TestOneNetSMTPAdapterForSendMailAndFromNetSMTP: SendMail and
+// FromNetSMTP drive net/smtp Auths the same way: a mechanism the server
+// does not offer fails before anything is sent, and an empty initial
+// response goes as a bare "AUTH LOGIN".
+func TestOneNetSMTPAdapterForSendMailAndFromNetSMTP(t *testing.T) {
+	srv := authServer(t, "PLAIN", "LOGIN")
+	d := dialerFor(srv, submit.FromNetSMTP(emptyLogin{testUser, testPass}), cand(srv, srv.Implicit, tlsmode.Implicit))
+	d.Transcript = new(strings.Builder)
+	c, err := d.Dial(context.Background(), "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	if tr := d.Transcript.(*strings.Builder).String(); !strings.Contains(tr, "C: AUTH LOGIN\n") {
+		t.Errorf("an empty initial response did not go as a bare AUTH LOGIN:\n%s", tr)
+	}
+	cram := submit.FromNetSMTP(netsmtp.CRAMMD5Auth(testUser, "secret"))
+	_, err = dialerFor(srv, cram, cand(srv, srv.Implicit, tlsmode.Implicit)).Dial(context.Background(), "127.0.0.1")
+	if !errors.Is(err, submit.ErrMechanismUnavailable) {
+		t.Errorf("CRAM-MD5 where the server offers PLAIN LOGIN: %v, want ErrMechanismUnavailable", err)
+	}
+	for _, r := range srv.Conns() {
+		if r.AuthMechanism == "CRAM-MD5" {
+			t.Error("AUTH CRAM-MD5 went to a server that does not offer it")
+		}
+	}
+}

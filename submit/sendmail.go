@@ -26,7 +26,7 @@ import (
 func SendMail(addr string, a netsmtp.Auth, from string, to []string, msg []byte) error {
 	d := &Dialer{}
 	if a != nil {
-		d.Auth = netSMTPAuth{a}
+		d.Auth = FromNetSMTP(a)
 	}
 	ctx := context.Background()
 	c, err := d.Dial(ctx, addr)

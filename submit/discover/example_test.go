@@ -39,9 +39,9 @@ func ExampleSRV() {
 	defer c.Quit()
 }
 
-func ExampleForHost() {
-	cands, ok := discover.ForHost("email-smtp.eu-west-1.amazonaws.com")
-	fmt.Println(cands, ok)
+func ExampleProviderForHost() {
+	ses, ok := discover.ProviderForHost("email-smtp.eu-west-1.amazonaws.com")
+	fmt.Println(ses.Candidates, ok)
 	p, _ := discover.ProviderForHost("smtp.sendgrid.net")
 	fmt.Println(p.Name, p.Username, p.Auth)
 	// Output:

@@ -232,17 +232,6 @@ func ProviderForHost(host string) (Provider, bool) {
 	return Provider{}, false
 }
 
-// ForHost returns the port policy of a provider's submission host, e.g.
-// 587/starttls and 465/implicit for "smtp.gmail.com". ok is false when no
-// preset matches; use tlsmode.Default() then.
-func ForHost(host string) (cands []tlsmode.Candidate, ok bool) {
-	p, ok := ProviderForHost(host)
-	if !ok {
-		return nil, false
-	}
-	return slices.Clone(p.Candidates), true
-}
-
 // ProviderForDomain returns the preset of a provider that hosts mail for an
 // email domain, e.g. "gmail.com" or "icloud.com". Domains that merely use
 // a provider (Google Workspace, Microsoft 365) are found through their MX

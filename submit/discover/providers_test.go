@@ -36,19 +36,19 @@ func TestForHostMatchesProviderHosts(t *testing.T) {
 		{"smtp.example.com", nil},
 	}
 	for _, tt := range tests {
-		got, ok := discover.ForHost(tt.host)
-		if ok != (tt.want != nil) || !slices.Equal(got, tt.want) {
-			t.Errorf("ForHost(%q) = %v, %v; want %v", tt.host, got, ok, tt.want)
+		p, ok := discover.ProviderForHost(tt.host)
+		if ok != (tt.want != nil) || !slices.Equal(p.Candidates, tt.want) {
+			t.Errorf("ProviderForHost(%q) = %v, %v; want %v", tt.host, p.Candidates, ok, tt.want)
 		}
 	}
 }
 
-func TestForHostReturnsACopy(t *testing.T) {
-	a, _ := discover.ForHost("smtp.gmail.com")
-	a[0].Port = 1
-	b, _ := discover.ForHost("smtp.gmail.com")
-	if b[0].Port != 587 {
-		t.Fatalf("ForHost shares its table: %v", b)
+func TestProviderForHostReturnsACopy(t *testing.T) {
+	a, _ := discover.ProviderForHost("smtp.gmail.com")
+	a.Candidates[0].Port = 1
+	b, _ := discover.ProviderForHost("smtp.gmail.com")
+	if b.Candidates[0].Port != 587 {
+		t.Fatalf("ProviderForHost shares its table: %v", b.Candidates)
 	}
 }
 

@@ -107,10 +107,6 @@ type Options struct {
 	// DiscardData keeps only the size and SHA-256 of each message instead
 	// of its bytes, for large-message and memory tests.
 	DiscardData bool
-	// Pipelining is accepted for clarity only: go-smtp v0.25 always
-	// advertises PIPELINING (with 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING)
-	// and always handles pipelined commands, so false does not remove it.
-	Pipelining bool
 	// EnableDSN advertises DSN and accepts RET, ENVID, NOTIFY and ORCPT.
 	EnableDSN bool
 	// EnableREQUIRETLS advertises REQUIRETLS (after TLS only).
