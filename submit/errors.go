@@ -89,6 +89,21 @@ var (
 	// line changes the message (and any signature over it); encode the
 	// body with quoted-printable or base64 instead, which is lossless.
 	ErrLineTooLong = errors.New("message line longer than 998 bytes")
+
+	// ErrExtensionMissing means the message needs an SMTP extension the server
+	// did not advertise after TLS (SMTPUTF8, DSN, REQUIRETLS); nothing was sent.
+	ErrExtensionMissing = errors.New("server lacks a required SMTP extension")
+
+	// ErrMessageTooLarge means the message is larger than the server's
+	// advertised SIZE limit; nothing was sent.
+	ErrMessageTooLarge = errors.New("message larger than the server accepts")
+
+	// ErrMailerClosed is returned by Send after Close.
+	ErrMailerClosed = errors.New("mailer closed")
+
+	// ErrBadURL means ParseURL could not read a configuration URL. The message
+	// names the field at fault and never contains the password.
+	ErrBadURL = errors.New("invalid submission URL")
 )
 
 // Reply is a server's reply: what the server said, for programs to

@@ -27,9 +27,6 @@ const (
 // noopTimeout bounds the NOOP that checks an idle connection.
 const noopTimeout = 10 * time.Second
 
-// ErrMailerClosed is returned by Send after Close.
-var ErrMailerClosed = errors.New("mailer closed")
-
 // Mailer sends messages over a pool of authenticated connections to one
 // host. It is safe for concurrent use by many goroutines. Like Dialer, and
 // like http.Transport, its knobs are fields whose zero values work; set
@@ -401,7 +398,7 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 				m.flight = f
 			}
 			m.mu.Unlock()
-			return m.dial(ctx, f)
+			return m.connect(ctx, f)
 		}
 		w := make(chan *poolConn, 1)
 		m.waiters = append(m.waiters, w)
@@ -424,7 +421,7 @@ func (m *Mailer) wait(ctx context.Context, w chan *poolConn) (*poolConn, error) 
 			}
 			return nil, ErrMailerClosed
 		case pc == nil:
-			return m.dial(ctx, nil)
+			return m.connect(ctx, nil)
 		}
 		return pc, nil
 	case <-ctx.Done():
@@ -463,10 +460,10 @@ func (e *waitError) Error() string {
 }
 func (e *waitError) Unwrap() error { return e.err }
 
-// dial opens a connection in a slot already counted in m.open. f, when
+// connect dials a connection in a slot already counted in m.open. f, when
 // set, is the flight other Sends wait for. Its logins go one at a time
 // (see enterLogin).
-func (m *Mailer) dial(ctx context.Context, f *dialFlight) (*poolConn, error) {
+func (m *Mailer) connect(ctx context.Context, f *dialFlight) (*poolConn, error) {
 	t0 := time.Now()
 	c, err := m.dialer().Dial(withLoginGate(ctx, m), m.Host)
 	m.mu.Lock()
@@ -536,7 +533,7 @@ func (m *Mailer) replaceAhead(pc *poolConn) {
 	m.bg.Add(1)
 	go func(ctx context.Context) {
 		defer m.bg.Done()
-		pc, err := m.dial(ctx, nil)
+		pc, err := m.connect(ctx, nil)
 		m.mu.Lock()
 		m.replacing = false
 		m.mu.Unlock()

@@ -15,10 +15,6 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// ErrBadURL means ParseURL could not read a configuration URL. The message
-// names the field at fault and never contains the password.
-var ErrBadURL = errors.New("invalid submission URL")
-
 // ParseURL reads a Dialer and the host to dial from one string, so that an
 // application can take its whole mail configuration from one environment
 // variable:
