@@ -1,7 +1,3 @@
-// Package submit sends mail the way a careful mail client does: it races the
-// submission ports of a policy, insists on verified TLS, refuses to continue
-// when STARTTLS is stripped or responses are injected, authenticates only
-// over verified TLS, and explains every failure in words a person can act on.
 package submit
 
 import (

@@ -1,5 +1,3 @@
-// Package tlsmode names the transport security modes of mail submission and the
-// port policies that pair each port with its mode. It does no I/O.
 package tlsmode
 
 import (

@@ -1,8 +1,3 @@
-// Package discover finds the submission servers of an email address or a
-// domain the way desktop mail clients do: provider presets, the domain's
-// autoconfig document over HTTPS, RFC 6186 SRV records, and the MX hosts
-// of known providers. It returns []submit.Server for Dialer.DialServers;
-// package submit itself does no HTTP and reads no XML.
 package discover
 
 import (

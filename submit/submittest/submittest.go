@@ -1,16 +1,3 @@
-// Package submittest runs an in-process mail submission server for tests, in
-// the spirit of net/http/httptest: real loopback sockets, a throwaway CA whose
-// pool a client can trust, and a record of every connection and message.
-//
-// NewServer starts three well-behaved listeners (STARTTLS, implicit TLS and
-// plaintext). Listen adds more, each with Faults that make it misbehave the
-// way real networks do: STARTTLS stripped or masked by a middlebox, a
-// response injected before the TLS handshake, a port that swallows packets,
-// a certificate for the wrong name, a connection dropped after the final
-// dot. The SMTP protocol itself is github.com/emersion/go-smtp's server; the
-// faults live in a thin wrapper around each accepted connection that reads
-// and rewrites only the clear-text phase, so a fault-free listener adds no
-// extra network hop.
 package submittest
 
 import (

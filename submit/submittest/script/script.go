@@ -1,15 +1,3 @@
-// Package script plays byte-exact SMTP server scripts, for the hostile
-// servers that a real SMTP server cannot be made to imitate: a reply with
-// extra lines in the same segment, a malformed code, a reply line that
-// never ends, a server that sends one byte every five seconds, a reset
-// right after the banner.
-//
-// A script is strict about what it expects but never about what it sends:
-// a Step that does not match stops the script (Record.Err says why) and
-// the rest of the client's lines are recorded, so a test can see exactly
-// what a client did when it went off script. submittest.Server.ListenScript
-// plays a script on every connection of a listener; Play plays one on any
-// net.Conn.
 package script
 
 import (
