@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portwise/portwise/submit"
-	"github.com/portwise/portwise/tlsmode"
 )
 
 // The attributes of portwise's own, beside the semantic conventions'.
@@ -63,48 +62,39 @@ const (
 	eventAuthDone    = "smtp.auth.done"
 )
 
-// attemptKey is what the hooks tell of an attempt's identity: its server
-// and candidate. It is unique within one Dial.
-type attemptKey struct {
-	host string
-	cand tlsmode.Candidate
-}
-
-func keyOf(a submit.Attempt) attemptKey { return attemptKey{a.Host, a.Candidate} }
-
-// attemptSpan is the span of one attempt and what its hooks have seen.
-// Its fields are guarded by the dialTrace's mutex.
+// attemptSpan is the span of one attempt and the times its hooks need
+// for durations.
 type attemptSpan struct {
 	span trace.Span
 	ctx  context.Context // the parent with span in it, for measurements
-	// start is when the attempt started as far as the hooks tell (its
-	// ConnectStart, or now minus Elapsed).
-	start time.Time
 	// base are the attributes of every measurement: server.address,
 	// server.port, smtp.tls_mode.
 	base []attribute.KeyValue
 
-	connectStart, tlsStart time.Time
-
-	connected, tlsStarted, tlsDone, authStarted, authDone bool
+	connectStart, tlsStart time.Time // guarded by the dialTrace's mutex
 }
 
 // dialTrace is the state behind one submit.Trace: the spans of the
-// attempts started and not yet done. Hooks of different attempts run
-// concurrently, so every hook takes mu to find its span (starting it if
-// need be) and update its stage; it records on the span and the
-// instruments, which are safe for concurrent use, after unlocking.
+// attempts started and not yet done, by Attempt.ID. Hooks of different
+// attempts run concurrently, so every hook takes mu to find its span
+// (starting it if need be); it records on the span and the instruments,
+// which are safe for concurrent use, after unlocking.
 type dialTrace struct {
 	in     *Instrumentation
 	parent context.Context
 
 	mu   sync.Mutex
-	open map[attemptKey][]*attemptSpan
+	open map[uint64]*attemptSpan
 }
 
-// begin starts the span of a new attempt of a, started at start. Call it
-// with d.mu held.
-func (d *dialTrace) begin(a submit.Attempt, start time.Time) *attemptSpan {
+// span returns the open span of a's attempt, starting it if this is the
+// attempt's first hook: ConnectStart, or a later one when the attempt
+// ended before connecting. Call it with d.mu held.
+func (d *dialTrace) span(a submit.Attempt, now time.Time) *attemptSpan {
+	if s := d.open[a.ID]; s != nil {
+		return s
+	}
+	start := now.Add(-a.Elapsed)
 	base := []attribute.KeyValue{
 		semconv.ServerAddress(a.Host),
 		semconv.ServerPort(a.Candidate.Port),
@@ -115,61 +105,9 @@ func (d *dialTrace) begin(a submit.Attempt, start time.Time) *attemptSpan {
 		trace.WithTimestamp(start),
 		trace.WithAttributes(base...),
 		trace.WithAttributes(semconv.NetworkProtocolName("smtp"), semconv.NetworkTransportTCP))
-	s := &attemptSpan{span: span, ctx: ctx, start: start, base: base}
-	k := keyOf(a)
-	d.open[k] = append(d.open[k], s)
+	s := &attemptSpan{span: span, ctx: ctx, base: base}
+	d.open[a.ID] = s
 	return s
-}
-
-// find returns the open span of a's attempt. Within one Dial there is one
-// per host and candidate; Dials sharing the hook set may have several.
-// Then it takes those whose stage allows the hook (want; all if none
-// does), and of them the one whose start is nearest the attempt's (now
-// minus Elapsed), or the oldest when the hook carries no Elapsed. If none
-// is open (a hook before any ConnectStart), it starts one. Call it with
-// d.mu held.
-func (d *dialTrace) find(a submit.Attempt, now time.Time, want func(*attemptSpan) bool) *attemptSpan {
-	list := d.open[keyOf(a)]
-	if len(list) == 0 {
-		return d.begin(a, now.Add(-a.Elapsed))
-	}
-	var best *attemptSpan
-	var bestDist time.Duration
-	for _, pass := range []bool{true, false} {
-		for _, s := range list {
-			if pass && want != nil && !want(s) {
-				continue
-			}
-			dist := time.Duration(0)
-			if a.Elapsed > 0 {
-				dist = s.start.Sub(now.Add(-a.Elapsed)).Abs()
-			}
-			if best == nil || dist < bestDist {
-				best, bestDist = s, dist
-			}
-		}
-		if best != nil {
-			break
-		}
-	}
-	return best
-}
-
-// remove forgets s, whose attempt is done. Call it with d.mu held.
-func (d *dialTrace) remove(a submit.Attempt, s *attemptSpan) {
-	k := keyOf(a)
-	list := d.open[k]
-	for i, o := range list {
-		if o == s {
-			list = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(d.open, k)
-	} else {
-		d.open[k] = list
-	}
 }
 
 // measure returns s's base attributes with more, as a measurement option.
@@ -180,7 +118,7 @@ func (s *attemptSpan) measure(more ...attribute.KeyValue) metric.MeasurementOpti
 func (d *dialTrace) connectStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.begin(a, now)
+	s := d.span(a, now)
 	s.connectStart = now
 	d.mu.Unlock()
 }
@@ -188,8 +126,7 @@ func (d *dialTrace) connectStart(a submit.Attempt) {
 func (d *dialTrace) connectDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.connected })
-	s.connected = true
+	s := d.span(a, now)
 	started := s.connectStart
 	d.mu.Unlock()
 
@@ -203,8 +140,8 @@ func (d *dialTrace) connectDone(a submit.Attempt) {
 func (d *dialTrace) tlsStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.tlsStarted })
-	s.tlsStarted, s.tlsStart = true, now
+	s := d.span(a, now)
+	s.tlsStart = now
 	d.mu.Unlock()
 
 	s.span.AddEvent(eventTLSStart, trace.WithTimestamp(now))
@@ -213,8 +150,7 @@ func (d *dialTrace) tlsStart(a submit.Attempt) {
 func (d *dialTrace) tlsDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return s.tlsStarted && !s.tlsDone })
-	s.tlsDone = true
+	s := d.span(a, now)
 	started := s.tlsStart
 	d.mu.Unlock()
 
@@ -244,7 +180,7 @@ func (d *dialTrace) tlsDone(a submit.Attempt) {
 func (d *dialTrace) stripped(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.tlsStarted })
+	s := d.span(a, now)
 	d.mu.Unlock()
 
 	attrs := errorAttrs(a.Err)
@@ -259,8 +195,7 @@ func (d *dialTrace) stripped(a submit.Attempt) {
 func (d *dialTrace) authStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.authStarted })
-	s.authStarted = true
+	s := d.span(a, now)
 	d.mu.Unlock()
 
 	s.span.AddEvent(eventAuthStart, trace.WithTimestamp(now),
@@ -270,8 +205,7 @@ func (d *dialTrace) authStart(a submit.Attempt) {
 func (d *dialTrace) authDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.authDone })
-	s.authDone = true
+	s := d.span(a, now)
 	d.mu.Unlock()
 
 	attrs := errorAttrs(a.Err)
@@ -287,8 +221,8 @@ func (d *dialTrace) authDone(a submit.Attempt) {
 func (d *dialTrace) attemptDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, nil)
-	d.remove(a, s)
+	s := d.span(a, now)
+	delete(d.open, a.ID)
 	d.mu.Unlock()
 
 	outcome := outcomeOf(a.Err)

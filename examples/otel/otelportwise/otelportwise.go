@@ -21,10 +21,10 @@
 //
 // portwise's attempts race, so hooks of different candidates run
 // concurrently, and a candidate that lost the race reports its end after
-// Dial has returned: its span ends then. The hooks carry no identity of
-// their Dial, so a hook set is best given to one Dial at a time (a fresh
-// one per call of WithTrace); one shared by concurrent Dials still ends
-// every span it starts, matching hooks to spans by port and start time.
+// Dial has returned: its span ends then. Every hook of an attempt carries
+// the attempt's ID, by which it finds its span, so a hook set may serve
+// concurrent Dials; a fresh one per call (WithTrace) makes each call's
+// spans children of that call's span.
 package otelportwise
 
 import (
@@ -134,7 +134,7 @@ const (
 // Trace returns a new hook set whose spans are children of the span in
 // ctx (if any). Attach it with submit.WithTrace, or use WithTrace.
 func (in *Instrumentation) Trace(ctx context.Context) *submit.Trace {
-	d := &dialTrace{in: in, parent: context.WithoutCancel(ctx), open: make(map[attemptKey][]*attemptSpan)}
+	d := &dialTrace{in: in, parent: context.WithoutCancel(ctx), open: make(map[uint64]*attemptSpan)}
 	return &submit.Trace{
 		ConnectStart:      d.connectStart,
 		ConnectDone:       d.connectDone,
