@@ -28,8 +28,9 @@ const (
 	// WinnerKey is true on the span of the attempt that became the Dial's
 	// client.
 	WinnerKey = attribute.Key("smtp.winner")
-	// StepKey is the step a failed attempt failed at: connect, banner,
-	// ehlo, starttls, tls, auth or token.
+	// StepKey is the step a failed attempt failed at (connect, banner,
+	// ehlo, starttls, tls, auth or token), or a message's ("MAIL FROM",
+	// "RCPT TO", "DATA", "message", ...).
 	StepKey = attribute.Key("smtp.step")
 	// AuthMechanismKey is the SASL mechanism tried ("PLAIN", "XOAUTH2").
 	AuthMechanismKey = attribute.Key("smtp.auth.mechanism")
@@ -37,7 +38,7 @@ const (
 	// (an event attribute of smtp.auth.start).
 	AuthMechanismsKey = attribute.Key("smtp.auth.mechanisms")
 	// ReplyCodeKey is the code of the server's reply that failed the
-	// attempt (535).
+	// attempt or the message (535, 550).
 	ReplyCodeKey = attribute.Key("smtp.reply.code")
 	// EnhancedCodeKey is that reply's RFC 3463 enhanced status code
 	// ("5.7.8"), when it has a well-formed one.
@@ -70,27 +71,41 @@ type attemptSpan struct {
 	// base are the attributes of every measurement: server.address,
 	// server.port, smtp.tls_mode.
 	base []attribute.KeyValue
+	dial *dialSpan // its parent; nil when it hangs from the caller's span
 
-	connectStart, tlsStart time.Time // guarded by the dialTrace's mutex
+	connectStart, tlsStart time.Time // guarded by the hookSet's mutex
 }
 
-// dialTrace is the state behind one submit.Trace: the spans of the
-// attempts started and not yet done, by Attempt.ID. Hooks of different
-// attempts run concurrently, so every hook takes mu to find its span
-// (starting it if need be); it records on the span and the instruments,
-// which are safe for concurrent use, after unlocking.
-type dialTrace struct {
+// hookSet is the state behind one submit.Trace: the spans started and not
+// yet ended, the attempts' by Attempt.ID, the messages' by the ID of
+// their connection (which carries one message at a time). Hooks of
+// different attempts run concurrently, so every hook takes mu to find its
+// span (starting it if need be); it records on the span and the
+// instruments, which are safe for concurrent use, after unlocking.
+type hookSet struct {
 	in     *Instrumentation
 	parent context.Context
 
-	mu   sync.Mutex
-	open map[uint64]*attemptSpan
+	mu       sync.Mutex
+	dials    []*dialSpan // in the order they started
+	open     map[uint64]*attemptSpan
+	messages map[uint64]*messageSpan
+	// got is what GotConn said of a connection, for the message that
+	// starts on it next.
+	got map[uint64]submit.ConnInfo
+}
+
+func newHookSet(in *Instrumentation, parent context.Context) *hookSet {
+	return &hookSet{in: in, parent: parent, open: make(map[uint64]*attemptSpan),
+		messages: make(map[uint64]*messageSpan), got: make(map[uint64]submit.ConnInfo)}
 }
 
 // span returns the open span of a's attempt, starting it if this is the
 // attempt's first hook: ConnectStart, or a later one when the attempt
-// ended before connecting. Call it with d.mu held.
-func (d *dialTrace) span(a submit.Attempt, now time.Time) *attemptSpan {
+// ended before connecting. Its parent is the Dial's span when one Dial
+// is open, so certainly a's; else the caller's span. Call it with d.mu
+// held.
+func (d *hookSet) span(a submit.Attempt, now time.Time) *attemptSpan {
 	if s := d.open[a.ID]; s != nil {
 		return s
 	}
@@ -100,12 +115,17 @@ func (d *dialTrace) span(a submit.Attempt, now time.Time) *attemptSpan {
 		semconv.ServerPort(a.Candidate.Port),
 		TLSModeKey.String(a.Candidate.Mode.String()),
 	}
-	ctx, span := d.in.tracer.Start(d.parent, SpanName,
+	s := &attemptSpan{base: base}
+	parent := d.parent
+	if len(d.dials) == 1 {
+		s.dial = d.dials[0]
+		parent = s.dial.ctx
+	}
+	s.ctx, s.span = d.in.tracer.Start(parent, SpanName,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithTimestamp(start),
 		trace.WithAttributes(base...),
 		trace.WithAttributes(semconv.NetworkProtocolName("smtp"), semconv.NetworkTransportTCP))
-	s := &attemptSpan{span: span, ctx: ctx, base: base}
 	d.open[a.ID] = s
 	return s
 }
@@ -115,7 +135,7 @@ func (s *attemptSpan) measure(more ...attribute.KeyValue) metric.MeasurementOpti
 	return metric.WithAttributes(append(s.base[:len(s.base):len(s.base)], more...)...)
 }
 
-func (d *dialTrace) connectStart(a submit.Attempt) {
+func (d *hookSet) connectStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -123,7 +143,7 @@ func (d *dialTrace) connectStart(a submit.Attempt) {
 	d.mu.Unlock()
 }
 
-func (d *dialTrace) connectDone(a submit.Attempt) {
+func (d *hookSet) connectDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -137,7 +157,7 @@ func (d *dialTrace) connectDone(a submit.Attempt) {
 	}
 }
 
-func (d *dialTrace) tlsStart(a submit.Attempt) {
+func (d *hookSet) tlsStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -147,7 +167,7 @@ func (d *dialTrace) tlsStart(a submit.Attempt) {
 	s.span.AddEvent(eventTLSStart, trace.WithTimestamp(now))
 }
 
-func (d *dialTrace) tlsDone(a submit.Attempt) {
+func (d *hookSet) tlsDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -177,7 +197,7 @@ func (d *dialTrace) tlsDone(a submit.Attempt) {
 	}
 }
 
-func (d *dialTrace) stripped(a submit.Attempt) {
+func (d *hookSet) stripped(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -192,7 +212,7 @@ func (d *dialTrace) stripped(a submit.Attempt) {
 	d.in.stripped.Add(s.ctx, 1, s.measure())
 }
 
-func (d *dialTrace) authStart(a submit.Attempt) {
+func (d *hookSet) authStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -202,7 +222,7 @@ func (d *dialTrace) authStart(a submit.Attempt) {
 		trace.WithAttributes(AuthMechanismsKey.StringSlice(saslNames(a.Mechanisms))))
 }
 
-func (d *dialTrace) authDone(a submit.Attempt) {
+func (d *hookSet) authDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
@@ -218,16 +238,25 @@ func (d *dialTrace) authDone(a submit.Attempt) {
 	d.in.auths.Add(s.ctx, 1, s.measure(attrs...))
 }
 
-func (d *dialTrace) attemptDone(a submit.Attempt) {
+func (d *hookSet) attemptDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
 	s := d.span(a, now)
 	delete(d.open, a.ID)
+	outcome := outcomeOf(a.Err)
+	if outcome == outcomeWon && s.dial != nil {
+		s.dial.conn = a.ID
+	}
 	d.mu.Unlock()
 
-	outcome := outcomeOf(a.Err)
 	metricAttrs := []attribute.KeyValue{OutcomeKey.String(outcome)}
 	spanAttrs := []attribute.KeyValue{OutcomeKey.String(outcome), WinnerKey.Bool(outcome == outcomeWon)}
+	if outcome == outcomeWon {
+		// The connection is known by this attempt's ID: its messages link
+		// to this span.
+		spanAttrs = append(spanAttrs, ConnIDKey.Int64(int64(a.ID)))
+		d.in.conns.add(a.ID, s.span.SpanContext())
+	}
 	if a.Mechanism != "" {
 		spanAttrs = append(spanAttrs, AuthMechanismKey.String(a.Mechanism))
 	}
@@ -236,17 +265,10 @@ func (d *dialTrace) attemptDone(a submit.Attempt) {
 		metricAttrs = append(metricAttrs, et)
 		spanAttrs = append(spanAttrs, et)
 		var se *submit.StepError
-		if errors.As(a.Err, &se) {
-			if se.Step != "" {
-				spanAttrs = append(spanAttrs, StepKey.String(se.Step))
-			}
-			if se.Reply != nil {
-				spanAttrs = append(spanAttrs, ReplyCodeKey.Int(se.Reply.Code))
-				if isEnhancedCode(se.Reply.Enhanced) {
-					spanAttrs = append(spanAttrs, EnhancedCodeKey.String(se.Reply.Enhanced))
-				}
-			}
+		if errors.As(a.Err, &se) && se.Step != "" {
+			spanAttrs = append(spanAttrs, StepKey.String(se.Step))
 		}
+		spanAttrs = append(spanAttrs, replyAttrs(a.Err)...)
 		// The message is portwise's: one line, sanitised, with advice.
 		s.span.RecordError(a.Err, trace.WithTimestamp(now))
 		s.span.SetStatus(codes.Error, a.Err.Error())
@@ -256,7 +278,7 @@ func (d *dialTrace) attemptDone(a submit.Attempt) {
 	d.in.attemptDuration.Record(s.ctx, a.Elapsed.Seconds(), s.measure(metricAttrs...))
 }
 
-func (d *dialTrace) winner(a submit.Attempt) {
+func (d *hookSet) winner(a submit.Attempt) {
 	d.in.winners.Add(d.parent, 1, metric.WithAttributes(
 		semconv.ServerAddress(a.Host),
 		semconv.ServerPort(a.Candidate.Port),
@@ -266,14 +288,21 @@ func (d *dialTrace) winner(a submit.Attempt) {
 // eventRetry is the event a Mailer's retry adds to the Send's span.
 const eventRetry = "smtp.retry"
 
+// retryRedialKey tells a redial (a new connection at once, the server
+// having closed the pooled one) from a retry after a refusal.
+const retryRedialKey = attribute.Key("smtp.retry.redial")
+
 // retry records a Mailer's decision to send a message again: an event on
-// the span of the Send (the parent of the attempts) and the counter.
-func (d *dialTrace) retry(r submit.Retry) {
+// the span of the Send (the parent of its Dials and messages) and the
+// counter.
+func (d *hookSet) retry(r submit.Retry) {
 	attrs := append([]attribute.KeyValue{
 		semconv.ServerAddress(r.Host),
 		attribute.Int("smtp.retry.attempt", r.Attempt),
 		attribute.Float64("smtp.retry.delay", r.Delay.Seconds()),
+		retryRedialKey.Bool(r.Redial),
 	}, errorAttrs(r.Err)...)
 	trace.SpanFromContext(d.parent).AddEvent(eventRetry, trace.WithAttributes(attrs...))
-	d.in.retries.Add(d.parent, 1, metric.WithAttributes(semconv.ServerAddress(r.Host), semconv.ErrorTypeKey.String(ErrorType(r.Err))))
+	d.in.retries.Add(d.parent, 1, metric.WithAttributes(semconv.ServerAddress(r.Host),
+		semconv.ErrorTypeKey.String(ErrorType(r.Err)), retryRedialKey.Bool(r.Redial)))
 }

@@ -48,9 +48,25 @@ func TestSuccessfulDial(t *testing.T) {
 				t.Fatalf("%d attempt spans, want 1", len(spans))
 			}
 			s := spans[0]
-			if s.Parent.SpanID() != send.SpanContext().SpanID() || s.SpanKind != trace.SpanKindClient {
-				t.Errorf("parent %v kind %v; want the send span %v, client", s.Parent.SpanID(), s.SpanKind, send.SpanContext().SpanID())
+			dials := named(h.exporter.GetSpans(), otelportwise.DialSpanName)
+			if len(dials) != 1 {
+				t.Fatalf("%d dial spans, want 1", len(dials))
 			}
+			dial := dials[0]
+			if dial.Parent.SpanID() != send.SpanContext().SpanID() || dial.Status.Code != codes.Unset {
+				t.Errorf("dial span: parent %v status %v; want the send span %v, unset", dial.Parent.SpanID(), dial.Status.Code, send.SpanContext().SpanID())
+			}
+			if s.Parent.SpanID() != dial.SpanContext.SpanID() || s.SpanKind != trace.SpanKindClient {
+				t.Errorf("parent %v kind %v; want the dial span %v, client", s.Parent.SpanID(), s.SpanKind, dial.SpanContext.SpanID())
+			}
+			conn := attrs(s.Attributes)["smtp.connection.id"]
+			if conn == "" || conn == "0" {
+				t.Errorf("the winner's smtp.connection.id = %q", conn)
+			}
+			wantAttrs(t, "dial span", attrs(dial.Attributes), map[string]string{
+				"server.address": "127.0.0.1", "server.port": strconv.Itoa(tt.cand.Port),
+				"smtp.tls_mode": tt.mode, "smtp.connection.id": conn,
+			}, "error.type")
 			if s.Status.Code != codes.Unset {
 				t.Errorf("status %v %q, want unset", s.Status.Code, s.Status.Description)
 			}
@@ -203,24 +219,19 @@ func TestRejectedPassword(t *testing.T) {
 
 	spans := h.attempts(t, 2)
 	metrics := h.metrics(t)
-	out := dump(spans, metrics)
-	t.Logf("exported:\n%s", out)
-	if strings.Contains(out, password) {
-		t.Fatal("the password is in the telemetry")
+	t.Logf("exported:\n%s", dump(h.exporter.GetSpans(), metrics))
+	if found := h.leaks(t, password); len(found) > 0 {
+		t.Errorf("the password is in the telemetry: %v", found)
 	}
-	for _, s := range spans {
-		for _, kv := range s.Attributes {
-			if strings.Contains(kv.Value.String(), password) {
-				t.Errorf("the password is in %s", kv.Key)
-			}
-		}
-		for _, e := range s.Events {
-			for _, kv := range e.Attributes {
-				if strings.Contains(kv.Value.String(), password) {
-					t.Errorf("the password is in event %s's %s", e.Name, kv.Key)
-				}
-			}
-		}
+	dials := named(h.exporter.GetSpans(), otelportwise.DialSpanName)
+	if len(dials) != 1 {
+		t.Fatalf("%d dial spans, want 1", len(dials))
+	}
+	if d := dials[0]; d.Status.Code != codes.Error || d.Status.Description == "" || strings.Contains(d.Status.Description, "\n") ||
+		!strings.HasPrefix(err.Error(), d.Status.Description) {
+		t.Errorf("dial span status %v %q; want Error, the first line of %q", d.Status.Code, d.Status.Description, err)
+	} else {
+		wantAttrs(t, "dial span", attrs(d.Attributes), map[string]string{"error.type": "auth_failed", "server.address": "127.0.0.1"}, "smtp.connection.id")
 	}
 	// One port got the credential and its rejection; the other, whichever
 	// it was, ended unused: the Dial ended on the rejection.
@@ -293,8 +304,8 @@ func TestLateLoserSpanEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, open := len(h.exporter.GetSpans()), h.open.names(); n != 1 || len(open) != 1 {
-		t.Errorf("when Dial returned: %d span(s) ended, %d open; want the winner's ended, the loser's open", n, len(open))
+	if n, open := len(named(h.exporter.GetSpans(), otelportwise.SpanName)), h.open.names(); n != 1 || len(open) != 1 {
+		t.Errorf("when Dial returned: %d attempt span(s) ended, %v open; want the winner's ended, the loser's open", n, open)
 	}
 	close(returned)
 	c.Quit()
@@ -370,7 +381,9 @@ func TestConcurrentDials(t *testing.T) {
 }
 
 // A Mailer sending from many goroutines, each Send in a span of its own:
-// the Dials it makes are children of the Send that made them.
+// the Dials it makes are children of the Send that made them; each
+// message is a child of its Send, linked to the attempt that opened its
+// connection, most of them dialled by another Send.
 func TestMailerConcurrentSends(t *testing.T) {
 	srv := submittest.NewServer(t)
 	h := newHarness(t)
@@ -394,9 +407,9 @@ func TestMailerConcurrentSends(t *testing.T) {
 	wg.Wait()
 	close(sendSpans)
 	m.Close()
-	parents := map[trace.SpanID]bool{}
+	sendIDs := map[trace.SpanID]bool{}
 	for sc := range sendSpans {
-		parents[sc.SpanID()] = true
+		sendIDs[sc.SpanID()] = true
 	}
 	if got := len(srv.Messages()); got != sends {
 		t.Fatalf("%d messages, want %d", got, sends)
@@ -407,10 +420,47 @@ func TestMailerConcurrentSends(t *testing.T) {
 	if dials < 1 || dials > 3 {
 		t.Errorf("%d Dials won, want 1 to 3 (MaxConns)", dials)
 	}
-	for _, s := range spans {
-		if !parents[s.Parent.SpanID()] {
-			t.Errorf("attempt span %v has parent %v, not a send span", s.SpanContext.SpanID(), s.Parent.SpanID())
+	dialSends := map[trace.SpanID]trace.SpanID{} // a dial span's parent
+	for _, s := range named(h.exporter.GetSpans(), otelportwise.DialSpanName) {
+		dialSends[s.SpanContext.SpanID()] = s.Parent.SpanID()
+		if !sendIDs[s.Parent.SpanID()] {
+			t.Errorf("dial span %v has parent %v, not a send span", s.SpanContext.SpanID(), s.Parent.SpanID())
 		}
+	}
+	winners := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range spans {
+		if _, ok := dialSends[s.Parent.SpanID()]; !ok {
+			t.Errorf("attempt span %v has parent %v, not a dial span", s.SpanContext.SpanID(), s.Parent.SpanID())
+		}
+		if attrs(s.Attributes)["smtp.winner"] == "true" {
+			winners[s.SpanContext.SpanID()] = s
+		}
+	}
+	msgs := named(h.exporter.GetSpans(), otelportwise.MessageSpanName)
+	if len(msgs) != sends {
+		t.Fatalf("%d message spans, want %d", len(msgs), sends)
+	}
+	parents := map[trace.SpanID]bool{}
+	elsewhere := 0 // messages on a connection another Send dialled
+	for _, s := range msgs {
+		if !sendIDs[s.Parent.SpanID()] || parents[s.Parent.SpanID()] {
+			t.Errorf("message span %v has parent %v, not a send span of its own", s.SpanContext.SpanID(), s.Parent.SpanID())
+		}
+		parents[s.Parent.SpanID()] = true
+		if len(s.Links) != 1 {
+			t.Errorf("message span %v has %d links, want 1", s.SpanContext.SpanID(), len(s.Links))
+			continue
+		}
+		w, ok := winners[s.Links[0].SpanContext.SpanID()]
+		if !ok || attrs(w.Attributes)["smtp.connection.id"] != attrs(s.Attributes)["smtp.connection.id"] {
+			t.Errorf("message span %v links to %v, not the winner of its connection %s", s.SpanContext.SpanID(), s.Links[0].SpanContext.SpanID(), attrs(s.Attributes)["smtp.connection.id"])
+		}
+		if dialSends[w.Parent.SpanID()] != s.Parent.SpanID() {
+			elsewhere++
+		}
+	}
+	if elsewhere < sends-dials {
+		t.Errorf("%d messages on a connection another Send dialled, want at least %d", elsewhere, sends-dials)
 	}
 	if got := total(h.metrics(t)[otelportwise.MetricDialWinners], nil); got != int64(dials) {
 		t.Errorf("winners = %d, want %d", got, dials)
@@ -493,10 +543,10 @@ func TestMailerRetryIsAnEventAndACount(t *testing.T) {
 		}
 	}
 	ev := event(send, "smtp.retry")
-	if ev == nil || ev["smtp.retry.attempt"] != "1" || ev["error.type"] == "" || ev["server.address"] != "127.0.0.1" {
-		t.Fatalf("send span events %v; want one smtp.retry with attempt 1 and error.type", eventNames(send))
+	if ev == nil || ev["smtp.retry.attempt"] != "1" || ev["error.type"] == "" || ev["server.address"] != "127.0.0.1" || ev["smtp.retry.redial"] != "false" {
+		t.Fatalf("send span events %v (%v); want one smtp.retry with attempt 1, error.type, not a redial", eventNames(send), ev)
 	}
-	if got := total(h.metrics(t)[otelportwise.MetricRetries], map[string]string{"server.address": "127.0.0.1"}); got != 1 {
+	if got := total(h.metrics(t)[otelportwise.MetricRetries], map[string]string{"server.address": "127.0.0.1", "smtp.retry.redial": "false"}); got != 1 {
 		t.Errorf("%s = %d, want 1", otelportwise.MetricRetries, got)
 	}
 	if st := m.Stats(); st.Retried != 1 || st.Sent != 2 {
