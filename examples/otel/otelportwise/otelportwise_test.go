@@ -43,7 +43,7 @@ func TestSuccessfulDial(t *testing.T) {
 
 			spans := h.attempts(t, 1)
 			metrics := h.metrics(t)
-			t.Logf("exported:\n%s", dump(spans, metrics))
+			t.Logf("exported:\n%s", dump(h.exporter.GetSpans(), metrics))
 			if len(spans) != 1 {
 				t.Fatalf("%d attempt spans, want 1", len(spans))
 			}
@@ -151,7 +151,7 @@ func TestStrippedPortLosesToImplicit(t *testing.T) {
 
 	spans := h.attempts(t, 2)
 	metrics := h.metrics(t)
-	t.Logf("exported:\n%s", dump(spans, metrics))
+	t.Logf("exported:\n%s", dump(h.exporter.GetSpans(), metrics))
 	if len(spans) != 2 {
 		t.Fatalf("%d attempt spans, want 2", len(spans))
 	}
@@ -312,7 +312,7 @@ func TestLateLoserSpanEnds(t *testing.T) {
 
 	spans := h.attempts(t, 2)
 	metrics := h.metrics(t)
-	t.Logf("exported:\n%s", dump(spans, metrics))
+	t.Logf("exported:\n%s", dump(h.exporter.GetSpans(), metrics))
 	if len(spans) != 2 {
 		t.Fatalf("%d attempt spans, want 2", len(spans))
 	}
