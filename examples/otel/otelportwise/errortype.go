@@ -124,6 +124,39 @@ func isSASLName(s string) bool {
 	return true
 }
 
+// replyAttrs are smtp.reply.code and smtp.reply.enhanced_code of the
+// server's reply that decided err, if one did: a StepError's reply, or
+// of a SendError's refusals the one KindOf names (the first permanent,
+// else the first). Only the codes: the reply's text may echo addresses.
+func replyAttrs(err error) []attribute.KeyValue {
+	var (
+		r    *submit.Reply
+		step *submit.StepError
+		send *submit.SendError
+	)
+	switch {
+	case errors.As(err, &step) && step.Reply != nil:
+		r = step.Reply
+	case errors.As(err, &send) && len(send.Rejected) > 0:
+		r = send.Rejected[0].Reply
+		for _, rcpt := range send.Rejected {
+			if !submit.IsTemporary(rcpt) {
+				r = rcpt.Reply
+				break
+			}
+		}
+	case errors.As(err, &r):
+	}
+	if r == nil {
+		return nil
+	}
+	attrs := []attribute.KeyValue{ReplyCodeKey.Int(r.Code)}
+	if isEnhancedCode(r.Enhanced) {
+		attrs = append(attrs, EnhancedCodeKey.String(r.Enhanced))
+	}
+	return attrs
+}
+
 // isEnhancedCode reports an RFC 3463 status code, "5.7.8": class, then
 // subject and detail of 1 to 3 digits each.
 func isEnhancedCode(s string) bool {

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portwise/portwise/examples/otel/otelportwise"
 	"github.com/portwise/portwise/submit"
@@ -87,4 +88,54 @@ func Example() {
 	// metric smtp.client.authentications{smtp.tls_mode=implicit} 1
 	// metric smtp.client.dial.winners{smtp.tls_mode=implicit} 1
 	// metric smtp.client.starttls.stripped{smtp.tls_mode=starttls} 1
+}
+
+// A Mailer's messages, each under the span of the Send that made it: the
+// first Send dials the connection and the second reuses it, and both
+// messages link to the span of the attempt that opened it, under the
+// first Send's Dial.
+func Example_messages() {
+	srv := submittest.NewServer(nil)
+	defer srv.Close()
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	defer tp.Shutdown(context.Background())
+	inst, err := otelportwise.New(tp, nil) // spans only
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	m := &submit.Mailer{Dialer: srv.Dialer(submit.PlainAuth("", "user", "pass"), srv.Implicit), Host: "127.0.0.1"}
+	defer m.Close()
+	for _, name := range []string{"send welcome mail", "send receipt"} {
+		ctx, span := tp.Tracer("app").Start(context.Background(), name)
+		err := m.Send(inst.WithTrace(ctx), "app@example.com", []string{"you@example.com"},
+			strings.NewReader("Subject: hello\r\n\r\nhello\r\n"))
+		span.End()
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range spans.GetSpans() {
+		byID[s.SpanContext.SpanID()] = s
+	}
+	for _, s := range spans.GetSpans() {
+		if s.Name != otelportwise.MessageSpanName {
+			continue
+		}
+		a := attribute.NewSet(s.Attributes...)
+		outcome, _ := a.Value(otelportwise.MessageOutcomeKey)
+		reused, _ := a.Value(otelportwise.ConnReusedKey)
+		before, _ := a.Value(otelportwise.ConnMessagesKey)
+		opener := byID[s.Links[0].SpanContext.SpanID()]
+		dial := byID[opener.Parent.SpanID()]
+		fmt.Printf("%s under %q: %s; connection reused=%v after %d message(s), opened by %s under %s under %q\n",
+			s.Name, byID[s.Parent.SpanID()].Name, outcome.AsString(), reused.AsBool(), before.AsInt64(),
+			opener.Name, dial.Name, byID[dial.Parent.SpanID()].Name)
+	}
+	// Output:
+	// smtp.message under "send welcome mail": accepted; connection reused=false after 0 message(s), opened by smtp.attempt under smtp.dial under "send welcome mail"
+	// smtp.message under "send receipt": accepted; connection reused=true after 1 message(s), opened by smtp.attempt under smtp.dial under "send welcome mail"
 }

@@ -59,23 +59,37 @@ func (h *harness) parent(name string) (context.Context, trace.Span) {
 // the attempt spans by start time.
 func (h *harness) attempts(t *testing.T, n int) tracetest.SpanStubs {
 	t.Helper()
+	return h.ended(t, otelportwise.SpanName, n)
+}
+
+// ended waits until no span is left open and at least n spans called
+// name have ended, then returns those by start time; name "" is every
+// span.
+func (h *harness) ended(t *testing.T, name string, n int) tracetest.SpanStubs {
+	t.Helper()
 	var got tracetest.SpanStubs
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got = got[:0]
-		for _, s := range h.exporter.GetSpans() {
-			if s.Name == otelportwise.SpanName {
-				got = append(got, s)
-			}
-		}
+		got = named(h.exporter.GetSpans(), name)
 		open := h.open.names()
 		if len(open) == 0 && len(got) >= n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10s: %d attempt spans ended, want %d; still open: %v", len(got), n, open)
+			t.Fatalf("after 10s: %d %q spans ended, want %d; still open: %v", len(got), name, n, open)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	return got
+}
+
+// named returns the spans called name ("": all), by start time.
+func named(spans tracetest.SpanStubs, name string) tracetest.SpanStubs {
+	var got tracetest.SpanStubs
+	for _, s := range spans {
+		if name == "" || s.Name == name {
+			got = append(got, s)
+		}
 	}
 	sort.SliceStable(got, func(i, j int) bool { return got[i].StartTime.Before(got[j].StartTime) })
 	return got
@@ -157,6 +171,45 @@ func wantAttrs(t *testing.T, what string, got, want map[string]string, absent ..
 	}
 }
 
+// leaks returns where any of words appears in what was exported: a span's
+// name, status, attributes, events and links, a metric's attributes.
+func (h *harness) leaks(t *testing.T, words ...string) []string {
+	t.Helper()
+	var found []string
+	check := func(where, text string) {
+		for _, w := range words {
+			if strings.Contains(text, w) {
+				found = append(found, fmt.Sprintf("%q in %s", w, where))
+			}
+		}
+	}
+	checkKVs := func(where string, kvs []attribute.KeyValue) {
+		for _, kv := range kvs {
+			check(where+" "+string(kv.Key), string(kv.Key)+"="+kv.Value.String())
+		}
+	}
+	for _, s := range h.exporter.GetSpans() {
+		check("span name", s.Name)
+		check(s.Name+" status", s.Status.Description)
+		checkKVs(s.Name, s.Attributes)
+		for _, e := range s.Events {
+			check(s.Name+" event name", e.Name)
+			checkKVs(s.Name+" event "+e.Name, e.Attributes)
+		}
+		for _, l := range s.Links {
+			checkKVs(s.Name+" link", l.Attributes)
+		}
+	}
+	for name, points := range h.metrics(t) {
+		for _, p := range points {
+			for k, v := range p.attrs {
+				check(name+" "+k, k+"="+v)
+			}
+		}
+	}
+	return found
+}
+
 // point is one data point of a metric, summed up: a counter's value or a
 // histogram's count.
 type point struct {
@@ -211,20 +264,45 @@ next:
 }
 
 // dump renders spans and metrics as text, for failures and for
-// go test -v (README.md quotes it).
+// go test -v (README.md quotes it). Spans are numbered in the order they
+// started and drawn under their parent when it is among them; a link
+// names the span it points to by its number.
 func dump(spans tracetest.SpanStubs, metrics map[string][]point) string {
+	spans = named(spans, "")
+	num := map[trace.SpanID]int{}
+	children := map[trace.SpanID][]int{}
+	var roots []int
+	for i, s := range spans {
+		num[s.SpanContext.SpanID()] = i + 1
+	}
+	for i, s := range spans {
+		if _, ok := num[s.Parent.SpanID()]; ok {
+			children[s.Parent.SpanID()] = append(children[s.Parent.SpanID()], i)
+		} else {
+			roots = append(roots, i)
+		}
+	}
 	var b strings.Builder
-	for _, s := range spans {
-		fmt.Fprintf(&b, "span %s (%s, %v)", s.Name, s.SpanKind, s.EndTime.Sub(s.StartTime).Round(time.Microsecond))
+	var draw func(i int, indent string)
+	draw = func(i int, indent string) {
+		s := spans[i]
+		fmt.Fprintf(&b, "%s#%d %s (%s, %v)", indent, i+1, s.Name, s.SpanKind, s.EndTime.Sub(s.StartTime).Round(time.Microsecond))
 		if s.Status.Code != 0 {
 			fmt.Fprintf(&b, " status=%s %q", s.Status.Code, s.Status.Description)
 		}
 		b.WriteString("\n")
+		for _, l := range s.Links {
+			if n, ok := num[l.SpanContext.SpanID()]; ok {
+				fmt.Fprintf(&b, "%s    link -> #%d\n", indent, n)
+			} else {
+				fmt.Fprintf(&b, "%s    link -> %v\n", indent, l.SpanContext.SpanID())
+			}
+		}
 		for _, kv := range sortedKVs(s.Attributes) {
-			fmt.Fprintf(&b, "    %s\n", kv)
+			fmt.Fprintf(&b, "%s    %s\n", indent, kv)
 		}
 		for _, e := range s.Events {
-			fmt.Fprintf(&b, "  +%-9v %s", e.Time.Sub(s.StartTime).Round(time.Microsecond), e.Name)
+			fmt.Fprintf(&b, "%s  +%-9v %s", indent, e.Time.Sub(s.StartTime).Round(time.Microsecond), e.Name)
 			for _, kv := range sortedKVs(e.Attributes) {
 				if strings.HasPrefix(kv, "exception.message=") {
 					kv = "exception.message=(the status's)"
@@ -233,6 +311,12 @@ func dump(spans tracetest.SpanStubs, metrics map[string][]point) string {
 			}
 			b.WriteString("\n")
 		}
+		for _, c := range children[s.SpanContext.SpanID()] {
+			draw(c, indent+"  ")
+		}
+	}
+	for _, i := range roots {
+		draw(i, "")
 	}
 	var names []string
 	for name := range metrics {

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portwise/portwise/submit"
-	"github.com/portwise/portwise/tlsmode"
 )
 
 // The attributes of portwise's own, beside the semantic conventions'.
@@ -29,8 +28,9 @@ const (
 	// WinnerKey is true on the span of the attempt that became the Dial's
 	// client.
 	WinnerKey = attribute.Key("smtp.winner")
-	// StepKey is the step a failed attempt failed at: connect, banner,
-	// ehlo, starttls, tls, auth or token.
+	// StepKey is the step a failed attempt failed at (connect, banner,
+	// ehlo, starttls, tls, auth or token), or a message's ("MAIL FROM",
+	// "RCPT TO", "DATA", "message", ...).
 	StepKey = attribute.Key("smtp.step")
 	// AuthMechanismKey is the SASL mechanism tried ("PLAIN", "XOAUTH2").
 	AuthMechanismKey = attribute.Key("smtp.auth.mechanism")
@@ -38,7 +38,7 @@ const (
 	// (an event attribute of smtp.auth.start).
 	AuthMechanismsKey = attribute.Key("smtp.auth.mechanisms")
 	// ReplyCodeKey is the code of the server's reply that failed the
-	// attempt (535).
+	// attempt or the message (535, 550).
 	ReplyCodeKey = attribute.Key("smtp.reply.code")
 	// EnhancedCodeKey is that reply's RFC 3463 enhanced status code
 	// ("5.7.8"), when it has a well-formed one.
@@ -63,113 +63,71 @@ const (
 	eventAuthDone    = "smtp.auth.done"
 )
 
-// attemptKey is what the hooks tell of an attempt's identity: its server
-// and candidate. It is unique within one Dial.
-type attemptKey struct {
-	host string
-	cand tlsmode.Candidate
-}
-
-func keyOf(a submit.Attempt) attemptKey { return attemptKey{a.Host, a.Candidate} }
-
-// attemptSpan is the span of one attempt and what its hooks have seen.
-// Its fields are guarded by the dialTrace's mutex.
+// attemptSpan is the span of one attempt and the times its hooks need
+// for durations.
 type attemptSpan struct {
 	span trace.Span
 	ctx  context.Context // the parent with span in it, for measurements
-	// start is when the attempt started as far as the hooks tell (its
-	// ConnectStart, or now minus Elapsed).
-	start time.Time
 	// base are the attributes of every measurement: server.address,
 	// server.port, smtp.tls_mode.
 	base []attribute.KeyValue
+	dial *dialSpan // its parent; nil when it hangs from the caller's span
 
-	connectStart, tlsStart time.Time
-
-	connected, tlsStarted, tlsDone, authStarted, authDone bool
+	connectStart, tlsStart time.Time // guarded by the hookSet's mutex
 }
 
-// dialTrace is the state behind one submit.Trace: the spans of the
-// attempts started and not yet done. Hooks of different attempts run
-// concurrently, so every hook takes mu to find its span (starting it if
-// need be) and update its stage; it records on the span and the
+// hookSet is the state behind one submit.Trace: the spans started and not
+// yet ended, the attempts' by Attempt.ID, the messages' by the ID of
+// their connection (which carries one message at a time). Hooks of
+// different attempts run concurrently, so every hook takes mu to find its
+// span (starting it if need be); it records on the span and the
 // instruments, which are safe for concurrent use, after unlocking.
-type dialTrace struct {
+type hookSet struct {
 	in     *Instrumentation
 	parent context.Context
 
-	mu   sync.Mutex
-	open map[attemptKey][]*attemptSpan
+	mu       sync.Mutex
+	dials    []*dialSpan // in the order they started
+	open     map[uint64]*attemptSpan
+	messages map[uint64]*messageSpan
+	// got is what GotConn said of a connection, for the message that
+	// starts on it next.
+	got map[uint64]submit.ConnInfo
 }
 
-// begin starts the span of a new attempt of a, started at start. Call it
-// with d.mu held.
-func (d *dialTrace) begin(a submit.Attempt, start time.Time) *attemptSpan {
+func newHookSet(in *Instrumentation, parent context.Context) *hookSet {
+	return &hookSet{in: in, parent: parent, open: make(map[uint64]*attemptSpan),
+		messages: make(map[uint64]*messageSpan), got: make(map[uint64]submit.ConnInfo)}
+}
+
+// span returns the open span of a's attempt, starting it if this is the
+// attempt's first hook: ConnectStart, or a later one when the attempt
+// ended before connecting. Its parent is the Dial's span when one Dial
+// is open, so certainly a's; else the caller's span. Call it with d.mu
+// held.
+func (d *hookSet) span(a submit.Attempt, now time.Time) *attemptSpan {
+	if s := d.open[a.ID]; s != nil {
+		return s
+	}
+	start := now.Add(-a.Elapsed)
 	base := []attribute.KeyValue{
 		semconv.ServerAddress(a.Host),
 		semconv.ServerPort(a.Candidate.Port),
 		TLSModeKey.String(a.Candidate.Mode.String()),
 	}
-	ctx, span := d.in.tracer.Start(d.parent, SpanName,
+	s := &attemptSpan{base: base}
+	parent := d.parent
+	if len(d.dials) == 1 {
+		s.dial = d.dials[0]
+		parent = s.dial.ctx
+	}
+	s.ctx, s.span = d.in.tracer.Start(parent, SpanName,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithTimestamp(start),
 		trace.WithAttributes(base...),
 		trace.WithAttributes(semconv.NetworkProtocolName("smtp"), semconv.NetworkTransportTCP))
-	s := &attemptSpan{span: span, ctx: ctx, start: start, base: base}
-	k := keyOf(a)
-	d.open[k] = append(d.open[k], s)
+	d.open[a.ID] = s
 	return s
-}
-
-// find returns the open span of a's attempt. Within one Dial there is one
-// per host and candidate; Dials sharing the hook set may have several.
-// Then it takes those whose stage allows the hook (want; all if none
-// does), and of them the one whose start is nearest the attempt's (now
-// minus Elapsed), or the oldest when the hook carries no Elapsed. If none
-// is open (a hook before any ConnectStart), it starts one. Call it with
-// d.mu held.
-func (d *dialTrace) find(a submit.Attempt, now time.Time, want func(*attemptSpan) bool) *attemptSpan {
-	list := d.open[keyOf(a)]
-	if len(list) == 0 {
-		return d.begin(a, now.Add(-a.Elapsed))
-	}
-	var best *attemptSpan
-	var bestDist time.Duration
-	for _, pass := range []bool{true, false} {
-		for _, s := range list {
-			if pass && want != nil && !want(s) {
-				continue
-			}
-			dist := time.Duration(0)
-			if a.Elapsed > 0 {
-				dist = s.start.Sub(now.Add(-a.Elapsed)).Abs()
-			}
-			if best == nil || dist < bestDist {
-				best, bestDist = s, dist
-			}
-		}
-		if best != nil {
-			break
-		}
-	}
-	return best
-}
-
-// remove forgets s, whose attempt is done. Call it with d.mu held.
-func (d *dialTrace) remove(a submit.Attempt, s *attemptSpan) {
-	k := keyOf(a)
-	list := d.open[k]
-	for i, o := range list {
-		if o == s {
-			list = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(d.open, k)
-	} else {
-		d.open[k] = list
-	}
 }
 
 // measure returns s's base attributes with more, as a measurement option.
@@ -177,19 +135,18 @@ func (s *attemptSpan) measure(more ...attribute.KeyValue) metric.MeasurementOpti
 	return metric.WithAttributes(append(s.base[:len(s.base):len(s.base)], more...)...)
 }
 
-func (d *dialTrace) connectStart(a submit.Attempt) {
+func (d *hookSet) connectStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.begin(a, now)
+	s := d.span(a, now)
 	s.connectStart = now
 	d.mu.Unlock()
 }
 
-func (d *dialTrace) connectDone(a submit.Attempt) {
+func (d *hookSet) connectDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.connected })
-	s.connected = true
+	s := d.span(a, now)
 	started := s.connectStart
 	d.mu.Unlock()
 
@@ -200,21 +157,20 @@ func (d *dialTrace) connectDone(a submit.Attempt) {
 	}
 }
 
-func (d *dialTrace) tlsStart(a submit.Attempt) {
+func (d *hookSet) tlsStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.tlsStarted })
-	s.tlsStarted, s.tlsStart = true, now
+	s := d.span(a, now)
+	s.tlsStart = now
 	d.mu.Unlock()
 
 	s.span.AddEvent(eventTLSStart, trace.WithTimestamp(now))
 }
 
-func (d *dialTrace) tlsDone(a submit.Attempt) {
+func (d *hookSet) tlsDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return s.tlsStarted && !s.tlsDone })
-	s.tlsDone = true
+	s := d.span(a, now)
 	started := s.tlsStart
 	d.mu.Unlock()
 
@@ -241,10 +197,10 @@ func (d *dialTrace) tlsDone(a submit.Attempt) {
 	}
 }
 
-func (d *dialTrace) stripped(a submit.Attempt) {
+func (d *hookSet) stripped(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.tlsStarted })
+	s := d.span(a, now)
 	d.mu.Unlock()
 
 	attrs := errorAttrs(a.Err)
@@ -256,22 +212,20 @@ func (d *dialTrace) stripped(a submit.Attempt) {
 	d.in.stripped.Add(s.ctx, 1, s.measure())
 }
 
-func (d *dialTrace) authStart(a submit.Attempt) {
+func (d *hookSet) authStart(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.authStarted })
-	s.authStarted = true
+	s := d.span(a, now)
 	d.mu.Unlock()
 
 	s.span.AddEvent(eventAuthStart, trace.WithTimestamp(now),
 		trace.WithAttributes(AuthMechanismsKey.StringSlice(saslNames(a.Mechanisms))))
 }
 
-func (d *dialTrace) authDone(a submit.Attempt) {
+func (d *hookSet) authDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, func(s *attemptSpan) bool { return !s.authDone })
-	s.authDone = true
+	s := d.span(a, now)
 	d.mu.Unlock()
 
 	attrs := errorAttrs(a.Err)
@@ -284,16 +238,25 @@ func (d *dialTrace) authDone(a submit.Attempt) {
 	d.in.auths.Add(s.ctx, 1, s.measure(attrs...))
 }
 
-func (d *dialTrace) attemptDone(a submit.Attempt) {
+func (d *hookSet) attemptDone(a submit.Attempt) {
 	now := time.Now()
 	d.mu.Lock()
-	s := d.find(a, now, nil)
-	d.remove(a, s)
+	s := d.span(a, now)
+	delete(d.open, a.ID)
+	outcome := outcomeOf(a.Err)
+	if outcome == outcomeWon && s.dial != nil {
+		s.dial.conn = a.ID
+	}
 	d.mu.Unlock()
 
-	outcome := outcomeOf(a.Err)
 	metricAttrs := []attribute.KeyValue{OutcomeKey.String(outcome)}
 	spanAttrs := []attribute.KeyValue{OutcomeKey.String(outcome), WinnerKey.Bool(outcome == outcomeWon)}
+	if outcome == outcomeWon {
+		// The connection is known by this attempt's ID: its messages link
+		// to this span.
+		spanAttrs = append(spanAttrs, ConnIDKey.Int64(int64(a.ID)))
+		d.in.conns.add(a.ID, s.span.SpanContext())
+	}
 	if a.Mechanism != "" {
 		spanAttrs = append(spanAttrs, AuthMechanismKey.String(a.Mechanism))
 	}
@@ -302,17 +265,10 @@ func (d *dialTrace) attemptDone(a submit.Attempt) {
 		metricAttrs = append(metricAttrs, et)
 		spanAttrs = append(spanAttrs, et)
 		var se *submit.StepError
-		if errors.As(a.Err, &se) {
-			if se.Step != "" {
-				spanAttrs = append(spanAttrs, StepKey.String(se.Step))
-			}
-			if se.Reply != nil {
-				spanAttrs = append(spanAttrs, ReplyCodeKey.Int(se.Reply.Code))
-				if isEnhancedCode(se.Reply.Enhanced) {
-					spanAttrs = append(spanAttrs, EnhancedCodeKey.String(se.Reply.Enhanced))
-				}
-			}
+		if errors.As(a.Err, &se) && se.Step != "" {
+			spanAttrs = append(spanAttrs, StepKey.String(se.Step))
 		}
+		spanAttrs = append(spanAttrs, replyAttrs(a.Err)...)
 		// The message is portwise's: one line, sanitised, with advice.
 		s.span.RecordError(a.Err, trace.WithTimestamp(now))
 		s.span.SetStatus(codes.Error, a.Err.Error())
@@ -322,7 +278,7 @@ func (d *dialTrace) attemptDone(a submit.Attempt) {
 	d.in.attemptDuration.Record(s.ctx, a.Elapsed.Seconds(), s.measure(metricAttrs...))
 }
 
-func (d *dialTrace) winner(a submit.Attempt) {
+func (d *hookSet) winner(a submit.Attempt) {
 	d.in.winners.Add(d.parent, 1, metric.WithAttributes(
 		semconv.ServerAddress(a.Host),
 		semconv.ServerPort(a.Candidate.Port),
@@ -332,14 +288,21 @@ func (d *dialTrace) winner(a submit.Attempt) {
 // eventRetry is the event a Mailer's retry adds to the Send's span.
 const eventRetry = "smtp.retry"
 
+// retryRedialKey tells a redial (a new connection at once, the server
+// having closed the pooled one) from a retry after a refusal.
+const retryRedialKey = attribute.Key("smtp.retry.redial")
+
 // retry records a Mailer's decision to send a message again: an event on
-// the span of the Send (the parent of the attempts) and the counter.
-func (d *dialTrace) retry(r submit.Retry) {
+// the span of the Send (the parent of its Dials and messages) and the
+// counter.
+func (d *hookSet) retry(r submit.Retry) {
 	attrs := append([]attribute.KeyValue{
 		semconv.ServerAddress(r.Host),
 		attribute.Int("smtp.retry.attempt", r.Attempt),
 		attribute.Float64("smtp.retry.delay", r.Delay.Seconds()),
+		retryRedialKey.Bool(r.Redial),
 	}, errorAttrs(r.Err)...)
 	trace.SpanFromContext(d.parent).AddEvent(eventRetry, trace.WithAttributes(attrs...))
-	d.in.retries.Add(d.parent, 1, metric.WithAttributes(semconv.ServerAddress(r.Host), semconv.ErrorTypeKey.String(ErrorType(r.Err))))
+	d.in.retries.Add(d.parent, 1, metric.WithAttributes(semconv.ServerAddress(r.Host),
+		semconv.ErrorTypeKey.String(ErrorType(r.Err)), retryRedialKey.Bool(r.Redial)))
 }

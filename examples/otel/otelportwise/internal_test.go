@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portwise/portwise/submit"
 )
 
@@ -68,5 +70,36 @@ func TestTLSVersion(t *testing.T) {
 		if got := tlsVersion(v); got != want {
 			t.Errorf("tlsVersion(%#x) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// The links to connections stay within their bound, forgetting the
+// connection unused longest: one still carrying messages stays.
+func TestConnLinksStayBounded(t *testing.T) {
+	sc := func(id uint64) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{byte(id), byte(id >> 8)}})
+	}
+	l := newConnLinks(3)
+	for id := uint64(1); id <= 3; id++ {
+		l.add(id, sc(id))
+	}
+	if got, ok := l.get(1); !ok || !got.Equal(sc(1)) { // 1 carries a message: it is the last used
+		t.Fatalf("get(1) = %v, %v", got, ok)
+	}
+	l.add(4, sc(4)) // forgets 2
+	l.add(5, trace.SpanContext{})
+	for id, want := range map[uint64]bool{1: true, 2: false, 3: true, 4: true, 5: false} {
+		if got, ok := l.get(id); ok != want || ok && !got.Equal(sc(id)) {
+			t.Errorf("get(%d) = %v, %v; want it kept: %v", id, got, ok, want)
+		}
+	}
+	for id := uint64(6); id < 1000; id++ {
+		l.add(id, sc(id))
+	}
+	if len(l.ids) != 3 || l.order.Len() != 3 {
+		t.Errorf("%d ids, %d in order; want 3", len(l.ids), l.order.Len())
+	}
+	if _, ok := l.get(999); !ok {
+		t.Error("the last added is forgotten")
 	}
 }

@@ -1,30 +1,40 @@
-// Package otelportwise turns portwise's Dial hooks (submit.Trace) into
+// Package otelportwise turns portwise's hooks (submit.Trace) into
 // OpenTelemetry spans and metrics, in the manner of otelhttptrace: create
 // an Instrumentation once from a TracerProvider and a MeterProvider, then
-// attach a fresh hook set to the context of each Dial or Mailer.Send:
+// attach a fresh hook set to the context of each Dial, Client send or
+// Mailer.Send:
 //
 //	inst, err := otelportwise.New(tp, mp)
 //	...
-//	c, err := dialer.Dial(inst.WithTrace(ctx), "smtp.example.com")
+//	err = mailer.Send(inst.WithTrace(ctx), from, to, msg)
 //
-// Every candidate port a Dial starts becomes one span, "smtp.attempt",
-// a child of the span in ctx, with the attributes of the OpenTelemetry
-// semantic conventions where they exist (server.address, server.port,
+// Each Dial becomes a span, "smtp.dial", a child of the span in ctx, and
+// every candidate port it starts a span of its own under it,
+// "smtp.attempt"; each message on a connection becomes a span,
+// "smtp.message", a child of the span in ctx, linked to the span of the
+// attempt that opened its connection, though another Send may have
+// dialled it. They have the attributes of the OpenTelemetry semantic
+// conventions where they exist (server.address, server.port,
 // network.protocol.name, tls.protocol.version, tls.cipher, error.type)
-// and smtp.* attributes of its own; the stages are events on it. The
-// metrics are the smtp.client.* instruments listed in README.md.
+// and smtp.* attributes of their own; an attempt's stages and a Mailer's
+// retries are events. The metrics are the smtp.client.* instruments
+// listed in README.md.
 //
-// Nothing recorded is a secret: the hooks never see credentials or
-// message content, error messages are the library's sanitised ones, and
-// text a server controls (its certificate's names, its replies) is left
-// out of attributes except through those messages.
+// Nothing recorded is a secret, an address or message content: the hooks
+// never see credentials or content; a Dial's error messages are the
+// library's sanitised ones; and a message's status says its outcome,
+// error.type, step and reply codes, not its error's text, which names
+// recipients and quotes the server. Text a server controls (its
+// certificate's names, its replies) is left out of attributes except
+// through a Dial's messages.
 //
 // portwise's attempts race, so hooks of different candidates run
 // concurrently, and a candidate that lost the race reports its end after
-// Dial has returned: its span ends then. The hooks carry no identity of
-// their Dial, so a hook set is best given to one Dial at a time (a fresh
-// one per call of WithTrace); one shared by concurrent Dials still ends
-// every span it starts, matching hooks to spans by port and start time.
+// Dial has returned: its span ends then. Every hook of an attempt carries
+// the attempt's ID, by which it finds its span, and every message its
+// connection's, so a hook set may serve concurrent calls; a fresh one per
+// call (WithTrace) makes each call's spans children of that call's span,
+// and its attempts children of its Dial's.
 package otelportwise
 
 import (
@@ -47,6 +57,14 @@ const ScopeName = "github.com/portwise/portwise/examples/otel/otelportwise"
 // SpanName is the name of the span of one candidate of a Dial.
 const SpanName = "smtp.attempt"
 
+// DialSpanName is the name of the span of one Dial, the parent of the
+// spans of its candidates.
+const DialSpanName = "smtp.dial"
+
+// MessageSpanName is the name of the span of one message on one
+// connection, from MAIL FROM to the server's reply to the message.
+const MessageSpanName = "smtp.message"
+
 // Instrumentation holds a tracer and the metric instruments. Create it
 // once with New; it is safe for concurrent use, and its hook sets share
 // the instruments.
@@ -60,6 +78,11 @@ type Instrumentation struct {
 	auths           metric.Int64Counter
 	stripped        metric.Int64Counter
 	retries         metric.Int64Counter
+	messageDuration metric.Float64Histogram
+
+	// conns links the spans of messages to the spans of the attempts
+	// that opened their connections, whichever Send or Dial those were.
+	conns *connLinks
 }
 
 // durationBuckets are the semantic conventions' boundaries for durations
@@ -76,7 +99,7 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) (*Instrumentation, er
 	if mp == nil {
 		mp = metricnoop.NewMeterProvider()
 	}
-	in := &Instrumentation{tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))}
+	in := &Instrumentation{tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)), conns: newConnLinks(maxConnLinks)}
 	m := mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
 	var errs []error
 	histogram := func(name, desc string) metric.Float64Histogram {
@@ -97,7 +120,9 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) (*Instrumentation, er
 	in.winners = counter(MetricDialWinners, "{dial}", "Dials that produced a client, by the port and TLS mode that won.")
 	in.auths = counter(MetricAuthentications, "{authentication}", "AUTH exchanges, by mechanism; error.type is set when one failed (auth_failed: the credential was rejected).")
 	in.stripped = counter(MetricSTARTTLSStripped, "{attempt}", "STARTTLS attempts that failed because STARTTLS was missing, masked or refused: a downgrade attack or a meddling firewall.")
-	in.retries = counter(MetricRetries, "{retry}", "Messages a Mailer sends again after a temporary refusal that proves the server does not have them, by error.type.")
+	in.retries = counter(MetricRetries, "{retry}", "Messages a Mailer sends again, the server not having them: after a temporary refusal, or at once on a new connection (smtp.retry.redial) when the server had closed the pooled one; by error.type.")
+	in.messageDuration = histogram(MetricMessageDuration,
+		"Duration of each message on a connection, from MAIL FROM to the server's reply to it, by smtp.message.outcome; the count is the number of messages.")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -126,16 +151,24 @@ const (
 	// security signal worth an alert.
 	MetricSTARTTLSStripped = "smtp.client.starttls.stripped"
 	// MetricRetries is a counter of a Mailer's retries (submit.Trace's
-	// Retry hook), with server.address and error.type; each also adds an
-	// smtp.retry event to the span in the context of the Send.
+	// Retry hook), with server.address, error.type and smtp.retry.redial
+	// (true: a new connection replaced one the server had closed); each
+	// also adds an smtp.retry event to the span in the context of the
+	// Send.
 	MetricRetries = "smtp.client.retries"
+	// MetricMessageDuration is a histogram of messages, with
+	// smtp.message.outcome and, when the send failed or a recipient was
+	// refused, error.type; its count is the number of messages.
+	MetricMessageDuration = "smtp.client.message.duration"
 )
 
 // Trace returns a new hook set whose spans are children of the span in
 // ctx (if any). Attach it with submit.WithTrace, or use WithTrace.
 func (in *Instrumentation) Trace(ctx context.Context) *submit.Trace {
-	d := &dialTrace{in: in, parent: context.WithoutCancel(ctx), open: make(map[attemptKey][]*attemptSpan)}
+	d := newHookSet(in, context.WithoutCancel(ctx))
 	return &submit.Trace{
+		DialStart:         d.dialStart,
+		DialDone:          d.dialDone,
 		ConnectStart:      d.connectStart,
 		ConnectDone:       d.connectDone,
 		TLSHandshakeStart: d.tlsStart,
@@ -145,6 +178,9 @@ func (in *Instrumentation) Trace(ctx context.Context) *submit.Trace {
 		AuthDone:          d.authDone,
 		AttemptDone:       d.attemptDone,
 		WinnerChosen:      d.winner,
+		GotConn:           d.gotConn,
+		MessageStart:      d.messageStart,
+		MessageDone:       d.messageDone,
 		Retry:             d.retry,
 	}
 }
