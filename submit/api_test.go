@@ -30,20 +30,22 @@ var (
 	_ submit.ContextDialer = &net.Dialer{}
 
 	_ = submit.Dialer{
-		Candidates:    []tlsmode.Candidate(nil),
-		TLSConfig:     (*tls.Config)(nil),
-		Auth:          submit.Auth(nil),
-		LocalName:     "",
-		Timeout:       time.Duration(0),
-		FallbackDelay: time.Duration(0),
-		NetDialer:     submit.ContextDialer(nil),
-		Logger:        (*slog.Logger)(nil),
-		Transcript:    io.Writer(nil),
-		SessionCache:  tls.ClientSessionCache(nil),
-		Discover:      func(context.Context, string) ([]submit.Server, error) { return nil, nil },
-		Winners:       submit.WinnerStore(nil),
-		WinnerTTL:     time.Duration(0),
+		Candidates:         []tlsmode.Candidate(nil),
+		TLSConfig:          (*tls.Config)(nil),
+		Auth:               submit.Auth(nil),
+		LocalName:          "",
+		Timeout:            time.Duration(0),
+		FallbackDelay:      time.Duration(0),
+		NetDialer:          submit.ContextDialer(nil),
+		Logger:             (*slog.Logger)(nil),
+		Transcript:         io.Writer(nil),
+		SessionCache:       tls.ClientSessionCache(nil),
+		Discover:           func(context.Context, string) ([]submit.Server, error) { return nil, nil },
+		Winners:            submit.WinnerStore(nil),
+		WinnerTTL:          time.Duration(0),
+		DisablePipeConnect: false,
 	}
+	_                                                                                = submit.Winner{Host: "", Candidate: tlsmode.Candidate{}, At: time.Time{}, PipeConnect: false, Extensions: []string(nil)}
 	_ func(*submit.Dialer, context.Context, string) (*submit.Client, error)          = (*submit.Dialer).Dial
 	_ func(*submit.Dialer, context.Context, []submit.Server) (*submit.Client, error) = (*submit.Dialer).DialServers
 

@@ -33,6 +33,7 @@ type attempt struct {
 	t      plan.Target
 	start  time.Time
 	cfg    *tls.Config
+	early  wire.Caps // a PIPECONNECT server's EHLO of an earlier session: pipeline early
 	trace  *Trace
 	tr     *wire.Transcript // nil without Dialer.Transcript
 
@@ -41,8 +42,8 @@ type attempt struct {
 	stop context.CancelCauseFunc
 }
 
-func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, cfg *tls.Config, start time.Time, tr *Trace) *attempt {
-	a := &attempt{id: attemptIDs.Add(1), d: d, race: race, caller: caller, t: t, cfg: cfg, start: start, trace: tr}
+func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, open openConfig, start time.Time, tr *Trace) *attempt {
+	a := &attempt{id: attemptIDs.Add(1), d: d, race: race, caller: caller, t: t, cfg: open.tls, early: open.early, start: start, trace: tr}
 	if d.Transcript != nil {
 		a.tr = wire.NewTranscript(d.Transcript, strconv.Itoa(t.Candidate.Port)+" ", &d.trMu)
 	}
@@ -92,6 +93,7 @@ func (a *attempt) open() (*session.Session, error) {
 		Host:       a.t.Host,
 		Candidate:  c,
 		TLSConfig:  a.cfg,
+		Early:      a.early,
 		LocalName:  a.d.localName(),
 		Dial:       dial,
 		Transcript: a.tr,
@@ -115,16 +117,7 @@ func (a *attempt) open() (*session.Session, error) {
 		},
 	})
 	if err != nil {
-		var se *session.Error
-		if errors.As(err, &se) {
-			step, err = se.Step, se.Err
-		}
-		serr := a.explain(step, err)
-		if errors.Is(serr, ErrSTARTTLSStripped) {
-			info := a.info(serr)
-			a.trace.stripped(info)
-		}
-		return nil, serr
+		return nil, a.sessionErr(step, err)
 	}
 	if c.Mode != tlsmode.Plaintext {
 		if st, ok := s.Conn.TLS(); !ok || !verified(st, a.cfg) {
@@ -133,6 +126,20 @@ func (a *attempt) open() (*session.Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// sessionErr is the attempt's StepError for a failure of its session (in
+// Open, or in Greet after early pipelining); step is the last step begun.
+func (a *attempt) sessionErr(step string, err error) *StepError {
+	var se *session.Error
+	if errors.As(err, &se) {
+		step, err = se.Step, se.Err
+	}
+	serr := a.explain(step, err)
+	if errors.Is(serr, ErrSTARTTLSStripped) {
+		a.trace.stripped(a.info(serr))
+	}
+	return serr
 }
 
 // info is the attempt as Trace hooks see it.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portwise/portwise/internal/diag"
+	"github.com/portwise/portwise/internal/session"
 	"github.com/portwise/portwise/internal/wire"
 )
 
@@ -55,6 +56,15 @@ func (d *Dialer) authenticate(ctx context.Context, rd *ready, gen uint64) (res a
 	info.TLS, info.Mechanisms = &st, s.Caps.AuthMechs()
 	a.trace.authStart(info)
 	mech, err := d.Auth.Start(ctx, &AuthInfo{Host: a.t.Host, Mechanisms: s.Caps.AuthMechs(), TLS: &st})
+	if err != nil && s.Pending && errors.Is(err, ErrMechanismUnavailable) {
+		// Early pipelining chose from what the server offered last time,
+		// and nothing fit: read what it offers now, and choose again.
+		if err := s.Greet(); err != nil {
+			res.err = a.sessionErr("", err)
+			return res
+		}
+		mech, err = d.Auth.Start(ctx, &AuthInfo{Host: a.t.Host, Mechanisms: s.Caps.AuthMechs(), TLS: &st})
+	}
 	switch {
 	case err != nil:
 		res.err = a.explain("auth", err)
@@ -71,9 +81,27 @@ func (d *Dialer) authenticate(ctx context.Context, rd *ready, gen uint64) (res a
 		return res
 	}
 	defer func() { leave(errors.Is(res.err, ErrAuthFailed) && res.renew == nil) }()
-	ar, err := s.Conn.Auth(checkFields(mech))
+	var greet func(string) error
+	if s.Pending {
+		// Early pipelining: AUTH went with the EHLO after TLS, before its
+		// reply (and on implicit TLS the banner) was read. They are read
+		// and checked now, before AUTH's reply.
+		greet = func(mech string) error {
+			if err := s.Greet(); err != nil {
+				return err
+			}
+			if !(&AuthInfo{Mechanisms: s.Caps.AuthMechs()}).Offers(mech) {
+				return errUnoffered(mech, &AuthInfo{Mechanisms: s.Caps.AuthMechs()})
+			}
+			return nil
+		}
+	}
+	ar, err := s.Conn.AuthThen(checkFields(mech), greet)
 	res.sent, res.mech = ar.Sent, ar.Mechanism
+	var greetErr *session.Error
 	switch {
+	case errors.As(err, &greetErr):
+		res.err = a.sessionErr("", err)
 	case err != nil:
 		// The credential may have reached the server, which then broke
 		// the exchange: its fate is unknown, and the Dial ends.

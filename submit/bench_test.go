@@ -486,3 +486,59 @@ func BenchmarkPipelining(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPipeConnect measures connect → message accepted at 20 ms RTT
+// against a server that advertises PIPECONNECT: a Dialer's first session
+// (the standard floor), a later one with early pipelining turned off, and
+// a later one with it (EHLO, and STARTTLS, before the banner; AUTH with
+// the EHLO after TLS).
+func BenchmarkPipeConnect(b *testing.B) {
+	srv := submittest.NewServer(b)
+	rtt := proxyRTT(b)
+	for _, mode := range []tlsmode.Mode{tlsmode.StartTLS, tlsmode.Implicit} {
+		sc := srv.ListenScript(submittest.Options{}, pcNormal(mode, pcAfterTLS)...)
+		proxy, err := netem.NewProxy(srv.Addr(sc), benchOneWay)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { proxy.Close() })
+		nd := &netem.Dialer{OneWay: benchOneWay}
+		dialer := func(disable bool) *submit.Dialer {
+			return &submit.Dialer{Candidates: []tlsmode.Candidate{{Port: port(proxy.Addr()), Mode: mode}}, TLSConfig: srv.ClientTLSConfig(),
+				Auth: submit.PlainAuth("", "user", "pass"), NetDialer: nd, DisablePipeConnect: disable}
+		}
+		send := func(b *testing.B, d *submit.Dialer) time.Duration {
+			t0 := time.Now()
+			c, err := d.Dial(context.Background(), "127.0.0.1")
+			if err == nil {
+				err = c.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(benchMsg))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(t0)
+			c.Close()
+			return elapsed
+		}
+		for _, bc := range []struct {
+			name          string
+			fresh, enable bool
+		}{{"first-session", true, false}, {"later-without", false, false}, {"later-pipeconnect", false, true}} {
+			b.Run(mode.String()+"/"+bc.name, func(b *testing.B) {
+				d := dialer(!bc.enable)
+				if !bc.fresh {
+					send(b, d) // the Dialer learns the server
+				}
+				var total time.Duration
+				for b.Loop() {
+					if bc.fresh {
+						d = dialer(true)
+					}
+					total += send(b, d)
+				}
+				b.ReportMetric(float64(total)/float64(b.N)/float64(2*benchOneWay), "rtts/op")
+				b.ReportMetric(float64(total)/float64(b.N)/float64(rtt), "proxy-rtts/op")
+			})
+		}
+	}
+}

@@ -41,6 +41,9 @@ type Client struct {
 	// pipelining: the server advertised PIPELINING after TLS, so Send
 	// groups MAIL, RCPT and DATA in one flight (RFC 2920).
 	pipelining bool
+	// pipeConnect: the server advertised PIPECONNECT in the EHLO replies
+	// early pipelining uses, so the next Dial may (Winner.PipeConnect).
+	pipeConnect bool
 
 	mu     sync.Mutex // guards broken against Close racing a Send
 	broken error      // set once the connection cannot carry another command
@@ -60,6 +63,7 @@ func newClient(d *Dialer, rd *ready, mech string) *Client {
 		localName: d.localName(),
 	}
 	c.pipelining = s.Caps.Has("PIPELINING")
+	c.pipeConnect = s.Caps.Has("PIPECONNECT") && (s.Candidate.Mode != tlsmode.StartTLS || s.PreTLSCaps.Has("PIPECONNECT"))
 	if st, ok := s.Conn.TLS(); ok {
 		c.tlsState = &st
 	}

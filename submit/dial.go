@@ -2,7 +2,6 @@ package submit
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,9 +38,9 @@ func (d *Dialer) dial(ctx context.Context, req dialRequest) (c *Client, err erro
 		return nil, &DialError{Host: req.host, Err: err}
 	}
 	targets, recalled, discoveryErr := d.plan(ctx, req)
-	c, de, renew := d.dialOnce(ctx, req.host, targets)
+	c, de, renew := d.dialOnce(ctx, req.host, targets, recalled)
 	if renew != nil && ctx.Err() == nil {
-		c, de = d.renewed(ctx, req.host, targets, renew, de)
+		c, de = d.renewed(ctx, req.host, targets, recalled, renew, de)
 	}
 	d.remember(ctx, winnerKey(req.host), recalled, c, de)
 	if c != nil {
@@ -94,7 +93,7 @@ func isNil(v any) bool {
 // the servers Dialer.Discover found ahead of the policy on the host, the
 // remembered winner first when it is among them. It also returns the
 // winner it recalled, and why discovery failed, if it did.
-func (d *Dialer) plan(ctx context.Context, req dialRequest) (targets []plan.Target, recalled *plan.Target, discoveryErr error) {
+func (d *Dialer) plan(ctx context.Context, req dialRequest) (targets []plan.Target, recalled *Winner, discoveryErr error) {
 	in := plan.Input{Host: req.host, Port: req.port, Policy: d.Candidates, Servers: req.servers}
 	if req.servers == nil && req.port == 0 && d.Discover != nil && net.ParseIP(req.host) == nil {
 		servers, err := d.Discover(ctx, req.host)
@@ -111,8 +110,11 @@ func (d *Dialer) plan(ctx context.Context, req dialRequest) (targets []plan.Targ
 			}
 		}
 	}
-	in.Winner = d.recall(winnerKey(req.host))
-	return plan.Targets(in), in.Winner, discoveryErr
+	recalled = d.recall(winnerKey(req.host))
+	if recalled != nil {
+		in.Winner = &plan.Target{Host: recalled.Host, Candidate: recalled.Candidate}
+	}
+	return plan.Targets(in), recalled, discoveryErr
 }
 
 // dialOnce races the targets (race.go) and authenticates (auth.go) on the
@@ -120,16 +122,24 @@ func (d *Dialer) plan(ctx context.Context, req dialRequest) (targets []plan.Targ
 // it answers ends the Dial, unless nothing was sent (the server does not
 // offer the mechanism), in which case the next secure session is tried.
 // renew, when set, can renew the credential the server rejected.
-func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Target) (*Client, *DialError, renewFunc) {
-	configs := make([]*tls.Config, len(targets))
+func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Target, recalled *Winner) (*Client, *DialError, renewFunc) {
+	opens := make([]openConfig, len(targets))
 	for i, t := range targets {
-		configs[i] = d.tlsConfig(t.Host)
+		opens[i].tls = d.tlsConfig(t.Host)
+		if w := recalled; w != nil && w.PipeConnect && !d.DisablePipeConnect &&
+			w.Candidate == t.Candidate && strings.EqualFold(w.Host, t.Host) {
+			opens[i].early = wire.CapsOf(w.Extensions)
+		}
 	}
 	gen := d.rejections.Load() // a credential rejected from now on is not sent
-	r := newRace(d, ctx, host, targets, configs)
+	r := newRace(d, ctx, host, targets, opens)
 	var renew renewFunc
 	for s := range r.sessions() {
 		if d.Auth == nil {
+			if err := s.session.Greet(); err != nil {
+				r.fail(s.idx, s.attempt.sessionErr("", err))
+				continue
+			}
 			return r.win(s, ""), nil, nil
 		}
 		res := d.authenticate(r.ctx, s, gen)
@@ -149,7 +159,7 @@ func (d *Dialer) dialOnce(ctx context.Context, host string, targets []plan.Targe
 // renewed runs the Dial once more after the server rejected an OAuth2
 // access token, if the source gives a different one; de is the first
 // run's error, which the second run's extends.
-func (d *Dialer) renewed(ctx context.Context, host string, targets []plan.Target, renew renewFunc, de *DialError) (*Client, *DialError) {
+func (d *Dialer) renewed(ctx context.Context, host string, targets []plan.Target, recalled *Winner, renew renewFunc, de *DialError) (*Client, *DialError) {
 	retry, err := renew(ctx)
 	switch {
 	case retry:
@@ -157,7 +167,7 @@ func (d *Dialer) renewed(ctx context.Context, host string, targets []plan.Target
 			d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise auth retry", slog.String("host", host),
 				slog.String("reason", "access token rejected; retrying once with a new one"))
 		}
-		c, de2, _ := d.dialOnce(ctx, host, targets)
+		c, de2, _ := d.dialOnce(ctx, host, targets, recalled)
 		if de2 != nil {
 			de2.Attempts = append(de.Attempts, de2.Attempts...)
 		}
@@ -171,7 +181,7 @@ func (d *Dialer) renewed(ctx context.Context, host string, targets []plan.Target
 // recall returns the remembered winner of key, if it is still fresh; an
 // expired one is forgotten. The plan moves it to the front only if it is
 // among the targets.
-func (d *Dialer) recall(key string) *plan.Target {
+func (d *Dialer) recall(key string) *Winner {
 	store := d.winnerStore()
 	if store == nil {
 		return nil
@@ -185,19 +195,24 @@ func (d *Dialer) recall(key string) *plan.Target {
 		return nil
 	}
 	d.log(context.Background(), w.Candidate, w.Host, "remembered", time.Since(w.At), nil)
-	return &plan.Target{Host: w.Host, Candidate: w.Candidate}
+	return &w
 }
 
 // remember records the outcome of a Dial: the winner is stored (again,
-// with a fresh time); a remembered winner that failed is forgotten. A Dial
-// the caller cancelled teaches nothing.
-func (d *Dialer) remember(ctx context.Context, key string, prev *plan.Target, c *Client, de *DialError) {
+// with a fresh time, and whether it advertised PIPECONNECT); a remembered
+// winner that failed is forgotten. A Dial the caller cancelled teaches
+// nothing.
+func (d *Dialer) remember(ctx context.Context, key string, prev *Winner, c *Client, de *DialError) {
 	store := d.winnerStore()
 	if store == nil {
 		return
 	}
 	if c != nil {
-		store.Put(key, Winner{Host: c.host, Candidate: c.cand, At: time.Now()})
+		w := Winner{Host: c.host, Candidate: c.cand, At: time.Now()}
+		if c.pipeConnect {
+			w.PipeConnect, w.Extensions = true, c.caps.List()
+		}
+		store.Put(key, w)
 		return
 	}
 	if prev == nil || ctx.Err() != nil || de == nil {

@@ -90,6 +90,16 @@ type Dialer struct {
 	// WinnerTTL is how long a winner is remembered. 0 means 24h; a
 	// negative value turns remembering off.
 	WinnerTTL time.Duration
+	// DisablePipeConnect turns early pipelining off. By default, when the
+	// remembered winner advertised PIPECONNECT (draft-harris-early-pipe,
+	// which Exim implements), the next Dial to it sends EHLO (and
+	// STARTTLS) without waiting for the banner, and AUTH with the EHLO
+	// after TLS: 2 round trips fewer from connect to authenticated. Every
+	// reply is still read and checked in order; a server that strips
+	// STARTTLS, injects bytes or greets with anything but 220 fails the
+	// attempt as it would without, and is forgotten. Never on a first
+	// session, and never to a server that did not advertise it.
+	DisablePipeConnect bool
 
 	once    sync.Once
 	cache   tls.ClientSessionCache

@@ -9,6 +9,7 @@ import (
 	"github.com/portwise/portwise/internal/diag"
 	"github.com/portwise/portwise/internal/plan"
 	"github.com/portwise/portwise/internal/session"
+	"github.com/portwise/portwise/internal/wire"
 )
 
 // quitWait bounds the polite QUIT that closes a session nobody needs.
@@ -27,7 +28,7 @@ type race struct {
 	caller  context.Context // the Dial's
 	host    string
 	targets []plan.Target
-	configs []*tls.Config // each target's TLS configuration
+	opens   []openConfig // how to open each target
 	trace   *Trace
 
 	attempts  []Attempt // one per target; written by the Dial's goroutine only
@@ -52,8 +53,16 @@ type result struct {
 	err error
 }
 
-func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target, configs []*tls.Config) *race {
-	r := &race{d: d, caller: ctx, host: host, targets: targets, configs: configs, trace: ContextTrace(ctx), won: -1,
+// openConfig is how a target's session is opened: its TLS configuration,
+// and, for a remembered winner that advertised PIPECONNECT, what its EHLO
+// offered (see Dialer.DisablePipeConnect).
+type openConfig struct {
+	tls   *tls.Config
+	early wire.Caps
+}
+
+func newRace(d *Dialer, ctx context.Context, host string, targets []plan.Target, opens []openConfig) *race {
+	r := &race{d: d, caller: ctx, host: host, targets: targets, opens: opens, trace: ContextTrace(ctx), won: -1,
 		attempts: make([]Attempt, len(targets)), started: make([]time.Time, len(targets)),
 		runs: make([]*attempt, len(targets)), reported: make([]bool, len(targets))}
 	for i, t := range targets {
@@ -80,7 +89,7 @@ func (r *race) sessions() iter.Seq[*ready] {
 		n, next, pending := len(r.targets), 0, 0
 		start := func() {
 			r.started[next] = time.Now()
-			r.runs[next] = r.d.newAttempt(ctx, r.caller, r.targets[next], r.configs[next], r.started[next], r.trace)
+			r.runs[next] = r.d.newAttempt(ctx, r.caller, r.targets[next], r.opens[next], r.started[next], r.trace)
 			r.attempts[next].ID = r.runs[next].id
 			go r.attempt(next, results, returned)
 			next++

@@ -13,6 +13,13 @@ type Winner struct {
 	Host      string // the server that won: the host dialled, or an SRV target
 	Candidate tlsmode.Candidate
 	At        time.Time
+	// PipeConnect reports that the server advertised PIPECONNECT
+	// (draft-harris-early-pipe-01: Exim does) in its EHLO replies, before
+	// TLS too on a STARTTLS port; Extensions is what it offered after
+	// TLS. The next Dial then sends EHLO without waiting for the banner,
+	// and AUTH with it (see Dialer.DisablePipeConnect).
+	PipeConnect bool
+	Extensions  []string
 }
 
 // WinnerStore remembers one Winner per key, the host name given to Dial

@@ -79,7 +79,7 @@ var matrixServers = []matrixServer{
 		authLine: regexp.MustCompile(`auth attempt: `), // logged by an acl_smtp_auth of .ci/servers/exim.sh
 		cmdLog:   true,
 		notes: []string{
-			"Also advertises PIPECONNECT (portwise ignores it). AUTH commands and the envelope are logged by ACLs (`logwrite`); pipelining seen as `L.` on the `<=` line.",
+			"Advertises PIPECONNECT: portwise's later sessions pipeline early (TestInteropEximPipeConnect). AUTH commands and the envelope are logged by ACLs (`logwrite`); pipelining seen as `L.` on the `<=` line.",
 		},
 	},
 	{

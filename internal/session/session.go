@@ -36,6 +36,16 @@ type Config struct {
 	// handshake, as other clients do, so that benchmarks can measure what
 	// wire.QuickAck saves.
 	DelayedACK bool
+	// Early, when set, is what the server's EHLO offered after TLS in an
+	// earlier session in which it advertised PIPECONNECT
+	// (draft-harris-early-pipe-01): Open pipelines without waiting for
+	// the banner. With STARTTLS, EHLO and STARTTLS go right after the
+	// connect, and nothing else in clear; with implicit TLS, EHLO goes
+	// right after the handshake. Every reply is still read and checked in
+	// order. Open then returns with the replies owed after TLS unread
+	// (Session.Pending) and Caps set to Early, so that the caller can
+	// pipeline one more command before Greet reads them.
+	Early wire.Caps
 }
 
 // Session is an open connection and what was observed while opening it.
@@ -51,6 +61,14 @@ type Session struct {
 	Caps        wire.Caps // the capabilities that count: after TLS, or in clear on Plaintext
 	TLS         *tls.ConnectionState
 	HELO        bool // the server refused EHLO and the session fell back to HELO
+	// Pending reports a session opened with early pipelining whose
+	// replies after TLS (the banner on implicit TLS, the EHLO reply) are
+	// still to be read: Greet reads them.
+	Pending bool
+
+	bannerOwed bool
+	step       func(name string, t0 time.Time, err error) error
+	localName  string
 }
 
 // Error is a failed step.
@@ -89,7 +107,7 @@ func (e *StrippedError) Unwrap() error { return ErrStripped }
 // the post-TLS EHLO has been read. ctx bounds every step; cancelling it
 // closes the socket at once.
 func Open(ctx context.Context, cfg Config) (*Session, error) {
-	s := &Session{Candidate: cfg.Candidate, Host: cfg.Host}
+	s := &Session{Candidate: cfg.Candidate, Host: cfg.Host, localName: cfg.LocalName}
 	step := func(name string, t0 time.Time, err error) error {
 		if cfg.Step != nil {
 			cfg.Step(name, time.Since(t0), err)
@@ -120,11 +138,15 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		s.Conn.Close()
 		return s, err
 	}
+	s.step = step
 
 	if cfg.Candidate.Mode == tlsmode.Implicit {
 		t0 = time.Now()
 		if err := step("tls", t0, s.secure(cfg, s.Conn.Handshake)); err != nil {
 			return fail(err)
+		}
+		if cfg.Early != nil {
+			return s.early(cfg, true)
 		}
 		// The banner comes after the server's session ticket: ACK the
 		// ticket at once, or the banner waits for it (see QuickAck).
@@ -132,16 +154,43 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 			wire.QuickAck(s.Conn.Raw())
 		}
 	}
+	if cfg.Candidate.Mode == tlsmode.StartTLS && cfg.Early != nil {
+		// EHLO and STARTTLS go at once, before the banner: nothing else in
+		// clear. Their replies are judged exactly as below.
+		cfg.Transcript.Note("PIPECONNECT: EHLO and STARTTLS sent before the banner")
+		t0 = time.Now()
+		err := s.Conn.Queue("EHLO "+cfg.LocalName, "")
+		if err == nil {
+			err = s.Conn.Queue("STARTTLS", "")
+		}
+		if err == nil {
+			err = s.Conn.Flush()
+		}
+		if err := step("ehlo", t0, err); err != nil {
+			return fail(err)
+		}
+		if err := step("banner", t0, s.readBanner()); err != nil {
+			return fail(err)
+		}
+		t0 = time.Now()
+		caps, err := s.readHello(false)
+		if err := step("ehlo", t0, err); err != nil {
+			return fail(err)
+		}
+		s.PreTLSCaps = caps
+		t0 = time.Now()
+		if err := step("starttls", t0, s.earlyStartTLS()); err != nil {
+			return fail(err)
+		}
+		t0 = time.Now()
+		if err := step("tls", t0, s.secure(cfg, s.Conn.StartTLS)); err != nil {
+			return fail(err)
+		}
+		return s.early(cfg, false)
+	}
 
 	t0 = time.Now()
-	r, err := s.Conn.ReadReply()
-	if err == nil {
-		s.Banner = r.Text()
-		if r.Code != 220 {
-			err = r.Err("")
-		}
-	}
-	if err := step("banner", t0, err); err != nil {
+	if err := step("banner", t0, s.readBanner()); err != nil {
 		return fail(err)
 	}
 
@@ -192,9 +241,75 @@ func (s *Session) secure(cfg Config, handshake func(*tls.Config) error) error {
 	return err
 }
 
+// readBanner reads the server's greeting, which must be 220.
+func (s *Session) readBanner() error {
+	r, err := s.Conn.ReadReply()
+	if err != nil {
+		return err
+	}
+	s.Banner = r.Text()
+	if r.Code != 220 {
+		return r.Err("")
+	}
+	return nil
+}
+
+// early ends an Open with early pipelining: EHLO goes at once (after the
+// TLS handshake), and the session returns with its replies unread and
+// the remembered capabilities in Caps.
+func (s *Session) early(cfg Config, bannerOwed bool) (*Session, error) {
+	t0 := time.Now()
+	if bannerOwed {
+		cfg.Transcript.Note("PIPECONNECT: EHLO sent before the banner")
+	} else {
+		cfg.Transcript.Note("PIPECONNECT: EHLO sent; its reply is read after the next command went")
+	}
+	if err := s.step("ehlo", t0, s.Conn.Cmd("EHLO "+cfg.LocalName, "")); err != nil {
+		s.Conn.Close()
+		return s, err
+	}
+	s.Caps, s.Pending, s.bannerOwed = cfg.Early, true, bannerOwed
+	return s, nil
+}
+
+// Greet reads what an Open with early pipelining left unread, the banner
+// (implicit TLS) and the EHLO reply after TLS, checks them as Open does,
+// and sets Caps to what the server offers now. It does nothing on a
+// session with nothing pending; on failure the connection is closed.
+func (s *Session) Greet() error {
+	if !s.Pending {
+		return nil
+	}
+	s.Pending = false
+	if s.bannerOwed {
+		if err := s.step("banner", time.Now(), s.readBanner()); err != nil {
+			s.Conn.Close()
+			return err
+		}
+	}
+	t0 := time.Now()
+	caps, err := s.readHello(false)
+	if err := s.step("ehlo", t0, err); err != nil {
+		s.Conn.Close()
+		return err
+	}
+	s.Caps = caps
+	return nil
+}
+
 // hello sends EHLO. With heloOK, a server that refuses EHLO gets HELO.
 func (s *Session) hello(localName string, heloOK bool) (wire.Caps, error) {
-	r, err := s.Conn.Exchange("EHLO "+localName, "")
+	if err := s.Conn.Cmd("EHLO "+localName, ""); err != nil {
+		return nil, err
+	}
+	return s.readHello(heloOK)
+}
+
+// readHello reads and judges the reply to an EHLO already sent: a server
+// that refuses it gets HELO when heloOK allows.
+func (s *Session) readHello(heloOK bool) (wire.Caps, error) {
+	localName := s.localName
+	r, err := s.Conn.ReadReply()
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +336,28 @@ func (s *Session) hello(localName string, heloOK bool) (wire.Caps, error) {
 }
 
 func (s *Session) startTLS(cfg Config) error {
+	if err := s.checkSTARTTLS(); err != nil {
+		return err
+	}
+	if n := s.Conn.Reader().Buffered(); n > 0 {
+		// Nothing was asked: bytes after the EHLO reply are a pre-sent
+		// reply to a STARTTLS not yet issued.
+		peek, _ := s.Conn.Reader().Peek(min(n, 64))
+		return injection(fmt.Sprintf("%d bytes arrived after the EHLO reply and before STARTTLS was sent (\"%s\")", n, untrusted.Text(string(peek), 80)))
+	}
+	r, err := s.Conn.Exchange("STARTTLS", "")
+	if err != nil {
+		return err
+	}
+	if r.Code != 220 {
+		return fmt.Errorf("%w: the server answered STARTTLS with %w; portwise will not continue in clear", ErrRejected, r.Err("STARTTLS"))
+	}
+	return nil
+}
+
+// checkSTARTTLS fails when the EHLO reply in clear did not advertise
+// STARTTLS, or masked it.
+func (s *Session) checkSTARTTLS() error {
 	if !s.PreTLSCaps.Has("STARTTLS") {
 		se := &StrippedError{}
 		if k, ok := s.PreTLSCaps.MaskedKeyword(); ok {
@@ -231,13 +368,18 @@ func (s *Session) startTLS(cfg Config) error {
 		}
 		return se
 	}
-	if n := s.Conn.Reader().Buffered(); n > 0 {
-		// Nothing was asked: bytes after the EHLO reply are a pre-sent
-		// reply to a STARTTLS not yet issued.
-		peek, _ := s.Conn.Reader().Peek(min(n, 64))
-		return injection(fmt.Sprintf("%d bytes arrived after the EHLO reply and before STARTTLS was sent (\"%s\")", n, untrusted.Text(string(peek), 80)))
+	return nil
+}
+
+// earlyStartTLS judges the reply to a STARTTLS sent before the EHLO
+// reply was read: STARTTLS must have been advertised (else it was
+// stripped, and the reply to it is not even read), the reply must be 220,
+// and no byte may follow it before the handshake.
+func (s *Session) earlyStartTLS() error {
+	if err := s.checkSTARTTLS(); err != nil {
+		return err
 	}
-	r, err := s.Conn.Exchange("STARTTLS", "")
+	r, err := s.Conn.ReadReply()
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,15 @@ type RawChallenger interface {
 // challenge is kept because some mechanisms (XOAUTH2) carry the reason for
 // a failure there.
 func (c *Conn) Auth(mech sasl.Client) (res AuthResult, err error) {
+	return c.AuthThen(mech, nil)
+}
+
+// AuthThen is Auth that runs then, when set, with the mechanism's name,
+// once the AUTH command went out and before its reply is read: a session
+// opened with early pipelining reads there the replies owed before AUTH's
+// (the banner, the EHLO reply). An error of then ends the exchange;
+// res.Sent says whether the initial response went.
+func (c *Conn) AuthThen(mech sasl.Client, then func(mech string) error) (res AuthResult, err error) {
 	name, ir, err := mech.Start()
 	if err != nil {
 		return res, err
@@ -50,7 +59,15 @@ func (c *Conn) Auth(mech sasl.Client) (res AuthResult, err error) {
 		shown += " [redacted]"
 		res.Sent = true
 	}
-	r, err := c.Exchange(line, shown)
+	if err := c.Cmd(line, shown); err != nil {
+		return res, err
+	}
+	if then != nil {
+		if err := then(name); err != nil {
+			return res, err
+		}
+	}
+	r, err := c.ReadReply()
 	for n := 0; err == nil; n++ {
 		if r.Code != 334 {
 			res.Final = r

@@ -33,6 +33,12 @@ func ParseEHLO(r *Reply) Caps {
 	return caps
 }
 
+// CapsOf reads capabilities from "KEYWORD params" lines, as List writes
+// them: the inverse of List.
+func CapsOf(lines []string) Caps {
+	return ParseEHLO(&Reply{Lines: append([]string{""}, lines...)})
+}
+
 // Has reports whether the keyword was advertised.
 func (c Caps) Has(kw string) bool {
 	_, ok := c[strings.ToUpper(kw)]

@@ -11,10 +11,11 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// scriptListener is a listener playing one script.
+// scriptListener is a listener playing scripts: the i-th on the i-th
+// connection, the last on every later one.
 type scriptListener struct {
-	steps []script.Step
-	recs  []*script.Record
+	scripts [][]script.Step
+	recs    []*script.Record
 }
 
 // ListenScript adds a listener that plays steps (package script) on every
@@ -26,6 +27,18 @@ type scriptListener struct {
 // Conns, with Clear holding the lines sent before TLS. It panics if the
 // listener cannot be set up.
 func (s *Server) ListenScript(o Options, steps ...script.Step) tlsmode.Candidate {
+	return s.ListenScripts(o, steps)
+}
+
+// ListenScripts is ListenScript for a server that behaves differently on
+// later connections: it plays scripts[i] on the i-th connection it
+// accepts, and the last script on every connection after that. All the
+// scripts start alike: with script.StartTLS() (implicit TLS) or without.
+func (s *Server) ListenScripts(o Options, scripts ...[]script.Step) tlsmode.Candidate {
+	if len(scripts) == 0 {
+		panic("submittest: ListenScripts needs at least one script")
+	}
+	steps := scripts[0]
 	if o.Hostname == "" {
 		o.Hostname = s.opts.Hostname
 	}
@@ -39,9 +52,17 @@ func (s *Server) ListenScript(o Options, steps ...script.Step) tlsmode.Candidate
 	if script.Implicit(steps) {
 		c.Mode = tlsmode.Implicit
 	}
-	sl := &scriptListener{steps: slices.Clone(steps)}
+	sl := &scriptListener{}
+	needsTLS := false
+	for _, sc := range scripts {
+		if script.Implicit(sc) != script.Implicit(steps) {
+			panic("submittest: ListenScripts: some scripts start with StartTLS() and others do not")
+		}
+		sl.scripts = append(sl.scripts, slices.Clone(sc))
+		needsTLS = needsTLS || script.NeedsTLS(sc)
+	}
 	var cfg script.Config
-	if script.NeedsTLS(steps) {
+	if needsTLS {
 		if cfg.TLS, err = s.tlsConfig(o); err != nil {
 			ln.Close()
 			panic(err)
@@ -87,6 +108,7 @@ func (s *Server) ListenScript(o Options, steps ...script.Step) tlsmode.Candidate
 			}
 			sr := &script.Record{}
 			s.mu.Lock()
+			steps := sl.scripts[min(len(sl.recs), len(sl.scripts)-1)]
 			sl.recs = append(sl.recs, sr)
 			s.mu.Unlock()
 			cfg := cfg
@@ -105,7 +127,7 @@ func (s *Server) ListenScript(o Options, steps ...script.Step) tlsmode.Candidate
 			go func() {
 				defer close(done)
 				defer s.forget(nc)
-				script.Play(ctx, nc, sl.steps, cfg, sr)
+				script.Play(ctx, nc, steps, cfg, sr)
 			}()
 		}
 	}()
