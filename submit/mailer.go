@@ -68,9 +68,10 @@ const noopTimeout = 10 * time.Second
 // succeeded, one Dial runs at a time and the Sends waiting for it share
 // its result (unless that Dial ended only because its own caller gave up),
 // so twenty goroutines with a wrong password make one login attempt, not
-// twenty. After that, logins still go one at a time, so that a credential
-// the server starts rejecting reaches it once, however many connections
-// were being opened. Once a server rejects the credential (ErrAuthFailed),
+// twenty. After that, connections log in side by side, but none presents
+// the credential once one of them learnt that a server rejected it: only
+// logins already under way at that instant may have presented it. Once a
+// server rejects the credential (ErrAuthFailed),
 // every later Send fails at once with that error without connecting, until
 // the program builds a new Mailer with a credential it has fixed: retrying
 // a rejected password is how accounts get locked and addresses banned.
@@ -139,7 +140,6 @@ type Mailer struct {
 	proven   bool          // a Dial succeeded: the credential works
 	flight   *dialFlight   // the one Dial in flight while !proven
 	authErr  error         // the rejection every later Send gets
-	login    chan struct{} // held while a credential is out (enterLogin)
 	rejected bool          // a server rejected the credential
 	zero     sync.Once     // for a nil Dialer
 	zeroD    *Dialer
@@ -152,7 +152,8 @@ type Mailer struct {
 
 	// A connection near MaxMessages gets its replacement dialled ahead
 	// of time, in the background (see replaceAhead).
-	replacing bool
+	replacing int           // spare connections being dialled (topUp)
+	pace      time.Duration // time between messages on a connection, lately
 	loginTime time.Duration      // how long a Dial takes, smoothed
 	bgCtx     context.Context    // the background Dials', ended by Close
 	bgStop    context.CancelFunc // nil until the first background Dial
@@ -366,8 +367,17 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 			return nil, err
 		}
 		if n := len(m.idle); n > 0 {
-			pc := m.idle[n-1]
-			m.idle = m.idle[:n-1]
+			// The most used first, so that it reaches MaxMessages and
+			// frees its slot for a fresh one; of equals, the one used
+			// last (a warm connection, while the others may time out).
+			i := n - 1
+			for j := n - 2; j >= 0; j-- {
+				if m.idle[j].msgs > m.idle[i].msgs {
+					i = j
+				}
+			}
+			pc := m.idle[i]
+			m.idle = slices.Delete(m.idle, i, i+1)
 			if pc.timer != nil {
 				pc.timer.Stop() // if it already fired, expire finds pc gone
 			}
@@ -390,7 +400,7 @@ func (m *Mailer) acquire(ctx context.Context) (*poolConn, error) {
 		}
 		// A replacement dialled ahead is on its way: take it rather than
 		// log in a second time beside it (it comes to the first waiter).
-		if max := m.connCap(); !m.replacing && (max <= 0 || m.open < max) {
+		if max := m.connCap(); m.replacing == 0 && (max <= 0 || m.open < max) {
 			m.open++
 			var f *dialFlight
 			if !m.proven {
@@ -461,7 +471,7 @@ func (e *waitError) Error() string {
 func (e *waitError) Unwrap() error { return e.err }
 
 // connect dials a connection in a slot already counted in m.open. f, when
-// set, is the flight other Sends wait for. Its logins go one at a time
+// set, is the flight other Sends wait for. Its logins pass enterLogin
 // (see enterLogin).
 func (m *Mailer) connect(ctx context.Context, f *dialFlight) (*poolConn, error) {
 	t0 := time.Now()
@@ -490,16 +500,14 @@ func (m *Mailer) connect(ctx context.Context, f *dialFlight) (*poolConn, error) 
 	return &poolConn{c: c}, nil
 }
 
-// replaceAhead starts dialling, in the background, the connection that
-// will replace pc when pc nears MaxMessages: the new one logs in while pc
-// still sends, so that no Send waits for a login when pc retires (against
-// a server whose AUTH takes 2 s, waiting made every 100th message 2 s
+// replaceAhead starts dialling, in the background, the connections that
+// will replace pc when it reaches MaxMessages: they log in while pc still
+// sends, so that no Send waits for a login when pc retires (against a
+// server whose AUTH takes 2 s, waiting made every 100th message 2 s
 // late). It starts when pc has fewer messages left than it carries, at
 // the pace it has been carrying them, in the time a Dial takes, plus one:
 // a busy connection is replaced well ahead, one that sends a message a
-// minute only at its last; only while the pool has room under MaxConns,
-// one replacement at a time, and not when a fresh connection is already
-// idle.
+// minute only at its last.
 func (m *Mailer) replaceAhead(pc *poolConn) {
 	max := m.maxMessages()
 	if max <= 0 || !pc.c.usable() {
@@ -507,40 +515,80 @@ func (m *Mailer) replaceAhead(pc *poolConn) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.replacing || !m.proven || m.authErr != nil || m.rejected {
-		return
-	}
-	if limit := m.connCap(); limit > 0 && m.open >= limit {
-		return
+	if pc.perMsg > 0 {
+		m.pace = pc.perMsg
 	}
 	lead := 1
-	if pc.perMsg > 0 {
-		lead += int(min(m.loginTime/pc.perMsg, time.Duration(max)))
+	if m.pace > 0 {
+		lead += int(min(m.loginTime/m.pace, time.Duration(max)))
 	}
-	if max-pc.msgs > lead {
+	if max-pc.msgs <= lead {
+		m.topUp()
+	}
+}
+
+// topUp starts dialling spare connections in the background while fewer
+// are logging in or wait fresh in the pool than it takes to keep up: one,
+// or, when a login takes longer than a connection lasts at the pace
+// messages go, as many as log in during one connection's life. Always
+// within MaxConns, and only once a Dial proved the credential. mu is held.
+func (m *Mailer) topUp() {
+	max := m.maxMessages()
+	if max <= 0 || m.closed || !m.proven || m.authErr != nil || m.rejected {
 		return
 	}
+	want, limit := m.spares(), m.connCap()
+	spare := m.replacing
 	for _, p := range m.idle {
 		if p.msgs == 0 {
-			return // a fresh one waits already
+			spare++
 		}
 	}
-	if m.bgStop == nil {
-		m.bgCtx, m.bgStop = context.WithCancel(context.Background())
-	}
-	m.replacing = true
-	m.open++
-	m.bg.Add(1)
-	go func(ctx context.Context) {
-		defer m.bg.Done()
-		pc, err := m.connect(ctx, nil)
-		m.mu.Lock()
-		m.replacing = false
-		m.mu.Unlock()
-		if err == nil {
-			m.put(pc)
+	for ; spare < want && (limit <= 0 || m.open < limit); spare++ {
+		if m.bgStop == nil {
+			m.bgCtx, m.bgStop = context.WithCancel(context.Background())
 		}
-	}(m.bgCtx)
+		m.replacing++
+		m.open++
+		m.bg.Add(1)
+		go func(ctx context.Context) {
+			defer m.bg.Done()
+			pc, err := m.connect(ctx, nil)
+			m.mu.Lock()
+			m.replacing--
+			m.mu.Unlock()
+			if err == nil {
+				m.put(pc)
+			}
+		}(m.bgCtx)
+	}
+}
+
+// spares is how many connections should be logging in, or wait fresh in
+// the pool, to keep up: one, or, when a login takes longer than a
+// connection lasts at the pace messages go, as many as log in during one
+// connection's life. mu is held.
+func (m *Mailer) spares() int {
+	max := m.maxMessages()
+	if max <= 0 || m.pace <= 0 {
+		return 1
+	}
+	life := m.pace * time.Duration(max)
+	return int(min((m.loginTime+life-1)/life, time.Duration(max)))
+}
+
+// idleCap is how many connections the pool keeps idle: MaxIdle, or more
+// while it keeps spares for logins slower than a connection's life (they
+// must not be closed as they arrive). mu is held.
+func (m *Mailer) idleCap() int {
+	n := m.maxIdle()
+	if m.replacing > 0 || m.pace > 0 && m.loginTime > m.pace*time.Duration(max(m.maxMessages(), 1)) {
+		n = max(n, m.spares()+1)
+		if limit := m.connCap(); limit > 0 {
+			n = min(n, limit)
+		}
+	}
+	return n
 }
 
 // smooth folds d into the running estimate avg (an exponentially weighted
@@ -552,27 +600,14 @@ func smooth(avg, d time.Duration) time.Duration {
 	return avg + (d-avg)/4
 }
 
-// enterLogin is the Mailer's gate before a credential goes out: one login
-// at a time, so that a credential the server rejects reaches it once,
-// however many connections were being dialled; and none at all once a
-// server rejected it.
-func (m *Mailer) enterLogin(ctx context.Context) (leave func(rejected bool), err error) {
-	m.mu.Lock()
-	if m.login == nil {
-		m.login = make(chan struct{}, 1)
-	}
-	login := m.login
-	m.mu.Unlock()
-	select {
-	case login <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+// enterLogin is the Mailer's gate before a credential goes out: none at
+// all once a server rejected it, whichever connection learnt it. (Before
+// the first Dial succeeded, one Dial runs at a time anyway: see acquire.)
+func (m *Mailer) enterLogin(context.Context) (leave func(rejected bool), err error) {
 	m.mu.Lock()
 	refused := m.rejected || m.authErr != nil
 	m.mu.Unlock()
 	if refused {
-		<-login
 		return nil, errRejectedMeanwhile
 	}
 	return func(rejected bool) {
@@ -581,7 +616,6 @@ func (m *Mailer) enterLogin(ctx context.Context) (leave func(rejected bool), err
 			m.rejected = true
 			m.mu.Unlock()
 		}
-		<-login
 	}, nil
 }
 
@@ -620,7 +654,7 @@ func (m *Mailer) put(pc *poolConn) {
 		w <- pc
 		return
 	}
-	if !m.closed && len(m.idle) < m.maxIdle() {
+	if !m.closed && len(m.idle) < m.idleCap() {
 		if d := m.idleTimeout(); d > 0 {
 			pc.timer = time.AfterFunc(d, func() { m.expire(pc) })
 		}
@@ -654,7 +688,15 @@ func (m *Mailer) retire(pc *poolConn) {
 	m.mu.Unlock()
 	go func() {
 		defer m.bg.Done()
-		pc.c.quit(poolQuitWait, m.freeSlot)
+		pc.c.quit(poolQuitWait, func() {
+			m.freeSlot()
+			if max := m.maxMessages(); max > 0 && pc.msgs >= max {
+				// Worn out, not idle: the slot it held can log a spare in.
+				m.mu.Lock()
+				m.topUp()
+				m.mu.Unlock()
+			}
+		})
 	}()
 }
 

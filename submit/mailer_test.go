@@ -597,3 +597,35 @@ type redirectDialer string
 func (r redirectDialer) DialContext(ctx context.Context, network, _ string) (net.Conn, error) {
 	return (&net.Dialer{}).DialContext(ctx, network, string(r))
 }
+
+// TestMailerKeepsUpWithASlowLogin: against a server whose AUTH takes
+// longer than a connection lasts (a PAM-backed Dovecot takes seconds),
+// several replacements log in at once, within MaxConns: one sender goes at
+// least twice as fast as when each new session's login stands in its way
+// (MaxConns 1 leaves no room to replace ahead, as it was before 2026-12).
+func TestMailerKeepsUpWithASlowLogin(t *testing.T) {
+	const perConn, messages, authDelay = 10, 60, 200 * time.Millisecond
+	run := func(maxConns int) time.Duration {
+		srv := submittest.NewServer(t)
+		sc := srv.ListenScript(submittest.Options{}, sessionScript(authDelay, perConn)...)
+		m := &submit.Mailer{Dialer: srv.Dialer(submit.PlainAuth("", "user", "pass"), sc), Host: "127.0.0.1",
+			MaxMessages: perConn, MaxConns: maxConns}
+		defer m.Close()
+		var t0 time.Time
+		for i := range messages {
+			if i == 1 {
+				t0 = time.Now() // from the second: the first login is everyone's
+			}
+			if err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(t0)
+	}
+	blocked, ahead := run(1), run(0)
+	t.Logf("%d messages, AUTH %s, a new session every %d: %s when each login blocks, %s replacing ahead (%.2f× the rate)",
+		messages, authDelay, perConn, blocked, ahead, float64(blocked)/float64(ahead))
+	if float64(blocked) < 2*float64(ahead) {
+		t.Errorf("replacing ahead reached %.2f× the rate; want at least 2×", float64(blocked)/float64(ahead))
+	}
+}

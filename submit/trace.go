@@ -22,8 +22,13 @@ import (
 // race, so hooks of different candidates may run concurrently and must be
 // safe for that; hooks of one candidate, and of one message, run in order.
 // A hook runs on the caller's goroutines and should return quickly. Hooks
-// never see a secret: no credential, no AUTH payload, no message content,
-// no address. A Trace whose hooks are unset costs nothing.
+// never see a secret: no credential, no AUTH payload, no message content;
+// the info structs hold no address either, but an Err is the error the
+// caller gets, whose text may name recipients (a *SendError): record its
+// kind (KindOf), not its text, where addresses must not go. A Trace whose
+// hooks are unset costs nothing. Connections a Mailer dials ahead of need
+// (see Mailer) are dialled outside any Send, and reach no hook until a
+// Send takes them (GotConn).
 type Trace struct {
 	// DialStart is called when a Dial starts, before any connection
 	// (and before fetching an OAuth2 token).
