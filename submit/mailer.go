@@ -137,11 +137,11 @@ type Mailer struct {
 	waiters []chan *poolConn // FIFO; nil means "dial, a slot is yours"
 	bg      sync.WaitGroup   // QUITs running in the background
 
-	proven   bool          // a Dial succeeded: the credential works
-	flight   *dialFlight   // the one Dial in flight while !proven
-	authErr  error         // the rejection every later Send gets
-	rejected bool          // a server rejected the credential
-	zero     sync.Once     // for a nil Dialer
+	proven   bool        // a Dial succeeded: the credential works
+	flight   *dialFlight // the one Dial in flight while !proven
+	authErr  error       // the rejection every later Send gets
+	rejected bool        // a server rejected the credential
+	zero     sync.Once   // for a nil Dialer
 	zeroD    *Dialer
 
 	// limit, when positive, is the number of connections the server
@@ -152,8 +152,8 @@ type Mailer struct {
 
 	// A connection near MaxMessages gets its replacement dialled ahead
 	// of time, in the background (see replaceAhead).
-	replacing int           // spare connections being dialled (topUp)
-	pace      time.Duration // time between messages on a connection, lately
+	replacing int                // spare connections being dialled (topUp)
+	pace      time.Duration      // time between messages on a connection, lately
 	loginTime time.Duration      // how long a Dial takes, smoothed
 	bgCtx     context.Context    // the background Dials', ended by Close
 	bgStop    context.CancelFunc // nil until the first background Dial

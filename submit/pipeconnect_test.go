@@ -149,7 +149,9 @@ func TestPipeConnectHostileServers(t *testing.T) {
 			func(err error) bool { return errors.Is(err, submit.ErrResponseInjection) }, true},
 		{"a refusal for a banner, STARTTLS", tlsmode.StartTLS,
 			one(script.ExpectPrefix("EHLO "), script.Expect("STARTTLS"), script.Send("554 5.7.1 go away\r\n"), script.Close()),
-			func(err error) bool { return err != nil && !submit.IsTemporary(err) && strings.Contains(err.Error(), "go away") }, true},
+			func(err error) bool {
+				return err != nil && !submit.IsTemporary(err) && strings.Contains(err.Error(), "go away")
+			}, true},
 		{"a refusal for a banner, implicit TLS", tlsmode.Implicit,
 			one(script.StartTLS(), script.ExpectPrefix("EHLO "), script.Send("421 4.7.0 too busy\r\n"), script.Close()),
 			func(err error) bool { return submit.IsTemporary(err) && strings.Contains(err.Error(), "too busy") }, false},
