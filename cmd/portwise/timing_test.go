@@ -222,8 +222,9 @@ func stripSGR(s string) string {
 func TestFmtDur(t *testing.T) {
 	t.Parallel()
 	for d, want := range map[time.Duration]string{
-		0: "0.00ms", 213 * time.Microsecond: "0.21ms", msec(9.994): "9.99ms", msec(41.25): "41.2ms",
-		msec(412.6): "413ms", 2*time.Second + msec(4): "2.00s", 75 * time.Second: "75.0s", -time.Second: "0.00ms",
+		0: "0ms", 4 * time.Microsecond: "<0.01ms", 5 * time.Microsecond: "0.01ms", 213 * time.Microsecond: "0.21ms",
+		msec(9.994): "9.99ms", msec(41.25): "41.2ms", msec(412.6): "413ms", 2*time.Second + msec(4): "2.00s",
+		75 * time.Second: "75.0s", -time.Second: "0ms",
 	} {
 		if got := fmtDur(d); got != want {
 			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)

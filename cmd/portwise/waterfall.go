@@ -312,10 +312,16 @@ func axis(n int, total time.Duration) string {
 	return strings.TrimRight(string(line), " ")
 }
 
-// fmtDur formats d for a person, to about three significant digits.
+// fmtDur formats d for a person, to about three significant digits; what
+// rounds to nothing says so ("<0.01ms": an envelope in the message's
+// flight).
 func fmtDur(d time.Duration) string {
 	ms := float64(max(d, 0)) / float64(time.Millisecond)
 	switch {
+	case d <= 0:
+		return "0ms"
+	case d < 5*time.Microsecond:
+		return "<0.01ms"
 	case ms < 10:
 		return fmt.Sprintf("%.2fms", ms)
 	case ms < 100:
