@@ -80,7 +80,7 @@ func normalise(rep *probe.Report, cands []tlsmode.Candidate) {
 		p := &rep.Ports[i]
 		p.ConnectTime, p.Elapsed = 0, 0
 		for j := range p.Steps {
-			p.Steps[j].Elapsed = 0
+			p.Steps[j].Start, p.Steps[j].Elapsed = 0, 0
 		}
 		if !p.CertNotAfter.IsZero() {
 			p.CertNotAfter = fixed

@@ -134,7 +134,7 @@ func (p *prober) open(ctx context.Context, r *PortReport, attempt string, c tlsm
 		LocalName: p.localName,
 		Dial:      d.DialContext,
 		Step: func(step string, dur time.Duration, err error) {
-			st := Step{Attempt: attempt, Name: step, Elapsed: dur}
+			st := Step{Attempt: attempt, Name: step, Start: time.Since(p.start) - dur, Elapsed: dur}
 			if err != nil {
 				st.Error = untrusted.Reply(err.Error())
 			}
@@ -332,7 +332,7 @@ func (p *prober) legacyHandshake(ctx context.Context, r *PortReport, v uint16) s
 	if err == nil {
 		s.Quit(quitWait)
 	}
-	st := Step{Attempt: "tls-legacy", Name: "tls", Elapsed: time.Since(t0)}
+	st := Step{Attempt: "tls-legacy", Name: "tls", Start: t0.Sub(p.start), Elapsed: time.Since(t0)}
 	if version == "" {
 		st.Error = "no " + tls.VersionName(v) + " handshake"
 		if err != nil {

@@ -158,13 +158,18 @@ type PortReport struct {
 	Findings []Finding `json:"findings,omitempty"`
 }
 
-// Step is one step of one connection, with its duration.
+// Step is one step of one connection, with when it began and its
+// duration.
 type Step struct {
 	// Attempt names the connection: "probe" (the configured mode),
 	// "other-mode" (the other TLS mode, after a wrong-mode symptom),
 	// "tls-legacy" (the TLS 1.0/1.1 check) or "auth" (the Dialer).
-	Attempt string        `json:"attempt"`
-	Name    string        `json:"name"` // connect, banner, ehlo, starttls, tls, auth
+	Attempt string `json:"attempt"`
+	Name    string `json:"name"` // connect, banner, ehlo, starttls, tls, auth
+	// Start is when the step began, from the start of Run: the steps of
+	// every port share one clock, so that they can be drawn side by side
+	// (portwise probe -timing).
+	Start   time.Duration `json:"start_ns"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Error   string        `json:"error,omitempty"`
 }
@@ -211,6 +216,7 @@ type Finding struct {
 // cannot use or a ctx that ends; unreachable ports are findings in the
 // report, not errors.
 func Run(ctx context.Context, host string, o Options) (*Report, error) {
+	t0 := time.Now()
 	h, port, err := plan.SplitHost(host)
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
@@ -242,13 +248,13 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 			if plan.ValidHost(srv.Host) != nil {
 				continue
 			}
-			sp := newProber(srv.Host, o)
+			sp := newProber(srv.Host, o, t0)
 			for _, c := range srv.Candidates {
 				tasks = append(tasks, task{sp, c})
 			}
 		}
 	}
-	p := newProber(h, o)
+	p := newProber(h, o, t0)
 	for _, c := range cands {
 		tasks = append(tasks, task{p, c})
 	}
@@ -322,10 +328,11 @@ type prober struct {
 	dialer     submit.ContextDialer
 	localName  string
 	now        func() time.Time
+	start      time.Time // when Run began: Step.Start counts from it
 }
 
-func newProber(host string, o Options) *prober {
-	p := &prober{host: host, o: o, timeout: o.Timeout, dialer: o.NetDialer, localName: o.LocalName, now: time.Now}
+func newProber(host string, o Options, start time.Time) *prober {
+	p := &prober{host: host, o: o, timeout: o.Timeout, dialer: o.NetDialer, localName: o.LocalName, now: time.Now, start: start}
 	if p.timeout <= 0 {
 		p.timeout = DefaultTimeout
 	}

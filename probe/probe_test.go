@@ -395,3 +395,37 @@ func TestRunHostPortChecksOnePort(t *testing.T) {
 		t.Errorf("Recommendation = %v", rep.Recommendation)
 	}
 }
+
+// TestStepsShareRunsClock: every step says when it began, counted from the
+// start of Run, so that the ports can be drawn side by side: a port's steps
+// follow one another, and the AUTH check, which runs once every port is
+// done, begins after the last of them ended.
+func TestStepsShareRunsClock(t *testing.T) {
+	t.Parallel()
+	srv := submittest.NewServer(t)
+	cands := []tlsmode.Candidate{{Port: srv.StartTLS.Port, Mode: tlsmode.StartTLS}, {Port: srv.Implicit.Port, Mode: tlsmode.Implicit}}
+	t0 := time.Now()
+	rep := run(t, srv, probe.Options{Auth: submit.PasswordAuth("user", "pass")}, cands...)
+	total := time.Since(t0)
+	var lastEnd, authStart time.Duration
+	for _, p := range rep.Ports {
+		var prev *probe.Step
+		for i, st := range p.Steps {
+			if st.Start < 0 || st.Elapsed < 0 || st.Start+st.Elapsed > total {
+				t.Errorf("port %d step %s: start %v, elapsed %v, outside the run's %v", p.Port, st.Name, st.Start, st.Elapsed, total)
+			}
+			if st.Attempt == "auth" {
+				authStart = st.Start
+				continue
+			}
+			if prev != nil && prev.Attempt == st.Attempt && st.Start < prev.Start+prev.Elapsed {
+				t.Errorf("port %d: %s began at %v, before %s ended at %v", p.Port, st.Name, st.Start, prev.Name, prev.Start+prev.Elapsed)
+			}
+			lastEnd = max(lastEnd, st.Start+st.Elapsed)
+			prev = &p.Steps[i]
+		}
+	}
+	if authStart == 0 || authStart < lastEnd {
+		t.Errorf("the AUTH check began at %v; the ports' checks ended at %v", authStart, lastEnd)
+	}
+}

@@ -55,7 +55,7 @@ func (p *prober) auth(ctx context.Context, r *PortReport) {
 	}
 	t0 := time.Now()
 	c, err := d.Dial(ctx, p.host)
-	st := Step{Attempt: "auth", Name: "auth", Elapsed: time.Since(t0)}
+	st := Step{Attempt: "auth", Name: "auth", Start: t0.Sub(p.start), Elapsed: time.Since(t0)}
 	if err == nil {
 		r.AuthResult = "ok"
 		r.AuthMechanism = c.Mechanism()

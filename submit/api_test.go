@@ -104,7 +104,7 @@ var (
 	_ = submit.DialInfo{Host: "", Elapsed: time.Duration(0), Conn: submit.ConnInfo{}, Err: error(nil)}
 	_ = submit.ConnInfo{ID: 0, Host: "", Candidate: tlsmode.Candidate{}, Messages: 0, Reused: false, IdleTime: time.Duration(0)}
 	_ = submit.MessageInfo{Conn: submit.ConnInfo{}, Attempt: 0, Recipients: 0, Size: 0, Chunking: false, Outcome: submit.OutcomeNotSent,
-		Accepted: 0, Rejected: 0, QueueID: "", Step: "", Err: error(nil), Elapsed: time.Duration(0)}
+		Accepted: 0, Rejected: 0, QueueID: "", Step: "", Err: error(nil), Elapsed: time.Duration(0), Envelope: time.Duration(0)}
 
 	_ error                              = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Reply: (*submit.Reply)(nil)}}}
 	_ func(*submit.SendError) []string   = (*submit.SendError).Retry

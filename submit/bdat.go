@@ -47,7 +47,7 @@ func (t *tx) bdatWhole(msg io.Reader) {
 	if !t.queue("BDAT "+strconv.FormatInt(n, 10)+" LAST", owedEnd) {
 		return
 	}
-	t.consumed = true
+	t.consume()
 	cw := &cappedWriter{w: c.conn.Writer(), left: n}
 	dw := newBDATWriter(cw)
 	_, err := io.Copy(dw, msg)
@@ -80,7 +80,7 @@ func (t *tx) bdatChunks(msg io.Reader) {
 	buf.Grow(chunkSize + 2*readSize) // normalising can double a read
 	dw := newBDATWriter(&buf)
 	rb := make([]byte, readSize)
-	t.consumed = true
+	t.consume()
 	for {
 		n, rerr := msg.Read(rb)
 		if n > 0 {

@@ -171,8 +171,9 @@ func (c *Client) SendWith(ctx context.Context, from string, to []string, msg io.
 
 // sendReport is what a Mailer learns from a send beyond its result.
 type sendReport struct {
-	consumed bool // msg began to be read: sending it again needs it rewound
-	dropped  bool // the connection failed, or the server ended it, during the send
+	consumed bool      // msg began to be read: sending it again needs it rewound
+	content  time.Time // when it began to be read; zero if it never was
+	dropped  bool      // the connection failed, or the server ended it, during the send
 }
 
 // send is SendWith that also reports what the Mailer needs; attempt is the
@@ -194,10 +195,13 @@ func (c *Client) send(ctx context.Context, attempt int, from string, to []string
 		info = MessageInfo{Conn: c.connInfo(), Attempt: attempt, Recipients: len(to), Size: env.size, Chunking: env.chunking}
 		hook(trace, func(t *Trace) func(MessageInfo) { return t.MessageStart }, info)
 	}
-	var rep sendReport
-	rep.consumed, rep.dropped, err = c.transaction(ctx, env, msg, res)
+	rep, err := c.transaction(ctx, env, msg, res)
 	if trace != nil && trace.MessageDone != nil {
 		info.Size, info.Outcome, info.Err, info.Elapsed = res.Size, res.Outcome, err, time.Since(t0)
+		info.Envelope = info.Elapsed
+		if !rep.content.IsZero() {
+			info.Envelope = rep.content.Sub(t0)
+		}
 		info.Accepted, info.Rejected, info.QueueID = len(res.Accepted), len(res.Rejected), res.QueueID
 		var se *StepError
 		switch {

@@ -162,6 +162,14 @@ type MessageInfo struct {
 	Step    string
 	Err     error
 	Elapsed time.Duration
+	// Envelope is the part of Elapsed before the message's content began
+	// to go out: MAIL FROM, RCPT TO and DATA up to the server's 354, one
+	// reply at a time or in one flight (PIPELINING), or next to nothing
+	// when the envelope rides in the content's own flight (BDAT under
+	// PIPELINING). It is Elapsed when the content never went out. A
+	// timing view splits a send into envelope and message with it; no
+	// hook runs in between, so that a message costs no extra call.
+	Envelope time.Duration
 }
 
 type traceKey struct{}

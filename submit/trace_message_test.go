@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
@@ -124,6 +125,53 @@ func TestTraceOfAFailedDial(t *testing.T) {
 	err := m.Send(submit.WithTrace(context.Background(), mt.trace()), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
 	if err == nil || len(mt.dials) != 1 || mt.dials[0].Err == nil || mt.dials[0].Conn.ID != 0 || len(mt.starts)+len(mt.conns) != 0 {
 		t.Errorf("err %v; dials %+v, conns %+v, messages %+v", err, mt.dials, mt.conns, mt.starts)
+	}
+}
+
+// TestMessageDoneSplitsTheEnvelopeFromTheContent: MessageInfo.Envelope
+// ends when the message's content begins to go out, so a slow reply to the
+// envelope shows in it and a slow reply to the content does not; when the
+// envelope rides in the content's flight it is next to nothing, and when
+// the content never went out it is the whole send.
+func TestMessageDoneSplitsTheEnvelopeFromTheContent(t *testing.T) {
+	const slow = 80 * time.Millisecond
+	mail, rcpt := script.ExpectPrefix("MAIL FROM:"), script.ExpectPrefix("RCPT TO:")
+	ok := script.Send("250 ok\r\n")
+	tests := []struct {
+		name     string
+		caps     string
+		steps    []script.Step
+		envelope func(env, elapsed time.Duration) bool
+		want     bool
+	}{
+		{"DATA, a slow reply to MAIL FROM", "", one(mail, script.Pause(slow), ok, rcpt, ok, script.Expect("DATA"),
+			script.Send("354 go\r\n"), script.ExpectData(), script.Send("250 2.0.0 queued as A1\r\n")),
+			func(env, elapsed time.Duration) bool { return env >= slow && env < elapsed }, true},
+		{"DATA, a slow reply to the final dot", "", one(mail, ok, rcpt, ok, script.Expect("DATA"),
+			script.Send("354 go\r\n"), script.ExpectData(), script.Pause(slow), script.Send("250 2.0.0 queued as A1\r\n")),
+			func(env, elapsed time.Duration) bool { return env > 0 && elapsed-env >= slow }, true},
+		{"BDAT in one flight with the envelope", chunkingCaps, one(mail, rcpt, script.ExpectBDAT(), script.Pause(slow),
+			script.Send("250 ok\r\n250 ok\r\n250 2.0.0 queued as A1\r\n")),
+			func(env, elapsed time.Duration) bool { return env < slow && elapsed-env >= slow }, true},
+		{"every recipient refused", "", one(mail, ok, rcpt, script.Pause(slow), script.Send("550 5.1.1 no such user\r\n"),
+			script.Expect("RSET"), ok),
+			func(env, elapsed time.Duration) bool { return env == elapsed && env >= slow }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := submittest.NewServer(t)
+			c, _ := dialScript(t, srv, implicitScript(tt.caps, tt.steps...))
+			defer c.Close()
+			mt := &messageTrace{}
+			err := c.Send(submit.WithTrace(context.Background(), mt.trace()), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
+			if (err == nil) != tt.want || len(mt.dones) != 1 {
+				t.Fatalf("err %v, %d MessageDone", err, len(mt.dones))
+			}
+			if d := mt.dones[0]; !tt.envelope(d.Envelope, d.Elapsed) {
+				t.Errorf("Envelope %v of Elapsed %v (outcome %v)", d.Envelope, d.Elapsed, d.Outcome)
+			}
+		})
 	}
 }
 

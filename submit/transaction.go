@@ -35,6 +35,7 @@ type tx struct {
 	closing  bool        // the server said 421 or refused RSET: the connection ends with the send
 	data354  bool        // DATA was answered 354
 	consumed bool        // the message began to be read
+	content  time.Time   // when it began to be read (MessageInfo.Envelope)
 	ended    bool        // the end of the message went out whole: from here on the server may have it
 	final    *wire.Reply // the server's reply to the end of the message
 	lost     error       // the connection failed: no reply comes any more
@@ -67,12 +68,13 @@ func (o owed) step() string {
 }
 
 // transaction sends one message on c and decides its outcome, which it
-// records in res; consumed reports that msg began to be read, dropped that
-// the connection failed or the server ended it during the send.
-func (c *Client) transaction(ctx context.Context, env *envelope, msg io.Reader, res *SendResult) (consumed, dropped bool, err error) {
+// records in res; its report says whether and when msg began to be read,
+// and whether the connection failed or the server ended it during the
+// send.
+func (c *Client) transaction(ctx context.Context, env *envelope, msg io.Reader, res *SendResult) (sendReport, error) {
 	end, err := c.begin(ctx, commandTimeout)
 	if err != nil {
-		return false, false, err
+		return sendReport{}, err
 	}
 	defer end()
 	t := &tx{c: c, ctx: ctx, t0: time.Now(), env: env, res: res}
@@ -88,7 +90,12 @@ func (c *Client) transaction(ctx context.Context, env *envelope, msg io.Reader, 
 		}
 	}
 	err = t.finish()
-	return t.consumed, t.lost != nil || t.closing, err
+	return sendReport{consumed: t.consumed, content: t.content, dropped: t.lost != nil || t.closing}, err
+}
+
+// consume marks the message's content as beginning to be read, now.
+func (t *tx) consume() {
+	t.consumed, t.content = true, time.Now()
 }
 
 // reset ends, with RSET alone, a transaction an earlier send left open (its
@@ -164,7 +171,7 @@ func (t *tx) sendDATA(msg io.Reader) {
 // dot-stuffing writer, ends it and reads the final reply.
 func (t *tx) dataBody(msg io.Reader) {
 	c := t.c
-	t.consumed = true
+	t.consume()
 	dw := newDataWriter(c.conn.Writer())
 	if _, err := io.Copy(dw, msg); err != nil {
 		if errors.Is(err, ErrLineTooLong) || dw.err == nil {

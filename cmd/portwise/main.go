@@ -1,8 +1,8 @@
 // Command portwise answers "why can't my program send mail?" and sends test
 // messages the way portwise's Dialer does.
 //
-//	portwise probe [-json] [-timeout 10s] [-port 587,465] [-ca FILE] [-user U -password-env VAR] HOST
-//	portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] HOST[:PORT]
+//	portwise probe [-json] [-timing] [-timeout 10s] [-port 587,465] [-ca FILE] [-user U -password-env VAR] HOST
+//	portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] [-timing] [-json] HOST[:PORT]
 //
 // probe checks every submission port of HOST concurrently (587, 465, 2525
 // and 25 unless -port says otherwise) and prints a table of what each port
@@ -13,6 +13,12 @@
 // send composes a plain-text message and submits it through submit.Dialer:
 // port race, verified TLS, AUTH only over TLS. -v prints the session
 // transcript to stderr with the credential and the message redacted.
+//
+// -timing draws the race as a waterfall, one row per port: when it
+// started, how long each step took (connect, banner, EHLO, STARTTLS, the
+// TLS handshake, AUTH, the envelope and the message), which port won and
+// why the others stopped; probe -timing draws its ports the same way.
+// -json prints the same figures as JSON.
 //
 // Passwords and tokens are never taken on the command line, where other
 // users of the machine can read them: -password-env names the environment
@@ -35,6 +41,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/portwise/portwise/submit"
@@ -59,6 +66,9 @@ type cli struct {
 	// stdinTTY reports whether stdin is a terminal (send then uses a
 	// default body rather than waiting for one).
 	stdinTTY bool
+	// width is how many columns -timing's view may take: COLUMNS, else the
+	// terminal's, else (0) 80.
+	width int
 }
 
 func main() {
@@ -69,6 +79,7 @@ func main() {
 		getenv:   os.Getenv,
 		colour:   isTerminal(os.Stdout) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 		stdinTTY: isTerminal(os.Stdin),
+		width:    columns(os.Getenv("COLUMNS"), os.Stdout),
 	}
 	os.Exit(c.run(os.Args[1:]))
 }
@@ -80,9 +91,18 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// columns is the width -timing fits: COLUMNS when it is a number (a shell
+// sets it; a person can), else the width of the terminal f is, else 0.
+func columns(env string, f *os.File) int {
+	if n, err := strconv.Atoi(env); err == nil && n > 0 {
+		return n
+	}
+	return terminalWidth(f)
+}
+
 const usage = `usage:
-  portwise probe [-json] [-timeout 10s] [-port 587,465/implicit] [-ca FILE] [-user U -password-env VAR] HOST
-  portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] HOST[:PORT]
+  portwise probe [-json] [-timing] [-timeout 10s] [-port 587,465/implicit] [-ca FILE] [-user U -password-env VAR] HOST
+  portwise send -from A -to B [-subject S] [-body-file F] [-user U -password-env VAR | -xoauth2-token-env VAR] [-v] [-timing] [-json] HOST[:PORT]
   portwise version
 
 Run "portwise probe -h" or "portwise send -h" for every flag.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"slices"
@@ -32,6 +33,7 @@ func (c *cli) probe(args []string) int {
 		asJSON  = fs.Bool("json", false, "print the report as JSON")
 		timeout = fs.Duration("timeout", probe.DefaultTimeout, "budget of each connection to a port")
 		srv     = fs.Bool("srv", false, "also probe the host's RFC 6186 SRV targets (only those under the host's own domain)")
+		timing  = fs.Bool("timing", false, "also draw the ports' steps as a waterfall on one time axis (with -json: a \"timing\" object)")
 	)
 	o.register(fs)
 	fs.Usage = func() {
@@ -74,15 +76,22 @@ func (c *cli) probe(args []string) int {
 		return c.exit(err)
 	}
 
-	if *asJSON {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return c.exit(err)
+	switch {
+	case *asJSON && *timing:
+		err = writeJSON(c.stdout, struct {
+			*probe.Report
+			Timing timingJSON `json:"timing"`
+		}{rep, probeTimeline(rep).json()})
+	case *asJSON:
+		err = writeJSON(c.stdout, rep)
+	default:
+		err = rep.WriteTextOptions(c.stdout, probe.TextOptions{Color: c.colour})
+		if err == nil && *timing {
+			fmt.Fprintln(c.stdout)
+			err = probeTimeline(rep).draw(c.stdout, drawOptions{width: c.width, colour: c.colour})
 		}
-		if _, err := c.stdout.Write(append(escapeJSON(b), '\n')); err != nil {
-			return c.exit(err)
-		}
-	} else if err := rep.WriteTextOptions(c.stdout, probe.TextOptions{Color: c.colour}); err != nil {
+	}
+	if err != nil {
 		return c.exit(err)
 	}
 	if !rep.Ready() {
@@ -194,6 +203,16 @@ func (p *progress) run(ctx context.Context) {
 func (p *progress) stop() {
 	close(p.quit)
 	p.wg.Wait()
+}
+
+// writeJSON prints v as indented JSON, its strings safe for a terminal.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(escapeJSON(b), '\n'))
+	return err
 }
 
 // escapeJSON writes the C1 and bidi controls that encoding/json leaves raw

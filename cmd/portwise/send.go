@@ -53,6 +53,8 @@ func (c *cli) send(args []string) int {
 		bodyFile = fs.String("body-file", "", "`file` holding the body; default: stdin, or a one-line test body when stdin is a terminal")
 		verbose  = fs.Bool("v", false, "print the session transcript to stderr (credentials and message redacted)")
 		timeout  = fs.Duration("timeout", 30*time.Second, "budget of one connection attempt, connect through AUTH")
+		timing   = fs.Bool("timing", false, "draw the port race as a waterfall: when each port started, how long each step took, which won and why the others stopped")
+		asJSON   = fs.Bool("json", false, "print the outcome and -timing's figures as JSON instead of text")
 	)
 	fs.Var(&to, "to", "recipient `address`es, comma-separated or repeated (required)")
 	o.register(fs)
@@ -93,7 +95,8 @@ func (c *cli) send(args []string) int {
 		}
 		rcpts = append(rcpts, r)
 	}
-	if _, _, err := plan.SplitHost(pos[0]); err != nil {
+	host, port, err := plan.SplitHost(pos[0])
+	if err != nil {
 		return c.exit(usagef("%v", err))
 	}
 	body, err := c.body(*bodyFile)
@@ -108,8 +111,24 @@ func (c *cli) send(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	// timings prints -timing's view, or -json's document, once the send
+	// is over, whatever its outcome.
+	timings := func() error { return nil }
+	if *timing || *asJSON {
+		tm := newSendTimer(host, port, o.selected)
+		d.Logger = tm.logger()
+		ctx = submit.WithTrace(ctx, tm.trace())
+		timings = func() error {
+			tm.settle(time.Second)
+			if *asJSON {
+				return writeJSON(c.stdout, tm.timeline().json())
+			}
+			return tm.timeline().draw(c.stdout, drawOptions{width: c.width, colour: c.colour})
+		}
+	}
 	cl, err := d.Dial(ctx, pos[0])
 	if err != nil {
+		timings()
 		return c.exit(err)
 	}
 	defer cl.Close()
@@ -120,6 +139,7 @@ func (c *cli) send(args []string) int {
 	res, err := cl.SendWith(ctx, sender.Address, envTo, bytes.NewReader(msg), nil)
 	if err != nil {
 		cl.Close()
+		timings()
 		code := c.exit(err)
 		if hint := relayHint(cl, o.auth, err); hint != "" {
 			fmt.Fprintln(c.stderr, "portwise: "+hint)
@@ -127,7 +147,12 @@ func (c *cli) send(args []string) int {
 		return code
 	}
 	cl.Quit()
-	fmt.Fprintln(c.stdout, sentLine(cl, res, envTo))
+	if err := timings(); err != nil {
+		return c.exit(err)
+	}
+	if !*asJSON {
+		fmt.Fprintln(c.stdout, sentLine(cl, res, envTo))
+	}
 	return exitOK
 }
 
