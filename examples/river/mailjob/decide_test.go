@@ -11,6 +11,7 @@ import (
 
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/submit/submittest/script"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -33,6 +34,13 @@ func TestDecide(t *testing.T) {
 	_, connRefused := srv.Dialer(nil, srv.Listen(tlsmode.Implicit, submittest.Refuse)).Dial(context.Background(), "127.0.0.1")
 	if !errors.Is(connRefused, syscall.ECONNREFUSED) {
 		t.Fatalf("dialling a closed port: %v", connRefused)
+	}
+	// A real Dial to a greeting of 554, which anyone on the path can send:
+	// permanent by its code, yet not the message's fault.
+	refusedGreeting := srv.ListenScript(submittest.Options{}, script.Send("554 5.7.1 go away\r\n"), script.Close())
+	_, greeted554 := srv.Dialer(nil, refusedGreeting).Dial(context.Background(), "127.0.0.1")
+	if submit.IsTemporary(greeted554) {
+		t.Fatalf("a 554 greeting is temporary: %v", greeted554)
 	}
 	tests := []struct {
 		name    string
@@ -74,6 +82,11 @@ func TestDecide(t *testing.T) {
 			name: "connection refused is retried", pending: []string{"a@x"},
 			res: &submit.SendResult{}, err: connRefused,
 			want: retry, errIs: syscall.ECONNREFUSED,
+		},
+		{
+			name: "a permanent Dial failure (554 greeting) is retried, not cancelled", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: greeted554,
+			want: retry, errHas: []string{"554 5.7.1"},
 		},
 		{
 			name: "550 to MAIL FROM cancels", pending: []string{"a@x"},

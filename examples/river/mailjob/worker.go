@@ -34,13 +34,18 @@ type Sender interface {
 //     before the server's reply): the job is cancelled with an
 //     *OutcomeUnknownError and never retried, since a retry may deliver the
 //     message twice; a person checks and enqueues it again if needed.
-//   - The way to the server broken (a credential rejected, a certificate
-//     that does not verify, STARTTLS stripped...: see pathBroken): Work
-//     returns the error, so that one misconfiguration does not cancel
-//     every job in the queue; they wait with River's backoff for the fix.
-//   - Any other failure (a 5xx to the sender or the message, a message too
-//     large or with a line too long): the job is cancelled (river.JobCancel)
-//     with the reason.
+//   - Any failure of the Dial (a *submit.DialError): Work returns the
+//     error and River retries with its backoff, until the job's
+//     MaxAttempts. A Dial failure is never the message's fault: it is the
+//     way to the server (a credential rejected, a certificate that does
+//     not verify, STARTTLS stripped, a greeting refusing the client), and
+//     before TLS is verified anyone on the path can forge it (a 554
+//     greeting, a garbage banner, a TLS alert); cancelling on it would let
+//     one misconfiguration or one meddling network empty the queue.
+//   - A failure about this message, reported over the established session
+//     (a 5xx to the sender, the recipients or the message, a message too
+//     large or with a line too long, a bad address): the job is cancelled
+//     (river.JobCancel) with the reason.
 //   - The job's own context ending (the client stopping, the job's
 //     timeout) or the Mailer closing: the error is returned as it is, so
 //     River retries the job instead of cancelling it.
@@ -139,7 +144,10 @@ func (v verdict) String() string {
 // attempt sent to; prev is what earlier attempts achieved.
 func decide(ctxErr error, messageID string, pending []string, prev Progress, res *submit.SendResult, err error) (Progress, verdict, error) {
 	p := prev.clone()
-	var se *submit.SendError
+	var (
+		se *submit.SendError
+		de *submit.DialError
+	)
 	switch {
 	case err == nil:
 		accepted := pending
@@ -170,7 +178,7 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 		// The worker is stopping or the job ran out of time: nothing is
 		// wrong with the message.
 		return p, retry, err
-	case submit.IsTemporary(err), pathBroken(err):
+	case errors.As(err, &de), submit.IsTemporary(err), pathBroken(err):
 		return p, retry, err
 	default:
 		return p, cancel, &PermanentError{MessageID: messageID, Delivered: p.Delivered, Err: err}
@@ -184,10 +192,11 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 // pathBroken reports a failure of the way to the server rather than of the
 // message: a credential rejected, a certificate that does not verify, TLS
 // too old, STARTTLS stripped, a port in the other TLS mode, no usable AUTH
-// mechanism, no OAuth2 token. One misconfiguration or one meddling network
-// would otherwise cancel every job in the queue; returned as errors, the
-// jobs wait with River's backoff (up to their MaxAttempts) for the fix,
-// and the Mailer still never logs in again with a rejected credential.
+// mechanism, no OAuth2 token. The Mailer returns these inside a
+// *submit.DialError, which decide retries anyway; the list keeps them
+// retried should one ever arrive without it. Returned as errors, the jobs
+// wait with River's backoff (up to their MaxAttempts) for the fix, and the
+// Mailer still never logs in again with a rejected credential.
 func pathBroken(err error) bool {
 	for _, s := range []error{
 		submit.ErrAuthFailed, submit.ErrCertificate, submit.ErrTLSVersion, submit.ErrSTARTTLSStripped,
