@@ -47,7 +47,9 @@ type Queue struct {
 //
 //	sqlite:PATH                      a SQLite file, created if missing
 //	postgres://... postgresql://...  PostgreSQL (pgx's connection string)
+//	host=... user=... dbname=...     PostgreSQL, in the keyword/value form
 //
+// Its errors never show a password (see RedactDSN).
 // schema, when not "", is the PostgreSQL schema holding River's tables
 // (which must exist); "" uses the search path. Migrations on PostgreSQL run
 // under an advisory lock, so that worker processes starting together do
@@ -78,20 +80,27 @@ func Open(ctx context.Context, dsn, schema string) (*Queue, error) {
 			db.Close()
 			return nil, err
 		}
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), isKeywordValue(dsn):
 		pool, err := pgxpool.New(ctx, dsn)
 		if err != nil {
-			return nil, fmt.Errorf("mailjob: PostgreSQL: %w", err)
+			return nil, redactErr(fmt.Errorf("mailjob: PostgreSQL: %w", err), dsn)
 		}
 		q.pg = pool
 		if err := q.migratePG(ctx, dsn); err != nil {
 			pool.Close()
-			return nil, err
+			return nil, redactErr(err, dsn)
 		}
 	default:
-		return nil, fmt.Errorf("mailjob: database %q: want sqlite:PATH or a postgres:// URL", RedactDSN(dsn))
+		return nil, fmt.Errorf("mailjob: database %q: want sqlite:PATH, a postgres:// URL or PostgreSQL's keyword/value form (host=... dbname=...)", RedactDSN(dsn))
 	}
 	return q, nil
+}
+
+// isKeywordValue reports PostgreSQL's keyword/value form of a DSN,
+// "host=db.example.com user=mail dbname=queue", which pgx reads too.
+func isKeywordValue(dsn string) bool {
+	k, _, ok := strings.Cut(strings.TrimSpace(dsn), "=")
+	return ok && k != "" && !strings.ContainsAny(k, ":/")
 }
 
 // migratePG migrates under a session advisory lock held on a connection of
@@ -142,17 +151,4 @@ func (q *Queue) Close() {
 	if q.pg != nil {
 		q.pg.Close()
 	}
-}
-
-// RedactDSN returns dsn without a URL's user information, which may hold a
-// password, for logs and errors.
-func RedactDSN(dsn string) string {
-	scheme, rest, ok := strings.Cut(dsn, "://")
-	if !ok {
-		return dsn
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = "…@" + rest[at+1:]
-	}
-	return scheme + "://" + rest
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +55,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "enqueue":
 		return enqueue(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q: want work or enqueue", cmd)
+	return fmt.Errorf("unknown command %q: want work or enqueue", mailjob.RedactDSN(cmd))
+}
+
+// redactArgs quotes arguments for an error: one of them may be a DSN or a
+// submission URL given without its flag, password and all.
+func redactArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strconv.Quote(mailjob.RedactDSN(a))
+	}
+	return strings.Join(out, " ")
 }
 
 // dbFlags are the flags both commands take.
@@ -63,7 +74,7 @@ type dbFlags struct {
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.db, "db", "sqlite:mailqueue.db", "River's database: sqlite:PATH or postgres://...")
+	fs.StringVar(&f.db, "db", "sqlite:mailqueue.db", "River's database: sqlite:PATH, postgres://... or 'host=... dbname=...' (a password is better in $PGPASSWORD or ~/.pgpass, out of the process list)")
 	fs.StringVar(&f.schema, "schema", "", "PostgreSQL schema of River's tables (default: the search path)")
 }
 
@@ -86,7 +97,7 @@ func work(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("work: unexpected arguments %q", fs.Args())
+		return fmt.Errorf("work: unexpected arguments %s", redactArgs(fs.Args()))
 	}
 	if *smtpURL == "" {
 		*smtpURL = os.Getenv("SMTP_URL")
@@ -166,6 +177,9 @@ func enqueue(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dbf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("enqueue: unexpected arguments %s", redactArgs(fs.Args()))
 	}
 	if *from == "" || *to == "" || *n < 1 {
 		return errors.New("enqueue: -from, -to and -n ≥ 1 are required")
