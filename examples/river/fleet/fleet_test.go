@@ -1,0 +1,322 @@
+package fleet_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/portwise/portwise/examples/river/fleet"
+	"github.com/portwise/portwise/examples/river/internal/conncount"
+	"github.com/portwise/portwise/submit"
+)
+
+func TestAccount(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"smtps://me%40example.com:app-Passw0rd@SMTP.Example.com", "smtp.example.com/me@example.com"},
+		{"smtp://Printer%40Contoso.com:Passw0rd@smtp.office365.com:587", "smtp.office365.com/printer@contoso.com"},
+		{"smtps://me%40example.com:Passw0rd@smtp.example.com:2465?timeout=10s", "smtp.example.com/me@example.com"},
+		{"smtps://me%40gmail.com@smtp.gmail.com?auth=xoauth2", "smtp.gmail.com/me@gmail.com"},
+		{"submission://relay.example.net", "relay.example.net/"},
+	}
+	for _, tt := range tests {
+		got, err := fleet.Account(tt.url)
+		if err != nil || got != tt.want {
+			t.Errorf("Account(%s) = %q, %v; want %q", submit.RedactURL(tt.url), got, err, tt.want)
+		}
+		if strings.Contains(strings.ToLower(got), "passw0rd") {
+			t.Errorf("Account(%s) = %q holds the password", submit.RedactURL(tt.url), got)
+		}
+	}
+	if _, err := fleet.Account("smtps://me:Passw0rd@"); err == nil || strings.Contains(err.Error(), "Passw0rd") {
+		t.Errorf("Account of a URL without a host: %v", err)
+	}
+}
+
+// TestClassify checks every rule against the reply its source quotes, and
+// the look-alikes that are not quota replies.
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		code      int
+		enh, text string
+		rule      string // "" for none
+	}{
+		{550, "5.4.5", "Daily user sending limit exceeded. For more information, visit https://support.google.com/mail/?p=DailyLimitExceeded - gsmtp", "gmail-daily"},
+		{550, "5.4.5", "Daily sending quota exceeded. - gsmtp", "gmail-daily"},
+		{550, "5.4.5", "Daily SMTP relay limit exceeded for user. For more information on SMTP relay sending limits please contact your administrator", "gmail-daily"},
+		{550, "5.7.1", "Daily SMTP relay limit exceeded for customer", "workspace-relay-daily"},
+		{450, "4.2.1", "Peak SMTP relay limit exceeded for customer. This is a temporary error.", "workspace-relay-peak"},
+		{454, "", "Throttling failure: Maximum sending rate exceeded.", "ses-rate"},
+		{454, "", "Throttling failure: Daily message quota exceeded.", "ses-daily"},
+		{554, "5.2.0", "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception", "m365-daily"},
+		{421, "4.7.0", "Our system has detected an unusual rate of unsolicited mail originating from your IP address", "throttle-421"},
+		{421, "4.7.28", "Too many messages, slow down", "throttle-421"},
+
+		{450, "4.2.1", "The user you are trying to contact is receiving mail too quickly. Please resend your message at a later time.", ""},
+		{550, "5.1.1", "The email account that you tried to reach does not exist", ""},
+		{421, "4.7.0", "TLS required for RCPT domain, closing connection.", ""},
+		{421, "4.3.0", "Temporary System Problem. Try again later", ""},
+		{452, "4.5.3", "Your message has too many recipients.", ""},
+		{451, "4.3.0", "Temporary failure, try again later", ""},
+	}
+	for _, tt := range tests {
+		q, ok := fleet.Classify(&submit.Reply{Code: tt.code, Enhanced: tt.enh, Text: tt.text})
+		if q.Rule != tt.rule || ok != (tt.rule != "") {
+			t.Errorf("Classify(%d %s %s) = %q, %v; want %q", tt.code, tt.enh, tt.text, q.Rule, ok, tt.rule)
+		}
+		if ok && q.Pause <= 0 {
+			t.Errorf("rule %s pauses %s", q.Rule, q.Pause)
+		}
+	}
+	for _, r := range fleet.Rules {
+		if !strings.HasPrefix(r.Source, "https://") {
+			t.Errorf("rule %s cites no source", r.Name)
+		}
+	}
+}
+
+// database returns a pool on PORTWISE_RIVER_PG and a new schema in it,
+// dropped at the end.
+func database(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	dsn := os.Getenv("PORTWISE_RIVER_PG")
+	if dsn == "" {
+		t.Skip("PORTWISE_RIVER_PG is unset: set it to a PostgreSQL DSN (bash .ci/postgres.sh start prints one) to test the shared limits")
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "portwise_test_" + hex.EncodeToString(b[:])
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+		pool.Close()
+	})
+	return pool, schema
+}
+
+// processes makes n Limits on one account, each with its own pool, as n
+// processes would.
+func processes(t *testing.T, n int, cfg fleet.Config) []*fleet.Limits {
+	t.Helper()
+	out := make([]*fleet.Limits, n)
+	for i := range out {
+		c := cfg
+		c.Holder = "process-" + string(rune('A'+i))
+		pool, err := pgxpool.New(context.Background(), os.Getenv("PORTWISE_RIVER_PG"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		c.Pool = pool
+		l, err := fleet.New(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		out[i] = l
+	}
+	return out
+}
+
+// TestSessionsCappedAcrossProcesses: three processes, each with eight
+// goroutines connecting over and over through its Dialer, never hold more
+// connections at once than the account's two slots.
+func TestSessionsCappedAcrossProcesses(t *testing.T) {
+	pool, schema := database(t)
+	srv, err := conncount.Listen("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	ls := processes(t, 3, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Sessions: 2, Lease: 2 * time.Second, PollInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var busy, held atomic.Int64
+	for _, l := range ls {
+		d := l.Dialer(nil)
+		for range 8 {
+			wg.Go(func() {
+				for range 5 {
+					for {
+						c, err := d.DialContext(ctx, "tcp", srv.Addr)
+						var h *fleet.HoldError
+						switch {
+						case err == nil:
+							time.Sleep(5 * time.Millisecond)
+							c.Close()
+						case errors.As(err, &h):
+							held.Add(1)
+							continue
+						case ctx.Err() == nil:
+							// This process holds a slot and it is busy:
+							// Send would send again on it.
+							busy.Add(1)
+							time.Sleep(5 * time.Millisecond)
+							continue
+						default:
+							t.Error(err)
+						}
+						break
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	most, _ := srv.Max()
+	if most != 2 || srv.Total() != 3*8*5 {
+		t.Errorf("%d connections, at most %d at once; want %d, at most 2", srv.Total(), most, 3*8*5)
+	}
+	t.Logf("%d connections, at most %d at once; %d dials found their process's slots busy, %d held", srv.Total(), most, busy.Load(), held.Load())
+}
+
+// TestRateSpacesSendsAcrossProcesses: three processes sending as fast as
+// they can under a shared 25 a second send 40 messages at 25 a second
+// within 5%, and no 20 in a row closer together than 90% of 20 turns
+// (the rest is the timers' and the scheduler's jitter, which the race
+// detector makes tens of milliseconds).
+func TestRateSpacesSendsAcrossProcesses(t *testing.T) {
+	pool, schema := database(t)
+	const rate, n, window = 25, 40, 20
+	ls := processes(t, 3, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Rate: rate, MaxWait: 5 * time.Second})
+	var (
+		mu    sync.Mutex
+		times []time.Time
+		left  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	send := func(context.Context) (*submit.SendResult, error) {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+		return &submit.SendResult{}, nil
+	}
+	// A first send each, unmeasured: the processes' pools connect.
+	for _, l := range ls {
+		if _, err := l.Send(context.Background(), func(context.Context) (*submit.SendResult, error) { return &submit.SendResult{}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left.Store(n)
+	for _, l := range ls {
+		for range 4 {
+			wg.Go(func() {
+				for left.Add(-1) >= 0 {
+					if _, err := l.Send(context.Background(), send); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	got := float64(n-1) / times[n-1].Sub(times[0]).Seconds()
+	if got > rate*1.05 || got < rate*0.95 {
+		t.Errorf("%d sends at %.1f a second, want %d within 5%%", n, got, rate)
+	}
+	for i := window; i < n; i++ {
+		if d := times[i].Sub(times[i-window]); d < window*time.Second/rate*9/10 {
+			t.Errorf("sends %d to %d within %s", i-window, i, d)
+		}
+	}
+	t.Logf("%d sends from 3 processes at %.2f a second (limit %d)", n, got, rate)
+}
+
+// TestRateHoldsASendWhoseTurnIsTooFar: with turns taken for longer than
+// MaxWait, a send is held and not called.
+func TestRateHoldsASendWhoseTurnIsTooFar(t *testing.T) {
+	pool, schema := database(t)
+	ls := processes(t, 2, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Rate: 5, MaxWait: 500 * time.Millisecond})
+	// Five sends at once: turns at 0, 0.2 and 0.4s go; those at 0.6 and
+	// 0.8s are past MaxWait.
+	var called atomic.Int64
+	errs := make([]error, 5)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = ls[i%2].Send(context.Background(), func(context.Context) (*submit.SendResult, error) {
+				called.Add(1)
+				return &submit.SendResult{}, nil
+			})
+		})
+	}
+	wg.Wait()
+	held := 0
+	for _, err := range errs {
+		var h *fleet.HoldError
+		switch {
+		case err == nil:
+		case errors.As(err, &h) && h.Cause == fleet.HoldRate && h.Wait > 0:
+			held++
+			t.Log(err)
+		default:
+			t.Errorf("send: %v", err)
+		}
+	}
+	if held != 2 || called.Load() != 3 {
+		t.Errorf("%d sends held, %d sent; want 2 held, 3 sent", held, called.Load())
+	}
+}
+
+// TestQuotaReplyPausesEveryProcess: one process's send gets Gmail's daily
+// limit; every process's sends are held, without being called, until the
+// pause ends; then they go.
+func TestQuotaReplyPausesEveryProcess(t *testing.T) {
+	pool, schema := database(t)
+	const pause = time.Second
+	ls := processes(t, 2, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.gmail.com/me@gmail.com", MaxPause: pause})
+	quota := &submit.Reply{Code: 550, Enhanced: "5.4.5", Text: "Daily user sending limit exceeded."}
+	t0 := time.Now()
+	_, err := ls[0].Send(context.Background(), func(context.Context) (*submit.SendResult, error) { return &submit.SendResult{}, quota })
+	var h *fleet.HoldError
+	if !errors.As(err, &h) || h.Cause != fleet.HoldPaused || !errors.Is(err, quota) || h.Wait > pause || h.Wait < pause/2 {
+		t.Fatalf("the quota reply gave %v, want a pause of %s wrapping the reply", err, pause)
+	}
+	if !strings.Contains(h.Reason, "gmail-daily: 550 5.4.5 Daily user sending limit exceeded.") {
+		t.Errorf("reason %q", h.Reason)
+	}
+	sts, err := fleet.ReadStatus(context.Background(), pool, schema)
+	if err != nil || len(sts) != 1 || !sts[0].Active() || sts[0].Pause.Holder != "process-A" {
+		t.Fatalf("status during the pause: %+v, %v", sts, err)
+	}
+	t.Logf("status:\n%s", sts[0])
+	called := 0
+	send := func(context.Context) (*submit.SendResult, error) { called++; return &submit.SendResult{}, nil }
+	for {
+		_, err := ls[1].Send(context.Background(), send)
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &h) || h.Cause != fleet.HoldPaused {
+			t.Fatalf("during the pause: %v", err)
+		}
+		time.Sleep(h.Wait)
+	}
+	if d := time.Since(t0); called != 1 || d < pause*9/10 {
+		t.Errorf("the other process sent after %s (called %d times), want once after the %s pause", d, called, pause)
+	}
+	sts, _ = fleet.ReadStatus(context.Background(), pool, schema)
+	if len(sts) != 1 || sts[0].Active() || sts[0].Pause == nil {
+		t.Errorf("status after the pause: %+v", sts)
+	}
+}
