@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +21,8 @@ import (
 	"github.com/portwise/portwise/examples/river/fleet"
 	"github.com/portwise/portwise/examples/river/internal/conncount"
 	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/tlsmode"
 )
 
 func TestAccount(t *testing.T) {
@@ -319,4 +324,107 @@ func TestQuotaReplyPausesEveryProcess(t *testing.T) {
 	if len(sts) != 1 || sts[0].Active() || sts[0].Pause == nil {
 		t.Errorf("status after the pause: %+v", sts)
 	}
+}
+
+// TestIdleSessionHandedOver: process A holds the account's only slot. While
+// its connection sits idle, a process B waiting for a slot gets it within
+// about HandOff; while A's connection waits for the server's reply (a read
+// in progress, as after the end of a message), B never does.
+func TestIdleSessionHandedOver(t *testing.T) {
+	pool, schema := database(t)
+	srv, err := conncount.Listen("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	const handOff = 300 * time.Millisecond
+	ls := processes(t, 2, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Sessions: 1,
+		Lease: 5 * time.Second, HandOff: handOff, MaxWait: 2 * time.Second, PollInterval: 20 * time.Millisecond})
+	ctx := context.Background()
+
+	t.Run("idle", func(t *testing.T) {
+		a, err := ls[0].Dialer(nil).DialContext(ctx, "tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		t0 := time.Now()
+		b, err := ls[1].Dialer(nil).DialContext(ctx, "tcp", srv.Addr)
+		if err != nil {
+			t.Fatalf("the waiting process got no slot: %v", err)
+		}
+		b.Close()
+		if d := time.Since(t0); d < handOff || d > handOff+time.Second {
+			t.Errorf("slot handed over after %s, want about %s", d, handOff)
+		}
+		if _, err := a.Write([]byte("x")); err == nil {
+			t.Error("the handed-over connection still writes")
+		}
+		t.Logf("an idle slot handed over after %s", time.Since(t0).Round(time.Millisecond))
+	})
+	t.Run("waiting for a reply", func(t *testing.T) {
+		a, err := ls[0].Dialer(nil).DialContext(ctx, "tcp", srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		go a.Read(make([]byte, 1)) // the server never answers
+		_, err = ls[1].Dialer(nil).DialContext(ctx, "tcp", srv.Addr)
+		var h *fleet.HoldError
+		if !errors.As(err, &h) || h.Cause != fleet.HoldSessions {
+			t.Fatalf("the waiting process: %v, want held for want of a slot", err)
+		}
+		if most, _ := srv.Max(); most != 1 {
+			t.Errorf("%d sessions at once, cap 1", most)
+		}
+	})
+}
+
+// TestMailerLimitsStillApply: under shared limits looser than the Mailer's
+// own (3 sessions, 100 a second for the account; MaxConns 1 and RateLimit
+// 10 a second for this process's Mailer), the server sees the Mailer's:
+// one session, 10 messages a second.
+func TestMailerLimitsStillApply(t *testing.T) {
+	pool, schema := database(t)
+	srv := submittest.NewServer(t)
+	proxy, err := conncount.Listen(srv.Addr(srv.Implicit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	_, port, _ := net.SplitHostPort(proxy.Addr)
+	p, _ := strconv.Atoi(port)
+	ls := processes(t, 1, fleet.Config{Pool: pool, Schema: schema, Account: "127.0.0.1/user", Sessions: 3, Rate: 100})
+	d := srv.Dialer(submit.PasswordAuth("user", "pass"), tlsmode.Candidate{Port: p, Mode: tlsmode.Implicit})
+	d.NetDialer = ls[0].Dialer(nil)
+	m := &submit.Mailer{Dialer: d, Host: "127.0.0.1", MaxConns: 1, RateLimit: 10, MaxAttempts: -1}
+	defer m.Close()
+	const n = 15
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			msg := fmt.Sprintf("Subject: %d\r\nMessage-ID: <%d@example.com>\r\n\r\nHello.\r\n", i, i)
+			_, err := ls[0].Send(context.Background(), func(ctx context.Context) (*submit.SendResult, error) {
+				return m.SendWith(ctx, "a@example.com", []string{"b@example.com"}, strings.NewReader(msg), nil)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if most, _ := proxy.Max(); most != 1 {
+		t.Errorf("%d sessions at once, the Mailer's MaxConns is 1", most)
+	}
+	if got := len(srv.Messages()); got != n {
+		t.Fatalf("%d messages, want %d", got, n)
+	}
+	// The Mailer's limiter lets the first send go at once, then one every
+	// 100ms.
+	took := time.Since(t0)
+	if took < (n-1)*100*time.Millisecond*95/100 {
+		t.Errorf("%d messages in %s: faster than the Mailer's 10 a second", n, took)
+	}
+	t.Logf("%d messages in %s through one session, under shared limits of 3 sessions and 100 a second", n, took.Round(time.Millisecond))
 }

@@ -20,6 +20,7 @@ const (
 	defaultLease        = 30 * time.Second
 	defaultMaxWait      = 10 * time.Second
 	defaultPollInterval = 50 * time.Millisecond
+	defaultHandOff      = time.Second
 )
 
 // Config sets an account's shared limits. Give every process that sends as
@@ -70,6 +71,13 @@ type Config struct {
 	// PollInterval is how often a send waiting for a session slot looks
 	// for one; 0 means 50ms.
 	PollInterval time.Duration
+	// HandOff is how long a connection must have been idle (no read or
+	// write) for this process to close it when another process of the
+	// account waits for a slot and holds none: an idle pooled connection
+	// would otherwise keep its slot until the Mailer's IdleTimeout while
+	// the other process's jobs wait. 0 means 1s; a negative value never
+	// hands a slot over.
+	HandOff time.Duration
 	// Logger receives a record when the account is paused and when a
 	// slot was lost; nil is silent. It never receives a secret.
 	Logger *slog.Logger
@@ -91,6 +99,7 @@ type Limits struct {
 	held      map[string]*lease // by token: slots this process holds
 	spare     *lease            // taken by Send for this process's next Dial
 	taking    bool              // a Send is taking the spare
+	wanted    time.Time         // when this process last said it waits for a slot
 	closed    bool
 	stop      chan struct{}
 	heartbeat sync.WaitGroup
@@ -117,6 +126,9 @@ func New(ctx context.Context, cfg Config) (*Limits, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = defaultPollInterval
+	}
+	if cfg.HandOff == 0 {
+		cfg.HandOff = defaultHandOff
 	}
 	if cfg.Holder == "" {
 		host, _ := os.Hostname()
@@ -148,6 +160,10 @@ func New(ctx context.Context, cfg Config) (*Limits, error) {
 	if cfg.Sessions > 0 {
 		l.heartbeat.Add(1)
 		go l.renewLoop()
+		if cfg.HandOff > 0 {
+			l.heartbeat.Add(1)
+			go l.handOffLoop()
+		}
 	}
 	return l, nil
 }

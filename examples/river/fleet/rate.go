@@ -75,6 +75,6 @@ func (l *Limits) rateHold(ctx context.Context, maxWait time.Duration) error {
 	wait := jitter(max(head-maxWait/2, l.every))
 	return &HoldError{
 		Account: l.cfg.Account, Cause: HoldRate, Wait: wait, Until: time.Now().Add(wait),
-		Reason: fmt.Sprintf("%d a %s, taken for the next %s", l.cfg.Rate, l.cfg.Interval, head.Round(time.Millisecond)),
+		Reason: fmt.Sprintf("%d per %s, turns taken for the next %s", l.cfg.Rate, l.cfg.Interval, head.Round(time.Millisecond)),
 	}
 }

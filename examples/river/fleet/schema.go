@@ -15,7 +15,8 @@ import (
 type tables struct {
 	// account: the limits the processes of an account were started with,
 	// as the last one to start wrote them (for status, and a warning when
-	// they differ).
+	// they differ), and when a process last waited for a session slot
+	// holding none (wanted_at), for the others to hand an idle one over.
 	account string
 	// lease: one row per session slot of an account, (account, slot) for
 	// slot 0..Sessions-1; a slot is taken while expires_at is ahead, and
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS {account} (
 	rate        integer NOT NULL,
 	interval_us bigint NOT NULL,
 	holder      text NOT NULL,
-	updated_at  timestamptz NOT NULL
+	updated_at  timestamptz NOT NULL,
+	wanted_at   timestamptz
 );
 CREATE TABLE IF NOT EXISTS {lease} (
 	account     text NOT NULL,

@@ -79,19 +79,90 @@ func (d *leaseDialer) DialContext(ctx context.Context, network, addr string) (ne
 		d.l.release(ls)
 		return nil, err
 	}
-	lc := &leasedConn{Conn: c, l: d.l, ls: ls}
+	lc := &leasedConn{Conn: c, l: d.l, ls: ls, lastIO: time.Now()}
 	ls.mu.Lock()
 	ls.conn = lc
 	ls.mu.Unlock()
 	return lc, nil
 }
 
-// leasedConn gives its slot back when it closes.
+// leasedConn gives its slot back when it closes, and knows how long it
+// has been idle, for a hand-off.
 type leasedConn struct {
 	net.Conn
 	l    *Limits
 	ls   *lease
 	once sync.Once
+
+	mu     sync.Mutex
+	busy   int       // reads and writes in progress
+	lastIO time.Time // the end of the last read or write
+	handed bool      // handed over: no read or write may start
+}
+
+// Read reads, marking the connection busy meanwhile: a session waiting for
+// the server's reply is never idle.
+func (c *leasedConn) Read(b []byte) (int, error) {
+	if !c.begin() {
+		return 0, net.ErrClosed
+	}
+	defer c.end()
+	return c.Conn.Read(b)
+}
+
+// Write writes, marking the connection busy meanwhile.
+func (c *leasedConn) Write(b []byte) (int, error) {
+	if !c.begin() {
+		return 0, net.ErrClosed
+	}
+	defer c.end()
+	return c.Conn.Write(b)
+}
+
+func (c *leasedConn) begin() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handed {
+		return false
+	}
+	c.busy++
+	return true
+}
+
+func (c *leasedConn) end() {
+	c.mu.Lock()
+	c.busy--
+	c.lastIO = time.Now()
+	c.mu.Unlock()
+}
+
+// idle returns how long the connection has had no read or write in
+// progress; 0 while one is.
+func (c *leasedConn) idle() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy > 0 {
+		return 0
+	}
+	return time.Since(c.lastIO)
+}
+
+// handOff closes the connection if it has been idle for at least d,
+// deciding so atomically with the start of any read or write: once it
+// decided, nothing more is sent or read on it, so that a transaction
+// cannot be cut between the message's end and the server's reply. The
+// next send on it fails before anything was sent, and the Mailer dials
+// again.
+func (c *leasedConn) handOff(d time.Duration) bool {
+	c.mu.Lock()
+	if c.busy > 0 || time.Since(c.lastIO) < d {
+		c.mu.Unlock()
+		return false
+	}
+	c.handed = true
+	c.mu.Unlock()
+	c.Close()
+	return true
 }
 
 // Close closes the connection, then gives its slot back: the server has
@@ -125,6 +196,7 @@ func (l *Limits) acquireForDial(ctx context.Context) (*lease, error) {
 		case !time.Now().Before(deadline):
 			return nil, l.sessionsHold(ctx, nil)
 		}
+		l.want(ctx)
 		if !sleep(ctx, l.cfg.PollInterval) {
 			return nil, ctx.Err()
 		}
@@ -160,6 +232,7 @@ func (l *Limits) ready(ctx context.Context, deadline time.Time) error {
 		if !time.Now().Before(deadline) {
 			return l.sessionsHold(ctx, nil)
 		}
+		l.want(ctx)
 		if !sleep(ctx, l.cfg.PollInterval) {
 			return ctx.Err()
 		}
@@ -335,7 +408,7 @@ func (l *Limits) sessionsHold(ctx context.Context, err error) *HoldError {
 	var holders int
 	if qerr := l.cfg.Pool.QueryRow(ctx, `SELECT count(DISTINCT holder) FROM `+l.t.lease+` WHERE account = $1 AND expires_at > now()`,
 		l.cfg.Account).Scan(&holders); qerr == nil {
-		reason = fmt.Sprintf("all %d taken, by %d processes", l.cfg.Sessions, holders)
+		reason = fmt.Sprintf("all %d taken, by %d of the account's processes", l.cfg.Sessions, holders)
 	}
 	wait := jitter(min(l.cfg.MaxWait, l.cfg.Lease) / 2)
 	return &HoldError{Account: l.cfg.Account, Cause: HoldSessions, Wait: wait, Until: time.Now().Add(wait), Reason: reason, Err: err}

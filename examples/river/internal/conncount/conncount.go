@@ -24,7 +24,6 @@ type Proxy struct {
 	conns  []*tracked
 	max    int
 	maxAt  time.Time
-	closed bool
 }
 
 type tracked struct {
