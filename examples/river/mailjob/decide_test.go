@@ -8,7 +8,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/portwise/portwise/examples/river/fleet"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/submit/submittest/script"
@@ -169,6 +171,30 @@ func TestDecide(t *testing.T) {
 			err:  &submit.SendError{Rejected: []submit.RecipientError{refusal("c@x", 550)}},
 			want: cancel, progress: Progress{Refused: []Refusal{refused("c@x")}},
 			errHas: []string{"delivered to no recipient"},
+		},
+		{
+			name: "held back by the shared limits: snoozed, nothing recorded", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: &fleet.HoldError{Account: "h/u", Cause: fleet.HoldRate, Wait: time.Second},
+			want: snooze, errHas: []string{"no turn"},
+		},
+		{
+			name: "a quota reply to MAIL FROM (a 5xx) snoozes, it does not cancel", pending: []string{"a@x"},
+			res: &submit.SendResult{},
+			err: &fleet.HoldError{Account: "h/u", Cause: fleet.HoldPaused, Wait: time.Hour, Reason: "gmail-daily: 550 5.4.5 Daily user sending limit exceeded",
+				Err: reply(550, "5.4.5", "Daily user sending limit exceeded")},
+			want: snooze, errHas: []string{"paused", "550 5.4.5"},
+		},
+		{
+			name: "a quota reply to some recipients: those who accepted recorded, the rest wait, none refused", pending: []string{"a@x", "b@x"},
+			res: &submit.SendResult{Accepted: []string{"a@x"}, Rejected: []submit.RecipientError{{Addr: "b@x", Reply: reply(550, "5.4.5", "Daily user sending limit exceeded")}}},
+			err: &fleet.HoldError{Account: "h/u", Cause: fleet.HoldPaused, Wait: time.Hour,
+				Err: &submit.SendError{Rejected: []submit.RecipientError{{Addr: "b@x", Reply: reply(550, "5.4.5", "Daily user sending limit exceeded")}}, Accepted: 1}},
+			want: snooze, progress: Progress{Delivered: []string{"a@x"}},
+		},
+		{
+			name: "the shared limits unreadable: retried", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: fmt.Errorf("%w: taking a turn: connection refused", fleet.ErrUnavailable),
+			want: retry, errIs: fleet.ErrUnavailable,
 		},
 		{
 			name: "RCPT accepted but the message refused: nobody has it", pending: []string{"a@x"},
