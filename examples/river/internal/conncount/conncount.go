@@ -20,10 +20,10 @@ type Proxy struct {
 	backend string
 	wg      sync.WaitGroup
 
-	mu     sync.Mutex
-	conns  []*tracked
-	max    int
-	maxAt  time.Time
+	mu    sync.Mutex
+	conns []*tracked
+	max   int
+	maxAt time.Time
 }
 
 type tracked struct {
