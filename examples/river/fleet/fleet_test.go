@@ -196,12 +196,12 @@ func TestSessionsCappedAcrossProcesses(t *testing.T) {
 
 // TestRateSpacesSendsAcrossProcesses: three processes sending as fast as
 // they can under a shared 25 a second send 40 messages at 25 a second
-// within 5%, and no 20 in a row closer together than 90% of 20 turns
-// (the rest is the timers' and the scheduler's jitter, which the race
-// detector makes tens of milliseconds).
+// within 5%. (That their turns never come closer than the spacing is
+// TestTurnsNeverOverlap's, exactly; the sends themselves can be late by
+// the scheduler's whim.)
 func TestRateSpacesSendsAcrossProcesses(t *testing.T) {
 	pool, schema := database(t)
-	const rate, n, window = 25, 40, 20
+	const rate, n = 25, 40
 	ls := processes(t, 3, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Rate: rate, MaxWait: 5 * time.Second})
 	var (
 		mu    sync.Mutex
@@ -235,51 +235,39 @@ func TestRateSpacesSendsAcrossProcesses(t *testing.T) {
 	}
 	wg.Wait()
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	got := float64(n-1) / times[n-1].Sub(times[0]).Seconds()
+	// The rate is the fitted slope of the sends over time, which every
+	// send weighs on: from the first and the last alone, one send made
+	// late by the scheduler (130ms under the race detector beside other
+	// tests) moves a run this short by 8% with no turn lost. A turn lost
+	// still shows: every later send is one turn later.
+	got := fittedRate(times)
 	if got > rate*1.05 || got < rate*0.95 {
-		t.Errorf("%d sends at %.1f a second, want %d within 5%%", n, got, rate)
-	}
-	for i := window; i < n; i++ {
-		if d := times[i].Sub(times[i-window]); d < window*time.Second/rate*9/10 {
-			t.Errorf("sends %d to %d within %s", i-window, i, d)
-		}
+		t.Errorf("%d sends at %.1f a second (%.1f from the first to the last), want %d within 5%%", n, got, float64(n-1)/times[n-1].Sub(times[0]).Seconds(), rate)
 	}
 	t.Logf("%d sends from 3 processes at %.2f a second (limit %d)", n, got, rate)
 }
 
-// TestRateHoldsASendWhoseTurnIsTooFar: with turns taken for longer than
-// MaxWait, a send is held and not called.
+// TestRateHoldsASendWhoseTurnIsTooFar: at one send a second, the send
+// after one that just went has its turn a second away, past MaxWait: it is
+// held, in either process, and not called.
 func TestRateHoldsASendWhoseTurnIsTooFar(t *testing.T) {
 	pool, schema := database(t)
-	ls := processes(t, 2, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Rate: 5, MaxWait: 500 * time.Millisecond})
-	// Five sends at once: turns at 0, 0.2 and 0.4s go; those at 0.6 and
-	// 0.8s are past MaxWait.
-	var called atomic.Int64
-	errs := make([]error, 5)
-	var wg sync.WaitGroup
-	for i := range errs {
-		wg.Go(func() {
-			_, errs[i] = ls[i%2].Send(context.Background(), func(context.Context) (*submit.SendResult, error) {
-				called.Add(1)
-				return &submit.SendResult{}, nil
-			})
-		})
+	ls := processes(t, 2, fleet.Config{Pool: pool, Schema: schema, Account: "smtp.example.com/me", Rate: 1, MaxWait: 500 * time.Millisecond})
+	called := 0
+	send := func(context.Context) (*submit.SendResult, error) { called++; return &submit.SendResult{}, nil }
+	if _, err := ls[0].Send(context.Background(), send); err != nil || called != 1 {
+		t.Fatalf("the first send: %v, called %d times", err, called)
 	}
-	wg.Wait()
-	held := 0
-	for _, err := range errs {
+	for _, l := range ls {
+		_, err := l.Send(context.Background(), send)
 		var h *fleet.HoldError
-		switch {
-		case err == nil:
-		case errors.As(err, &h) && h.Cause == fleet.HoldRate && h.Wait > 0:
-			held++
-			t.Log(err)
-		default:
-			t.Errorf("send: %v", err)
+		if !errors.As(err, &h) || h.Cause != fleet.HoldRate || h.Wait <= 0 {
+			t.Errorf("the next send: %v, want held for want of a turn", err)
 		}
+		t.Log(err)
 	}
-	if held != 2 || called.Load() != 3 {
-		t.Errorf("%d sends held, %d sent; want 2 held, 3 sent", held, called.Load())
+	if called != 1 {
+		t.Errorf("held sends were called: %d sends in all", called)
 	}
 }
 
@@ -427,4 +415,16 @@ func TestMailerLimitsStillApply(t *testing.T) {
 		t.Errorf("%d messages in %s: faster than the Mailer's 10 a second", n, took)
 	}
 	t.Logf("%d messages in %s through one session, under shared limits of 3 sessions and 100 a second", n, took.Round(time.Millisecond))
+}
+
+// fittedRate is the least-squares slope of sends against time, in sends a
+// second.
+func fittedRate(ts []time.Time) float64 {
+	n := float64(len(ts))
+	var sx, sy, sxx, sxy float64
+	for i, t := range ts {
+		x, y := t.Sub(ts[0]).Seconds(), float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
 }

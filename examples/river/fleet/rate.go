@@ -25,36 +25,45 @@ import (
 // statement, so a send can only be late by the reply's way back, never
 // early.
 func (l *Limits) turn(ctx context.Context, deadline time.Time) error {
+	_, err := l.takeTurn(ctx, deadline)
+	return err
+}
+
+// takeTurn is turn, returning the turn's start by the database's clock.
+func (l *Limits) takeTurn(ctx context.Context, deadline time.Time) (time.Time, error) {
 	maxWait := max(time.Until(deadline), 0)
-	var waitUS int64
+	var (
+		slot   time.Time
+		waitUS int64
+	)
 	err := l.cfg.Pool.QueryRow(ctx, `
 INSERT INTO `+l.t.rate+` AS r (account, next_at, every_us) VALUES ($1, clock_timestamp() + $2::bigint * `+us+`, $2)
 ON CONFLICT (account) DO UPDATE SET next_at = greatest(r.next_at, clock_timestamp()) + $2::bigint * `+us+`, every_us = $2
 	WHERE greatest(r.next_at, clock_timestamp()) <= clock_timestamp() + $3::bigint * `+us+`
-RETURNING (extract(epoch FROM next_at - clock_timestamp()) * 1e6)::bigint - $2`,
-		l.cfg.Account, l.every.Microseconds(), maxWait.Microseconds()).Scan(&waitUS)
+RETURNING next_at - $2::bigint * `+us+`, (extract(epoch FROM next_at - clock_timestamp()) * 1e6)::bigint - $2`,
+		l.cfg.Account, l.every.Microseconds(), maxWait.Microseconds()).Scan(&slot, &waitUS)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return l.rateHold(ctx, maxWait)
+		return time.Time{}, l.rateHold(ctx, maxWait)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return time.Time{}, ctx.Err()
 		}
-		return unavailable("taking a turn in the schedule", err)
+		return time.Time{}, unavailable("taking a turn in the schedule", err)
 	}
 	at := time.Now().Add(time.Duration(waitUS) * time.Microsecond)
 	// The account may be paused while the send waits: look just before
 	// the turn, so that the look never makes the send late.
 	if !sleep(ctx, time.Until(at)-recheckAhead) {
-		return ctx.Err()
+		return slot, ctx.Err()
 	}
 	if h, err := l.paused(ctx); h != nil || err != nil {
-		return holdOr(h, err)
+		return slot, holdOr(h, err)
 	}
 	if !sleep(ctx, time.Until(at)) {
-		return ctx.Err()
+		return slot, ctx.Err()
 	}
-	return nil
+	return slot, nil
 }
 
 // recheckAhead is how long before its turn a send looks whether the
