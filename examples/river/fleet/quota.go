@@ -25,6 +25,7 @@ type Matcher func(*submit.Reply) (Quota, bool)
 
 // Rule is one quota reply a provider documents.
 type Rule struct {
+	// Name names the rule in Quota, pauses and status ("gmail-daily").
 	Name string
 	// Code is the reply code, 0 for any.
 	Code int

@@ -11,18 +11,20 @@ import (
 
 // Status is an account's shared limits as the database holds them now.
 type Status struct {
+	// Account is the account's key (see Account).
 	Account string
 	// Now is the database's clock, which every time here is on.
 	Now time.Time
 
-	// Sessions, Lease, Rate and Interval are the limits the account's
-	// last process to start was given, by Holder at Updated.
+	// Sessions is the cap on sessions the account's last process to start
+	// was given (0: none), Lease its lease, Rate per Interval its rate (0:
+	// none); Holder is that process, Updated when it started.
 	Sessions int
-	Lease    time.Duration
-	Rate     int
-	Interval time.Duration
-	Holder   string
-	Updated  time.Time
+	Lease    time.Duration // the slots' lease
+	Rate     int           // messages per Interval
+	Interval time.Duration // Rate's interval
+	Holder   string        // the process that set these limits
+	Updated  time.Time     // when it did
 
 	// Leases are the slots taken now, by slot.
 	Leases []Lease
@@ -36,14 +38,15 @@ type Status struct {
 
 // Lease is a session slot taken.
 type Lease struct {
-	Slot     int
-	Holder   string
-	Acquired time.Time
-	Expires  time.Time
+	Slot     int       // 0 to Sessions-1
+	Holder   string    // the process holding it
+	Acquired time.Time // when it was taken
+	Expires  time.Time // when it comes back unless renewed
 }
 
 // Pause is an account's pause after a quota reply.
 type Pause struct {
+	// Since and Until are when the pause began and ends (or ended).
 	Since, Until time.Time
 	// Reason is the rule and the server's reply.
 	Reason string

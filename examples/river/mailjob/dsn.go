@@ -212,7 +212,10 @@ type redactedError struct {
 	err error
 }
 
+// Error is the masked text.
 func (e *redactedError) Error() string { return e.msg }
+
+// Unwrap returns the original error.
 func (e *redactedError) Unwrap() error { return e.err }
 
 // redactErr masks the passwords of dsn wherever err's text quotes them.

@@ -99,10 +99,10 @@ const HoldKey = "portwise_hold"
 
 // Hold is what Worker records under HoldKey.
 type Hold struct {
-	Account string    `json:"account"`
-	Cause   string    `json:"cause"`
-	Until   time.Time `json:"until"`
-	Reason  string    `json:"reason"`
+	Account string    `json:"account"` // the account's key, host/user
+	Cause   string    `json:"cause"`   // fleet.HoldPaused, HoldRate or HoldSessions
+	Until   time.Time `json:"until"`   // when the job is tried again
+	Reason  string    `json:"reason"`  // for a pause, the rule and the server's reply
 }
 
 // Work sends the job's message to the recipients that do not have it yet.
@@ -179,6 +179,7 @@ const (
 	snooze                  // river.JobSnooze: held back by the shared limits, not an attempt
 )
 
+// String names the verdict in the log.
 func (v verdict) String() string {
 	return [...]string{"completed", "retry", "cancelled", "snoozed"}[v]
 }
