@@ -8,9 +8,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/portwise/portwise/examples/river/fleet"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
+	"github.com/portwise/portwise/submit/submittest/script"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -33,6 +36,13 @@ func TestDecide(t *testing.T) {
 	_, connRefused := srv.Dialer(nil, srv.Listen(tlsmode.Implicit, submittest.Refuse)).Dial(context.Background(), "127.0.0.1")
 	if !errors.Is(connRefused, syscall.ECONNREFUSED) {
 		t.Fatalf("dialling a closed port: %v", connRefused)
+	}
+	// A real Dial to a greeting of 554, which anyone on the path can send:
+	// permanent by its code, yet not the message's fault.
+	refusedGreeting := srv.ListenScript(submittest.Options{}, script.Send("554 5.7.1 go away\r\n"), script.Close())
+	_, greeted554 := srv.Dialer(nil, refusedGreeting).Dial(context.Background(), "127.0.0.1")
+	if submit.IsTemporary(greeted554) {
+		t.Fatalf("a 554 greeting is temporary: %v", greeted554)
 	}
 	tests := []struct {
 		name    string
@@ -74,6 +84,11 @@ func TestDecide(t *testing.T) {
 			name: "connection refused is retried", pending: []string{"a@x"},
 			res: &submit.SendResult{}, err: connRefused,
 			want: retry, errIs: syscall.ECONNREFUSED,
+		},
+		{
+			name: "a permanent Dial failure (554 greeting) is retried, not cancelled", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: greeted554,
+			want: retry, errHas: []string{"554 5.7.1"},
 		},
 		{
 			name: "550 to MAIL FROM cancels", pending: []string{"a@x"},
@@ -156,6 +171,30 @@ func TestDecide(t *testing.T) {
 			err:  &submit.SendError{Rejected: []submit.RecipientError{refusal("c@x", 550)}},
 			want: cancel, progress: Progress{Refused: []Refusal{refused("c@x")}},
 			errHas: []string{"delivered to no recipient"},
+		},
+		{
+			name: "held back by the shared limits: snoozed, nothing recorded", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: &fleet.HoldError{Account: "h/u", Cause: fleet.HoldRate, Wait: time.Second},
+			want: snooze, errHas: []string{"no turn"},
+		},
+		{
+			name: "a quota reply to MAIL FROM (a 5xx) snoozes, it does not cancel", pending: []string{"a@x"},
+			res: &submit.SendResult{},
+			err: &fleet.HoldError{Account: "h/u", Cause: fleet.HoldPaused, Wait: time.Hour, Reason: "gmail-daily: 550 5.4.5 Daily user sending limit exceeded",
+				Err: reply(550, "5.4.5", "Daily user sending limit exceeded")},
+			want: snooze, errHas: []string{"paused", "550 5.4.5"},
+		},
+		{
+			name: "a quota reply to some recipients: those who accepted recorded, the rest wait, none refused", pending: []string{"a@x", "b@x"},
+			res: &submit.SendResult{Accepted: []string{"a@x"}, Rejected: []submit.RecipientError{{Addr: "b@x", Reply: reply(550, "5.4.5", "Daily user sending limit exceeded")}}},
+			err: &fleet.HoldError{Account: "h/u", Cause: fleet.HoldPaused, Wait: time.Hour,
+				Err: &submit.SendError{Rejected: []submit.RecipientError{{Addr: "b@x", Reply: reply(550, "5.4.5", "Daily user sending limit exceeded")}}, Accepted: 1}},
+			want: snooze, progress: Progress{Delivered: []string{"a@x"}},
+		},
+		{
+			name: "the shared limits unreadable: retried", pending: []string{"a@x"},
+			res: &submit.SendResult{}, err: fmt.Errorf("%w: taking a turn: connection refused", fleet.ErrUnavailable),
+			want: retry, errIs: fleet.ErrUnavailable,
 		},
 		{
 			name: "RCPT accepted but the message refused: nobody has it", pending: []string{"a@x"},

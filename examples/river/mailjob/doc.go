@@ -7,6 +7,9 @@
 // failure is retried with River's backoff, a permanent one cancels the job
 // with the reason, an outcome that is unknown (the message may have been
 // delivered) cancels it with an error saying so, and recipients that
-// accepted the message are never sent it again (Progress). The program in
-// cmd/mailworker runs the worker and enqueues test messages.
+// accepted the message are never sent it again (Progress). On PostgreSQL,
+// Worker.Limits holds every send to limits the worker processes of an
+// account share (package fleet), snoozing the jobs they hold back. The
+// program in cmd/mailworker runs the worker, enqueues test messages and
+// shows the queue's state.
 package mailjob

@@ -40,6 +40,7 @@ type Queue struct {
 	sqlite *sql.DB
 	pg     *pgxpool.Pool
 	schema string
+	dsn    string
 }
 
 // Open opens the database that dsn names and migrates River's tables up to
@@ -47,14 +48,16 @@ type Queue struct {
 //
 //	sqlite:PATH                      a SQLite file, created if missing
 //	postgres://... postgresql://...  PostgreSQL (pgx's connection string)
+//	host=... user=... dbname=...     PostgreSQL, in the keyword/value form
 //
+// Its errors never show a password (see RedactDSN).
 // schema, when not "", is the PostgreSQL schema holding River's tables
 // (which must exist); "" uses the search path. Migrations on PostgreSQL run
 // under an advisory lock, so that worker processes starting together do
 // not race to create the tables. A SQLite file takes one process: River's
 // SQLite driver uses one connection, as SQLite allows one writer.
 func Open(ctx context.Context, dsn, schema string) (*Queue, error) {
-	q := &Queue{schema: schema}
+	q := &Queue{schema: schema, dsn: dsn}
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		if schema != "" {
@@ -78,20 +81,27 @@ func Open(ctx context.Context, dsn, schema string) (*Queue, error) {
 			db.Close()
 			return nil, err
 		}
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), isKeywordValue(dsn):
 		pool, err := pgxpool.New(ctx, dsn)
 		if err != nil {
-			return nil, fmt.Errorf("mailjob: PostgreSQL: %w", err)
+			return nil, redactErr(fmt.Errorf("mailjob: PostgreSQL: %w", err), dsn)
 		}
 		q.pg = pool
 		if err := q.migratePG(ctx, dsn); err != nil {
 			pool.Close()
-			return nil, err
+			return nil, redactErr(err, dsn)
 		}
 	default:
-		return nil, fmt.Errorf("mailjob: database %q: want sqlite:PATH or a postgres:// URL", RedactDSN(dsn))
+		return nil, fmt.Errorf("mailjob: database %q: want sqlite:PATH, a postgres:// URL or PostgreSQL's keyword/value form (host=... dbname=...)", RedactDSN(dsn))
 	}
 	return q, nil
+}
+
+// isKeywordValue reports PostgreSQL's keyword/value form of a DSN,
+// "host=db.example.com user=mail dbname=queue", which pgx reads too.
+func isKeywordValue(dsn string) bool {
+	k, _, ok := strings.Cut(strings.TrimSpace(dsn), "=")
+	return ok && k != "" && !strings.ContainsAny(k, ":/")
 }
 
 // migratePG migrates under a session advisory lock held on a connection of
@@ -134,6 +144,73 @@ func (q *Queue) NewClient(cfg *river.Config) (Client, error) {
 	return river.NewClient(riverpgxv5.New(q.pg), &c)
 }
 
+// Pool returns the PostgreSQL pool, nil on SQLite.
+func (q *Queue) Pool() *pgxpool.Pool { return q.pg }
+
+// OpenPool opens another pool of at most maxConns connections on the
+// queue's PostgreSQL database, for work whose queries must not queue
+// behind River's (the shared limits' turns). Close it before the Queue.
+func (q *Queue) OpenPool(ctx context.Context, maxConns int32) (*pgxpool.Pool, error) {
+	if q.pg == nil {
+		return nil, errors.New("mailjob: a second pool is for PostgreSQL")
+	}
+	cfg, err := pgxpool.ParseConfig(q.dsn)
+	if err != nil {
+		return nil, redactErr(fmt.Errorf("mailjob: PostgreSQL: %w", err), q.dsn)
+	}
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, redactErr(fmt.Errorf("mailjob: PostgreSQL: %w", err), q.dsn)
+	}
+	return pool, nil
+}
+
+// Schema returns the PostgreSQL schema of River's tables ("" for the
+// search path).
+func (q *Queue) Schema() string { return q.schema }
+
+// JobCounts returns how many jobs of each state (available, scheduled,
+// running, completed, retryable, cancelled, discarded...) the queue holds.
+func (q *Queue) JobCounts(ctx context.Context) (map[string]int, error) {
+	const query = "SELECT CAST(state AS TEXT), count(*) FROM %s GROUP BY state"
+	out := map[string]int{}
+	if q.sqlite != nil {
+		rows, err := q.sqlite.QueryContext(ctx, fmt.Sprintf(query, "river_job"))
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var state string
+			var n int
+			if err := rows.Scan(&state, &n); err != nil {
+				return nil, err
+			}
+			out[state] = n
+		}
+		return out, rows.Err()
+	}
+	table := pgx.Identifier{"river_job"}
+	if q.schema != "" {
+		table = pgx.Identifier{q.schema, "river_job"}
+	}
+	rows, err := q.pg.Query(ctx, fmt.Sprintf(query, table.Sanitize()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, err
+		}
+		out[state] = n
+	}
+	return out, rows.Err()
+}
+
 // Close closes the database; stop the queue's clients first.
 func (q *Queue) Close() {
 	if q.sqlite != nil {
@@ -142,17 +219,4 @@ func (q *Queue) Close() {
 	if q.pg != nil {
 		q.pg.Close()
 	}
-}
-
-// RedactDSN returns dsn without a URL's user information, which may hold a
-// password, for logs and errors.
-func RedactDSN(dsn string) string {
-	scheme, rest, ok := strings.Cut(dsn, "://")
-	if !ok {
-		return dsn
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = "…@" + rest[at+1:]
-	}
-	return scheme + "://" + rest
 }

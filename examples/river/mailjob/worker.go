@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/portwise/portwise/examples/river/fleet"
 	"github.com/portwise/portwise/submit"
 )
 
@@ -34,16 +35,25 @@ type Sender interface {
 //     before the server's reply): the job is cancelled with an
 //     *OutcomeUnknownError and never retried, since a retry may deliver the
 //     message twice; a person checks and enqueues it again if needed.
-//   - The way to the server broken (a credential rejected, a certificate
-//     that does not verify, STARTTLS stripped...: see pathBroken): Work
-//     returns the error, so that one misconfiguration does not cancel
-//     every job in the queue; they wait with River's backoff for the fix.
-//   - Any other failure (a 5xx to the sender or the message, a message too
-//     large or with a line too long): the job is cancelled (river.JobCancel)
-//     with the reason.
+//   - Any failure of the Dial (a *submit.DialError): Work returns the
+//     error and River retries with its backoff, until the job's
+//     MaxAttempts. A Dial failure is never the message's fault: it is the
+//     way to the server (a credential rejected, a certificate that does
+//     not verify, STARTTLS stripped, a greeting refusing the client), and
+//     before TLS is verified anyone on the path can forge it (a 554
+//     greeting, a garbage banner, a TLS alert); cancelling on it would let
+//     one misconfiguration or one meddling network empty the queue.
+//   - A failure about this message, reported over the established session
+//     (a 5xx to the sender, the recipients or the message, a message too
+//     large or with a line too long, a bad address): the job is cancelled
+//     (river.JobCancel) with the reason.
 //   - The job's own context ending (the client stopping, the job's
 //     timeout) or the Mailer closing: the error is returned as it is, so
 //     River retries the job instead of cancelling it.
+//   - Held back by Limits (the account paused after a quota reply, no
+//     turn or no session slot soon enough): the job is snoozed until the
+//     hold ends (river.JobSnooze), which is not an attempt, and HoldKey in
+//     its metadata says why.
 //
 // Recipients are accounted for one by one, in the job's metadata (see
 // Progress), because a *submit.SendError can mean that the message went to
@@ -69,6 +79,30 @@ type Worker struct {
 	Options *submit.SendOptions
 	// Logger gets one record per attempt; nil logs nothing.
 	Logger *slog.Logger
+	// Limits, when set, holds every send to the limits this process
+	// shares with every other process sending as the same account
+	// (package fleet, on PostgreSQL): a cap on sessions, a rate, a pause
+	// after a quota reply. A send they hold back snoozes the job
+	// (river.JobSnooze): it neither fails nor uses an attempt, and its
+	// metadata says why until when (HoldKey). nil leaves the Mailer's own
+	// limits, those of one process, as on SQLite. With Limits, give the
+	// Mailer MaxAttempts -1: its own retries would send outside the shared
+	// schedule, and River's take a turn each.
+	Limits *fleet.Limits
+}
+
+// HoldKey is the key of the job's metadata under which Worker records the
+// last time the shared limits held the job back: {"account", "cause"
+// ("paused", "rate" or "sessions"), "until", "reason"}. River keeps, under
+// "snoozes", how many times the job was snoozed.
+const HoldKey = "portwise_hold"
+
+// Hold is what Worker records under HoldKey.
+type Hold struct {
+	Account string    `json:"account"` // the account's key, host/user
+	Cause   string    `json:"cause"`   // fleet.HoldPaused, HoldRate or HoldSessions
+	Until   time.Time `json:"until"`   // when the job is tried again
+	Reason  string    `json:"reason"`  // for a pause, the rule and the server's reply
 }
 
 // Work sends the job's message to the recipients that do not have it yet.
@@ -86,7 +120,14 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	)
 	t0 := time.Now()
 	if len(pending) > 0 {
-		res, sendErr = w.Mailer.SendWith(ctx, job.Args.From, pending, bytes.NewReader(job.Args.Message), w.Options)
+		send := func(ctx context.Context) (*submit.SendResult, error) {
+			return w.Mailer.SendWith(ctx, job.Args.From, pending, bytes.NewReader(job.Args.Message), w.Options)
+		}
+		if w.Limits != nil {
+			res, sendErr = w.Limits.Send(ctx, send)
+		} else {
+			res, sendErr = send(ctx)
+		}
 	}
 	next, v, err := decide(ctx.Err(), job.Args.MessageID, pending, prev, res, sendErr)
 	if !next.equal(prev) {
@@ -95,8 +136,16 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		}
 	}
 	w.log(ctx, job.JobRow, job.Args.MessageID, pending, time.Since(t0), v, err)
-	if v == cancel {
+	switch v {
+	case cancel:
 		return river.JobCancel(err)
+	case snooze:
+		var h *fleet.HoldError
+		errors.As(err, &h)
+		if merr := river.MetadataSet(ctx, HoldKey, Hold{Account: h.Account, Cause: h.Cause, Until: h.Until, Reason: h.Reason}); merr != nil {
+			return fmt.Errorf("mailjob: recording why message %s waits: %w", job.Args.MessageID, merr)
+		}
+		return river.JobSnooze(max(h.Wait, 0))
 	}
 	return err
 }
@@ -127,10 +176,12 @@ const (
 	complete verdict = iota // return nil
 	retry                   // return the error: River retries
 	cancel                  // river.JobCancel(err)
+	snooze                  // river.JobSnooze: held back by the shared limits, not an attempt
 )
 
+// String names the verdict in the log.
 func (v verdict) String() string {
-	return [...]string{"completed", "retry", "cancelled"}[v]
+	return [...]string{"completed", "retry", "cancelled", "snoozed"}[v]
 }
 
 // decide maps one attempt's outcome onto River's: the progress to record,
@@ -139,7 +190,11 @@ func (v verdict) String() string {
 // attempt sent to; prev is what earlier attempts achieved.
 func decide(ctxErr error, messageID string, pending []string, prev Progress, res *submit.SendResult, err error) (Progress, verdict, error) {
 	p := prev.clone()
-	var se *submit.SendError
+	var (
+		se *submit.SendError
+		de *submit.DialError
+		h  *fleet.HoldError
+	)
 	switch {
 	case err == nil:
 		accepted := pending
@@ -153,6 +208,14 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 			rcpts = res.Accepted
 		}
 		return p, cancel, &OutcomeUnknownError{MessageID: messageID, Recipients: rcpts, Err: err}
+	case errors.As(err, &h):
+		// Nothing was sent, or a quota reply paused the account: those
+		// who accepted before it have the message; nobody else is refused
+		// for good, they wait for the pause to end.
+		if errors.As(err, &se) && se.Accepted > 0 && res != nil {
+			p.Delivered = append(p.Delivered, res.Accepted...)
+		}
+		return p, snooze, err
 	case errors.As(err, &se):
 		if se.Accepted > 0 && res != nil {
 			// The server took the message for these (a 250 after DATA).
@@ -170,7 +233,7 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 		// The worker is stopping or the job ran out of time: nothing is
 		// wrong with the message.
 		return p, retry, err
-	case submit.IsTemporary(err), pathBroken(err):
+	case errors.As(err, &de), submit.IsTemporary(err), pathBroken(err), errors.Is(err, fleet.ErrUnavailable):
 		return p, retry, err
 	default:
 		return p, cancel, &PermanentError{MessageID: messageID, Delivered: p.Delivered, Err: err}
@@ -184,10 +247,11 @@ func decide(ctxErr error, messageID string, pending []string, prev Progress, res
 // pathBroken reports a failure of the way to the server rather than of the
 // message: a credential rejected, a certificate that does not verify, TLS
 // too old, STARTTLS stripped, a port in the other TLS mode, no usable AUTH
-// mechanism, no OAuth2 token. One misconfiguration or one meddling network
-// would otherwise cancel every job in the queue; returned as errors, the
-// jobs wait with River's backoff (up to their MaxAttempts) for the fix,
-// and the Mailer still never logs in again with a rejected credential.
+// mechanism, no OAuth2 token. The Mailer returns these inside a
+// *submit.DialError, which decide retries anyway; the list keeps them
+// retried should one ever arrive without it. Returned as errors, the jobs
+// wait with River's backoff (up to their MaxAttempts) for the fix, and the
+// Mailer still never logs in again with a rejected credential.
 func pathBroken(err error) bool {
 	for _, s := range []error{
 		submit.ErrAuthFailed, submit.ErrCertificate, submit.ErrTLSVersion, submit.ErrSTARTTLSStripped,

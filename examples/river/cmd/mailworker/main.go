@@ -1,15 +1,21 @@
 // Command mailworker sends mail from a River job queue through a portwise
-// Mailer, and enqueues test messages.
+// Mailer, enqueues test messages, and shows the queue's state.
 //
 //	mailworker [work] -db sqlite:mail.db -smtp smtps://user:pass@smtp.example.com [-ca FILE] [-workers N]
+//	mailworker work -db postgres://... -shared-sessions 3 -shared-rate 30/1m
 //	mailworker enqueue -db sqlite:mail.db -n 10 -from me@example.com -to you@example.com
+//	mailworker status -db postgres://...
 //
 // work runs until SIGINT or SIGTERM, then finishes the sends in progress
 // (for up to -stop-timeout) and exits. -db names River's database: a SQLite
 // file (one worker process) or postgres://... (any number of processes
 // sharing the queue); River's tables are created or migrated on start.
 // -smtp is a submit.ParseURL URL, or $SMTP_URL when the flag is empty, so
-// that the password need not appear in the process list.
+// that the password need not appear in the process list. On PostgreSQL,
+// -shared-sessions and -shared-rate are limits every worker sending as
+// the account (the URL's host and user) keeps together (package fleet),
+// and a quota reply pauses them all; status shows the jobs by state and
+// each account's sessions, schedule and pause.
 package main
 
 import (
@@ -21,14 +27,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/riverqueue/river"
 
+	"github.com/portwise/portwise/examples/river/fleet"
 	"github.com/portwise/portwise/examples/river/mailjob"
 	"github.com/portwise/portwise/submit"
 )
@@ -53,8 +63,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return work(ctx, args, stderr)
 	case "enqueue":
 		return enqueue(ctx, args, stdout, stderr)
+	case "status":
+		return status(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q: want work or enqueue", cmd)
+	return fmt.Errorf("unknown command %q: want work, enqueue or status", mailjob.RedactDSN(cmd))
+}
+
+// redactArgs quotes arguments for an error: one of them may be a DSN or a
+// submission URL given without its flag, password and all.
+func redactArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strconv.Quote(mailjob.RedactDSN(a))
+	}
+	return strings.Join(out, " ")
 }
 
 // dbFlags are the flags both commands take.
@@ -63,7 +85,7 @@ type dbFlags struct {
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.db, "db", "sqlite:mailqueue.db", "River's database: sqlite:PATH or postgres://...")
+	fs.StringVar(&f.db, "db", "sqlite:mailqueue.db", "River's database: sqlite:PATH, postgres://... or 'host=... dbname=...' (a password is better in $PGPASSWORD or ~/.pgpass, out of the process list)")
 	fs.StringVar(&f.schema, "schema", "", "PostgreSQL schema of River's tables (default: the search path)")
 }
 
@@ -80,13 +102,16 @@ func work(ctx context.Context, args []string, stderr io.Writer) error {
 		jobTimeout  = fs.Duration("job-timeout", 0, "a job's time limit (0: River's, 1m)")
 		stopTimeout = fs.Duration("stop-timeout", 30*time.Second, "on SIGTERM, how long sends in progress may take")
 		verbose     = fs.Bool("v", false, "log every attempt, not only failures")
+		rateLimit   = fs.String("rate", "", "Mailer.RateLimit of this process, N/DURATION, e.g. 30/1m (default: none)")
+		shared      fleetFlags
 	)
 	dbf.register(fs)
+	shared.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("work: unexpected arguments %q", fs.Args())
+		return fmt.Errorf("work: unexpected arguments %s", redactArgs(fs.Args()))
 	}
 	if *smtpURL == "" {
 		*smtpURL = os.Getenv("SMTP_URL")
@@ -101,20 +126,38 @@ func work(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	rate, every, err := parseRate(*rateLimit)
+	if err != nil {
+		return fmt.Errorf("work: -rate: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	// The process in each job's attempted_by (which worker sent it), and
+	// in the lease table.
+	id := fmt.Sprintf("mailworker_%.60s_%d", hostname, os.Getpid())
+
 	q, err := mailjob.Open(ctx, dbf.db, dbf.schema)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	m := &submit.Mailer{Dialer: d, Host: host, MaxConns: *conns}
+	m := &submit.Mailer{Dialer: d, Host: host, MaxConns: *conns, RateLimit: rate, RateInterval: every}
+	limits, closeLimits, err := shared.limits(ctx, q, *smtpURL, id, *workers, logger)
+	if err != nil {
+		return err
+	}
+	defer closeLimits() // after the Mailer's Close: its connections hold slots
+	if limits != nil {
+		d.NetDialer = limits.Dialer(d.NetDialer)
+		// Every attempt takes a turn of the shared schedule through
+		// River's retries; the Mailer's own would send outside it.
+		m.MaxAttempts = -1
+	}
 	defer m.Close()
 
 	ws := river.NewWorkers()
-	river.AddWorker(ws, &mailjob.Worker{Mailer: m, Logger: logger})
-	hostname, _ := os.Hostname()
+	river.AddWorker(ws, &mailjob.Worker{Mailer: m, Logger: logger, Limits: limits})
 	cfg := &river.Config{
-		// The process in each job's attempted_by: which worker sent it.
-		ID:         fmt.Sprintf("mailworker_%.60s_%d", hostname, os.Getpid()),
+		ID:         id,
 		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: *workers}},
 		Workers:    ws,
 		JobTimeout: *jobTimeout,
@@ -133,7 +176,8 @@ func work(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
-	logger.Warn("mailworker: working", "id", cfg.ID, "db", mailjob.RedactDSN(dbf.db), "smtp", submit.RedactURL(*smtpURL), "workers", *workers)
+	logger.Warn("mailworker: working", "id", cfg.ID, "db", mailjob.RedactDSN(dbf.db), "smtp", submit.RedactURL(*smtpURL), "workers", *workers,
+		"shared_sessions", shared.sessions, "shared_rate", shared.rate)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), *stopTimeout)
 	defer cancel()
@@ -167,6 +211,9 @@ func enqueue(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("enqueue: unexpected arguments %s", redactArgs(fs.Args()))
+	}
 	if *from == "" || *to == "" || *n < 1 {
 		return errors.New("enqueue: -from, -to and -n ≥ 1 are required")
 	}
@@ -199,6 +246,52 @@ func enqueue(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	for i, r := range res {
 		fmt.Fprintf(stdout, "job %d %s\n", r.Job.ID, ids[i])
+	}
+	return nil
+}
+
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mailworker status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var dbf dbFlags
+	dbf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("status: unexpected arguments %s", redactArgs(fs.Args()))
+	}
+	q, err := mailjob.Open(ctx, dbf.db, dbf.schema)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	counts, err := q.JobCounts(ctx)
+	if err != nil {
+		return fmt.Errorf("status: counting the jobs: %w", err)
+	}
+	fmt.Fprintf(stdout, "queue %s\n  jobs:", mailjob.RedactDSN(dbf.db))
+	states := slices.Sorted(maps.Keys(counts))
+	if len(states) == 0 {
+		fmt.Fprint(stdout, " none")
+	}
+	for _, st := range states {
+		fmt.Fprintf(stdout, " %s %d", st, counts[st])
+	}
+	fmt.Fprintln(stdout)
+	if q.Pool() == nil {
+		fmt.Fprintln(stdout, "SQLite: one worker process, whose limits are its Mailer's own")
+		return nil
+	}
+	sts, err := fleet.ReadStatus(ctx, q.Pool(), q.Schema())
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if len(sts) == 0 {
+		fmt.Fprintln(stdout, "no shared limits: no worker ran with -shared-sessions or -shared-rate")
+	}
+	for _, st := range sts {
+		fmt.Fprint(stdout, st)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -202,20 +203,45 @@ func waitCompleted(t *testing.T, ctx context.Context, dsn, schema string, n int)
 	}
 }
 
+// The binary buildWorker made, once for every test of the run, in a
+// directory TestMain removes.
+var (
+	built    sync.Once
+	builtDir string
+	builtBin string
+	builtErr error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
 // buildWorker builds mailworker, with the race detector when the test has
-// it (the packages are in the build cache already, so this only links).
+// it (the packages are in the build cache already, so this only links),
+// once for all the tests.
 func buildWorker(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mailworker")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
+	built.Do(func() {
+		if builtDir, builtErr = os.MkdirTemp("", "mailworker-test"); builtErr != nil {
+			return
+		}
+		builtBin = filepath.Join(builtDir, "mailworker")
+		args := []string{"build", "-o", builtBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+			builtErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if builtErr != nil {
+		t.Fatal(builtErr)
 	}
-	cmd := exec.Command("go", append(args, ".")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return builtBin
 }
 
 // process is a worker process whose stderr the test reads as it runs.
