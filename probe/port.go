@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/portwise/portwise/internal/session"
 	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/internal/wire"
-	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
 
@@ -36,12 +34,13 @@ func (p *prober) port(ctx context.Context, c tlsmode.Candidate) PortReport {
 func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 	c := tlsmode.Candidate{Port: r.Port, Mode: r.Mode}
 	// A STARTTLS port greets at once; one that stays silent may be waiting
-	// for a TLS ClientHello, which is worth trying within the same budget.
-	var greet time.Duration
+	// for a TLS ClientHello: the session checks, as submit's Dialer does,
+	// after the same wait (session.SilenceWait).
+	var silence time.Duration
 	if c.Mode == tlsmode.StartTLS {
-		greet = p.timeout / 2
+		silence = session.SilenceWait(p.timeout)
 	}
-	s, err := p.open(ctx, r, "probe", c, p.tlsConfig(), start.Add(p.timeout), greet)
+	s, err := p.open(ctx, r, "probe", c, p.tlsConfig(), start.Add(p.timeout), silence)
 	r.ConnectTime = s.ConnectTime
 	if err != nil {
 		step, cause := splitErr(err)
@@ -49,7 +48,7 @@ func (p *prober) check(ctx context.Context, r *PortReport, start time.Time) {
 		case step == "connect":
 			p.unreachable(r, cause, time.Since(start))
 			return
-		case c.Mode == tlsmode.StartTLS && step == "banner" && (diag.IsTimeout(cause) || errors.Is(cause, wire.ErrProtocol)):
+		case c.Mode == tlsmode.StartTLS && step == "banner" && (speaksTLS(cause) || diag.IsTimeout(cause) || errors.Is(cause, wire.ErrProtocol)):
 			alt := tlsmode.Candidate{Port: c.Port, Mode: tlsmode.Implicit}
 			s2, err2 := p.open(ctx, r, "other-mode", alt, p.tlsConfig(), start.Add(p.timeout), 0)
 			if s2.TLS != nil {
@@ -120,19 +119,16 @@ func (p *prober) checkAuthOffered(r *PortReport) {
 
 // open runs the session steps for c until deadline, recording each step
 // in r. greet, when positive, bounds the wait for the first byte.
-func (p *prober) open(ctx context.Context, r *PortReport, attempt string, c tlsmode.Candidate, cfg *tls.Config, deadline time.Time, greet time.Duration) (*session.Session, error) {
+func (p *prober) open(ctx context.Context, r *PortReport, attempt string, c tlsmode.Candidate, cfg *tls.Config, deadline time.Time, silence time.Duration) (*session.Session, error) {
 	actx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var d submit.ContextDialer = p.dialer
-	if greet > 0 {
-		d = greetDialer{d: p.dialer, wait: greet}
-	}
 	s, err := session.Open(actx, session.Config{
 		Host:      p.host,
 		Candidate: c,
 		TLSConfig: cfg,
 		LocalName: p.localName,
-		Dial:      d.DialContext,
+		Dial:      p.dialer.DialContext,
+		Silence:   silence,
 		Step: func(step string, dur time.Duration, err error) {
 			st := Step{Attempt: attempt, Name: step, Start: time.Since(p.start) - dur, Elapsed: dur}
 			if err != nil {
@@ -142,7 +138,7 @@ func (p *prober) open(ctx context.Context, r *PortReport, attempt string, c tlsm
 		},
 	})
 	var se *session.Error
-	if errors.As(err, &se) && actx.Err() != nil && ctx.Err() == nil {
+	if errors.As(err, &se) && actx.Err() != nil && ctx.Err() == nil && !speaksTLS(se.Err) {
 		// The connection's budget ran out (its socket closed by the
 		// deadline): a timeout, whatever the read saw.
 		se.Err = diag.ErrTimeout
@@ -356,51 +352,9 @@ func splitErr(err error) (string, error) {
 	return "", err
 }
 
-// greetDialer bounds the wait for the first byte a server sends, so a port
-// that stays silent in clear can still be tried with implicit TLS.
-type greetDialer struct {
-	d    submit.ContextDialer
-	wait time.Duration
-}
-
-func (g greetDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := g.d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return &greetConn{Conn: c, wait: g.wait}, nil
-}
-
-// greetConn shortens the read deadline of the first Read only. It is used
-// by one goroutine, as session.Open uses its connection.
-type greetConn struct {
-	net.Conn
-	wait     time.Duration
-	deadline time.Time // the read deadline the session set
-	read     bool
-}
-
-func (c *greetConn) SetDeadline(t time.Time) error {
-	c.deadline = t
-	return c.Conn.SetDeadline(t)
-}
-
-func (c *greetConn) SetReadDeadline(t time.Time) error {
-	c.deadline = t
-	return c.Conn.SetReadDeadline(t)
-}
-
-func (c *greetConn) Read(b []byte) (int, error) {
-	if c.read {
-		return c.Conn.Read(b)
-	}
-	c.read = true
-	short := time.Now().Add(c.wait)
-	if !c.deadline.IsZero() && c.deadline.Before(short) {
-		return c.Conn.Read(b)
-	}
-	c.Conn.SetReadDeadline(short)
-	n, err := c.Conn.Read(b)
-	c.Conn.SetReadDeadline(c.deadline)
-	return n, err
+// speaksTLS reports a STARTTLS port the session found speaking implicit
+// TLS.
+func speaksTLS(err error) bool {
+	var st *session.SpeaksTLSError
+	return errors.As(err, &st)
 }

@@ -37,9 +37,8 @@ type attempt struct {
 	trace  *Trace
 	tr     *wire.Transcript // nil without Dialer.Transcript
 
-	mu   sync.Mutex
-	ctx  context.Context // the attempt's: the race's, with the attempt's deadline
-	stop context.CancelCauseFunc
+	mu  sync.Mutex
+	ctx context.Context // the attempt's: the race's, with the attempt's deadline
 }
 
 func (d *Dialer) newAttempt(race, caller context.Context, t plan.Target, open openConfig, start time.Time, tr *Trace) *attempt {
@@ -61,10 +60,9 @@ func (a *attempt) open() (*session.Session, error) {
 	case c.Mode != tlsmode.StartTLS && c.Mode != tlsmode.Implicit && c.Mode != tlsmode.Plaintext:
 		return nil, a.explain("connect", diag.Configf("invalid mode %v in candidate %v", c.Mode, c))
 	}
-	dctx, cancelDeadline := context.WithDeadlineCause(a.race, a.start.Add(a.d.timeout()), diag.ErrTimeout)
-	ctx, stop := context.WithCancelCause(dctx)
+	ctx, cancelDeadline := context.WithDeadlineCause(a.race, a.start.Add(a.d.timeout()), diag.ErrTimeout)
 	a.mu.Lock()
-	a.ctx, a.stop = ctx, stop
+	a.ctx = ctx
 	a.mu.Unlock()
 	defer func() {
 		// From here on the session (if any) belongs to the Dial, and the
@@ -72,21 +70,16 @@ func (a *attempt) open() (*session.Session, error) {
 		a.mu.Lock()
 		a.ctx = nil
 		a.mu.Unlock()
-		stop(nil)
 		cancelDeadline()
 	}()
 
 	// A port stated as STARTTLS that stays silent may speak implicit TLS:
-	// say so instead of waiting out the whole Timeout. The mode is never
-	// switched; the attempt fails, naming the mode the port speaks.
-	var watch *silenceWatch
+	// the session says so instead of waiting out the whole Timeout. The
+	// mode is never switched; the attempt fails, naming the mode the port
+	// speaks.
+	var silence time.Duration
 	if c.Mode == tlsmode.StartTLS && !a.t.Detect {
-		watch = a.watchSilence()
-		defer watch.done()
-	}
-	dial := a.trace.dialer(a.d.netDialer(), a.info(nil)).DialContext
-	if watch != nil {
-		dial = watch.wrap(dial)
+		silence = session.SilenceWait(a.d.timeout())
 	}
 	step := ""
 	s, err := session.Open(ctx, session.Config{
@@ -94,18 +87,13 @@ func (a *attempt) open() (*session.Session, error) {
 		Candidate:  c,
 		TLSConfig:  a.cfg,
 		Early:      a.early,
+		Silence:    silence,
 		LocalName:  a.d.localName(),
-		Dial:       dial,
+		Dial:       a.trace.dialer(a.d.netDialer(), a.info(nil)).DialContext,
 		Transcript: a.tr,
 		Step: func(name string, dur time.Duration, err error) {
 			step = name
 			a.d.log(a.caller, c, a.t.Host, name, dur, err)
-			switch {
-			case name == "connect" && err == nil && watch != nil:
-				watch.connected()
-			case name == "banner" && watch != nil:
-				watch.done()
-			}
 			if err == nil && (name == "starttls" || name == "connect" && c.Mode == tlsmode.Implicit) {
 				a.trace.tlsStart(a.info(nil))
 			}
@@ -135,6 +123,10 @@ func (a *attempt) sessionErr(step string, err error) *StepError {
 	if errors.As(err, &se) {
 		step, err = se.Step, se.Err
 	}
+	var speaks *session.SpeaksTLSError
+	if errors.As(err, &speaks) && a.race.Err() == nil && ctxErr(a.caller) == nil {
+		err = &diag.WrongModeError{Port: a.t.Candidate.Port, Stated: tlsmode.StartTLS, Speaks: tlsmode.Implicit, Seen: speaks.Seen}
+	}
 	serr := a.explain(step, err)
 	if errors.Is(serr, ErrSTARTTLSStripped) {
 		a.trace.stripped(a.info(serr))
@@ -150,8 +142,8 @@ func (a *attempt) info(err error) Attempt {
 
 // explain turns the failure of step into the attempt's StepError. Whose
 // failure it was is decided here, once: the caller's context, the race
-// (another port won, the Dial ended), the attempt's own Timeout, a wrong
-// mode found by the silence watch, or else the step's own error. err nil
+// (another port won, the Dial ended), the attempt's own Timeout, or else
+// the step's own error (a wrong mode the session found among them). err nil
 // means the attempt was stopped with a secure session in hand.
 func (a *attempt) explain(step string, err error) *StepError {
 	a.mu.Lock()
@@ -190,115 +182,6 @@ func ctxErr(ctx context.Context) error {
 		return context.DeadlineExceeded
 	}
 	return nil
-}
-
-// silenceWatch checks, when a STARTTLS port has sent not a byte a while
-// after connecting, whether it answers a TLS handshake instead, and then
-// stops the attempt with a WrongModeError.
-type silenceWatch struct {
-	a      *attempt
-	once   sync.Once
-	greet  chan struct{} // closed once the greeting came (or the attempt ended)
-	heard  chan struct{} // closed once the server sent a byte
-	heardO sync.Once
-	wg     sync.WaitGroup
-	armOne sync.Once
-}
-
-func (a *attempt) watchSilence() *silenceWatch {
-	return &silenceWatch{a: a, greet: make(chan struct{}), heard: make(chan struct{})}
-}
-
-// wrap makes the attempt's connection tell the watch when the server
-// first sends a byte: a slow greeting is not silence.
-func (w *silenceWatch) wrap(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return &heardConn{Conn: nc, w: w}, nil
-	}
-}
-
-// heardConn is a connection that reports its first byte read.
-type heardConn struct {
-	net.Conn
-	w *silenceWatch
-}
-
-func (c *heardConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.w.heardO.Do(func() { close(c.w.heard) })
-	}
-	return n, err
-}
-
-// connected starts the clock: the greeting is due from now.
-func (w *silenceWatch) connected() {
-	w.armOne.Do(func() {
-		w.wg.Add(1)
-		go w.run()
-	})
-}
-
-// done ends the watch and waits for it.
-func (w *silenceWatch) done() {
-	w.once.Do(func() { close(w.greet) })
-	w.wg.Wait()
-}
-
-func (w *silenceWatch) run() {
-	defer w.wg.Done()
-	a := w.a
-	wait := min(time.Second, a.d.timeout()/4)
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	a.mu.Lock()
-	ctx := a.ctx
-	a.mu.Unlock()
-	select {
-	case <-w.greet:
-		return
-	case <-w.heard:
-		return
-	case <-ctx.Done():
-		return
-	case <-timer.C:
-	}
-	seen := a.answersTLS(ctx)
-	select {
-	case <-w.greet:
-	case <-w.heard:
-	default:
-		if seen != "" {
-			a.stop(&diag.WrongModeError{Port: a.t.Candidate.Port, Stated: tlsmode.StartTLS, Speaks: tlsmode.Implicit, Seen: seen})
-		}
-	}
-}
-
-// answersTLS tries a TLS handshake on the attempt's port, only to learn
-// whether the port speaks implicit TLS: nothing is sent after it. It
-// returns what proves it, or "".
-func (a *attempt) answersTLS(ctx context.Context) string {
-	addr := net.JoinHostPort(a.t.Host, strconv.Itoa(a.t.Candidate.Port))
-	nc, err := a.d.netDialer().DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return ""
-	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	cfg := a.cfg.Clone()
-	// Whether it verifies does not matter here: only that it is TLS.
-	cfg.InsecureSkipVerify, cfg.VerifyConnection, cfg.VerifyPeerCertificate = true, nil, nil
-	cfg.ClientSessionCache = nil
-	tc := tls.Client(nc, cfg)
-	if tc.HandshakeContext(ctx) != nil {
-		return ""
-	}
-	return "it answered a TLS handshake, " + tls.VersionName(tc.ConnectionState().Version) + ", and sent no greeting in clear"
 }
 
 // verified reports whether st is TLS whose peer was verified: by the

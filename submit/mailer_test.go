@@ -600,8 +600,8 @@ func (r redirectDialer) DialContext(ctx context.Context, network, _ string) (net
 
 // TestMailerKeepsUpWithASlowLogin: against a server whose AUTH takes
 // longer than a connection lasts (a PAM-backed Dovecot takes seconds),
-// several replacements log in at once, within MaxConns: one sender goes at
-// least twice as fast as when each new session's login stands in its way
+// several replacements log in at once, within MaxConns: one sender goes
+// twice as fast as when each new session's login stands in its way
 // (MaxConns 1 leaves no room to replace ahead, as it was before 2026-12).
 func TestMailerKeepsUpWithASlowLogin(t *testing.T) {
 	const perConn, messages, authDelay = 10, 60, 200 * time.Millisecond
@@ -625,7 +625,10 @@ func TestMailerKeepsUpWithASlowLogin(t *testing.T) {
 	blocked, ahead := run(1), run(0)
 	t.Logf("%d messages, AUTH %s, a new session every %d: %s when each login blocks, %s replacing ahead (%.2f× the rate)",
 		messages, authDelay, perConn, blocked, ahead, float64(blocked)/float64(ahead))
-	if float64(blocked) < 2*float64(ahead) {
-		t.Errorf("replacing ahead reached %.2f× the rate; want at least 2×", float64(blocked)/float64(ahead))
+	// Measured 2.3×–2.5× alone; under the race detector beside every
+	// other package's tests on two cores it fell to 1.6×. The bound
+	// catches the loss of replacing ahead (1×) without flaking.
+	if float64(blocked) < 1.5*float64(ahead) {
+		t.Errorf("replacing ahead reached %.2f× the rate; want at least 1.5× (2.3× or more on a quiet machine)", float64(blocked)/float64(ahead))
 	}
 }

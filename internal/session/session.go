@@ -36,6 +36,13 @@ type Config struct {
 	// handshake, as other clients do, so that benchmarks can measure what
 	// wire.QuickAck saves.
 	DelayedACK bool
+	// Silence, on a StartTLS candidate, is how long the port may stay
+	// silent after the connect before Open checks, on a second
+	// connection, whether it answers a TLS handshake instead; when it does
+	// and this connection still heard nothing, Open fails at the banner
+	// with a *SpeaksTLSError rather than wait out its context. 0 never
+	// checks; SilenceWait is the wait to give.
+	Silence time.Duration
 	// Early, when set, is what the server's EHLO offered after TLS in an
 	// earlier session in which it advertised PIPECONNECT
 	// (draft-harris-early-pipe-01): Open pipelines without waiting for
@@ -130,10 +137,16 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	cfg.Transcript.Note("connected to %s", addr)
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
+	conn := nc
+	var watch *silence
+	if cfg.Silence > 0 && cfg.Candidate.Mode == tlsmode.StartTLS {
+		watch = new(silence)
+		conn = watch.watch(ctx, cfg, addr, nc, cfg.Silence)
 	}
-	s.Conn = wire.NewConn(nc, cfg.Transcript)
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	s.Conn = wire.NewConn(conn, cfg.Transcript)
 	fail := func(err error) (*Session, error) {
 		s.Conn.Close()
 		return s, err
@@ -153,6 +166,18 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		if !cfg.DelayedACK {
 			wire.QuickAck(s.Conn.Raw())
 		}
+	}
+	if watch != nil {
+		// The banner step settles the greeting, or the lack of it.
+		defer watch.done(nil)
+		base := step
+		step = func(name string, t0 time.Time, err error) error {
+			if name == "banner" {
+				err = watch.done(err)
+			}
+			return base(name, t0, err)
+		}
+		s.step = step
 	}
 	if cfg.Candidate.Mode == tlsmode.StartTLS && cfg.Early != nil {
 		// EHLO and STARTTLS go at once, before the banner: nothing else in

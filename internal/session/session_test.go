@@ -151,3 +151,43 @@ func stripped(masked string) func(error) bool {
 }
 
 func isInjection(err error) bool { return errors.Is(err, session.ErrInjection) }
+
+// TestSilenceFindsAPortThatSpeaksImplicitTLS: a port stated as STARTTLS
+// that greets nobody in clear but answers a TLS handshake is named after
+// SilenceWait, not after the whole budget; a port that only greets late
+// is not taken for one.
+func TestSilenceFindsAPortThatSpeaksImplicitTLS(t *testing.T) {
+	srv := submittest.NewServer(t)
+	tlsOnly := srv.ListenScript(submittest.Options{}, script.StartTLS(), script.Pause(5*time.Second))
+	late := srv.ListenScript(submittest.Options{}, script.Pause(400*time.Millisecond), script.Send(banner),
+		script.ExpectPrefix("EHLO "), script.Send(ehlo("STARTTLS")), script.Expect("STARTTLS"), script.Send("454 4.7.0 not now\r\n"))
+	for _, tt := range []struct {
+		name  string
+		port  int
+		speak bool
+	}{{"implicit TLS", tlsOnly.Port, true}, {"a late greeting", late.Port, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			_, err := session.Open(ctx, session.Config{
+				Host: "127.0.0.1", Candidate: tlsmode.Candidate{Port: tt.port, Mode: tlsmode.StartTLS},
+				TLSConfig: srv.ClientTLSConfig(), LocalName: "localhost", Dial: (&net.Dialer{}).DialContext,
+				Silence: 200 * time.Millisecond,
+			})
+			var speaks *session.SpeaksTLSError
+			if got := errors.As(err, &speaks); got != tt.speak {
+				t.Fatalf("err = %v after %s; want implicit TLS named: %v", err, time.Since(t0), tt.speak)
+			}
+			if tt.speak && (time.Since(t0) > time.Second || !strings.Contains(speaks.Seen, "TLS 1.3")) {
+				t.Errorf("named after %s: %q", time.Since(t0), speaks.Seen)
+			}
+		})
+	}
+	if got := session.SilenceWait(30 * time.Second); got != time.Second {
+		t.Errorf("SilenceWait(30s) = %s, want 1s", got)
+	}
+	if got := session.SilenceWait(2 * time.Second); got != 500*time.Millisecond {
+		t.Errorf("SilenceWait(2s) = %s, want a quarter", got)
+	}
+}
