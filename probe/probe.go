@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -226,7 +227,7 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 		return nil, errors.New("probe: no candidates to check")
 	}
 	for _, c := range cands {
-		if c.Port < 1 || c.Port > 65535 || (c.Mode != tlsmode.StartTLS && c.Mode != tlsmode.Implicit && c.Mode != tlsmode.Plaintext) {
+		if c.Port < 1 || c.Port > 65535 || (c.Mode != 0 && c.Mode != tlsmode.StartTLS && c.Mode != tlsmode.Implicit && c.Mode != tlsmode.Plaintext) {
 			return nil, fmt.Errorf("probe: invalid candidate %v", c)
 		}
 	}
@@ -234,29 +235,37 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("probe: %w", err)
 	}
 	rep := &Report{Host: h}
+	// The Dial's plan (internal/plan), one check per port: the check
+	// itself tries the other TLS mode when a port shows the symptoms.
+	in := plan.Input{Host: h, Port: port, Policy: cands}
+	if o.Discover != nil {
+		var err error
+		in.Discovered, err = plan.Discover(ctx, h, port, func(ctx context.Context, host string) ([]plan.Server, error) {
+			servers, err := o.Discover(ctx, host)
+			out := make([]plan.Server, len(servers))
+			for i, s := range servers {
+				out[i] = plan.Server{Host: s.Host, Candidates: s.Candidates}
+			}
+			return out, err
+		})
+		if err != nil {
+			rep.DiscoveryError = untrusted.Text(err.Error(), 2*untrusted.MaxText)
+		}
+	}
 	type task struct {
 		p *prober
 		c tlsmode.Candidate
 	}
 	var tasks []task
-	if o.Discover != nil && port == 0 && net.ParseIP(h) == nil {
-		servers, err := o.Discover(ctx, h)
-		if err != nil {
-			rep.DiscoveryError = untrusted.Text(err.Error(), 2*untrusted.MaxText)
-		}
-		for _, srv := range servers {
-			if plan.ValidHost(srv.Host) != nil {
-				continue
-			}
-			sp := newProber(srv.Host, o, t0)
-			for _, c := range srv.Candidates {
-				tasks = append(tasks, task{sp, c})
-			}
-		}
-	}
 	p := newProber(h, o, t0)
-	for _, c := range cands {
-		tasks = append(tasks, task{p, c})
+	probers := map[string]*prober{strings.ToLower(h): p}
+	for _, t := range plan.OnePerPort(plan.Targets(in)) {
+		tp := probers[strings.ToLower(t.Host)]
+		if tp == nil {
+			tp = newProber(t.Host, o, t0)
+			probers[strings.ToLower(t.Host)] = tp
+		}
+		tasks = append(tasks, task{tp, t.Candidate})
 	}
 	rep.Ports = make([]PortReport, len(tasks))
 
@@ -296,10 +305,10 @@ func Run(ctx context.Context, host string, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// candidates lists the candidates to check, as the Dialer would plan them.
-// A port without a stated mode is checked with its usual one
-// (tlsmode.ForPort); the check tries the other mode when the port shows
-// the symptoms of speaking it.
+// candidates is the policy to plan with: Options.Candidates (or the
+// default ones) and Options.Ports. A port without a stated mode is checked
+// with its usual one (tlsmode.ForPort, as internal/plan orders them); the
+// check tries the other mode when the port shows the symptoms of it.
 func candidates(o Options, port int) []tlsmode.Candidate {
 	cands := slices.Clone(o.Candidates)
 	if cands == nil {
@@ -308,12 +317,6 @@ func candidates(o Options, port int) []tlsmode.Candidate {
 	for _, p := range o.Ports {
 		if !slices.ContainsFunc(cands, func(c tlsmode.Candidate) bool { return c.Port == p }) {
 			cands = append(cands, tlsmode.Candidate{Port: p})
-		}
-	}
-	cands = plan.Candidates(cands, port)
-	for i, c := range cands {
-		if c.Mode == 0 {
-			cands[i].Mode = tlsmode.ForPort(c.Port)
 		}
 	}
 	return cands

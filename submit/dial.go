@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"reflect"
 	"strings"
 	"time"
@@ -95,19 +94,11 @@ func isNil(v any) bool {
 // winner it recalled, and why discovery failed, if it did.
 func (d *Dialer) plan(ctx context.Context, req dialRequest) (targets []plan.Target, recalled *Winner, discoveryErr error) {
 	in := plan.Input{Host: req.host, Port: req.port, Policy: d.Candidates, Servers: req.servers}
-	if req.servers == nil && req.port == 0 && d.Discover != nil && net.ParseIP(req.host) == nil {
-		servers, err := d.Discover(ctx, req.host)
-		if err != nil {
-			discoveryErr = err
-			if d.Logger != nil {
-				d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise discover", slog.String("host", req.host),
-					slog.String("error", untrusted.Text(err.Error(), 4*untrusted.MaxText)))
-			}
-		}
-		for _, s := range servers {
-			if plan.ValidHost(s.Host) == nil {
-				in.Discovered = append(in.Discovered, plan.Server{Host: s.Host, Candidates: s.Candidates})
-			}
+	if req.servers == nil && d.Discover != nil {
+		in.Discovered, discoveryErr = plan.Discover(ctx, req.host, req.port, planServers(d.Discover))
+		if discoveryErr != nil && d.Logger != nil {
+			d.Logger.LogAttrs(ctx, slog.LevelInfo, "portwise discover", slog.String("host", req.host),
+				slog.String("error", untrusted.Text(discoveryErr.Error(), 4*untrusted.MaxText)))
 		}
 	}
 	recalled = d.recall(winnerKey(req.host))

@@ -1,6 +1,11 @@
 package submit
 
-import "github.com/portwise/portwise/tlsmode"
+import (
+	"context"
+
+	"github.com/portwise/portwise/internal/plan"
+	"github.com/portwise/portwise/tlsmode"
+)
 
 // Server is a submission host and the port policy to use on it, as
 // package discover finds them (provider presets, autoconfig, SRV, MX).
@@ -23,4 +28,16 @@ type Server struct {
 	// document's, with %EMAILADDRESS% and the like filled in. It is the
 	// source's text, raw.
 	Username string
+}
+
+// planServers adapts a Discover function to internal/plan's servers.
+func planServers(find func(context.Context, string) ([]Server, error)) func(context.Context, string) ([]plan.Server, error) {
+	return func(ctx context.Context, host string) ([]plan.Server, error) {
+		servers, err := find(ctx, host)
+		out := make([]plan.Server, len(servers))
+		for i, s := range servers {
+			out[i] = plan.Server{Host: s.Host, Candidates: s.Candidates}
+		}
+		return out, err
+	}
 }

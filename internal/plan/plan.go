@@ -6,6 +6,7 @@
 package plan
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -104,6 +105,37 @@ func Targets(in Input) []Target {
 				break
 			}
 		}
+	}
+	return out
+}
+
+// Discover runs find for host, as a Dial does before it plans: not when
+// a port was given, nor for an IP address. It returns the servers found,
+// without those whose host is not a host name, and find's error.
+func Discover(ctx context.Context, host string, port int, find func(context.Context, string) ([]Server, error)) ([]Server, error) {
+	if find == nil || port != 0 || net.ParseIP(host) != nil {
+		return nil, nil
+	}
+	servers, err := find(ctx, host)
+	var out []Server
+	for _, s := range servers {
+		if ValidHost(s.Host) == nil {
+			out = append(out, s)
+		}
+	}
+	return out, err
+}
+
+// OnePerPort keeps, of a port raced in both modes because its mode was
+// not stated (Target.Detect), only the first: its usual mode. A probe
+// checks the other mode itself when the port shows the symptoms of it.
+func OnePerPort(targets []Target) []Target {
+	var out []Target
+	for i, t := range targets {
+		if t.Detect && i > 0 && targets[i-1].Detect && targets[i-1].Candidate.Port == t.Candidate.Port && strings.EqualFold(targets[i-1].Host, t.Host) {
+			continue
+		}
+		out = append(out, t)
 	}
 	return out
 }

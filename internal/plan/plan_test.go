@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -98,5 +100,44 @@ func TestCandidates(t *testing.T) {
 	}
 	if got := Candidates(p, 2525); len(got) != 1 || got[0] != (tlsmode.Candidate{Port: 2525}) {
 		t.Errorf("Candidates(p, 2525) = %v; want the port without a mode", got)
+	}
+}
+
+func TestDiscoverRunsOnlyWhereADialWould(t *testing.T) {
+	calls := 0
+	find := func(_ context.Context, host string) ([]Server, error) {
+		calls++
+		return []Server{{Host: "mx." + host}, {Host: "bad host"}, {Host: "smtp." + host}}, errors.New("partial")
+	}
+	for _, tt := range []struct {
+		host  string
+		port  int
+		calls int
+		want  string
+	}{
+		{"example.com", 0, 1, "mx.example.com smtp.example.com"},
+		{"example.com", 587, 0, ""},
+		{"192.0.2.1", 0, 0, ""},
+	} {
+		calls = 0
+		got, err := Discover(context.Background(), tt.host, tt.port, find)
+		var hosts []string
+		for _, s := range got {
+			hosts = append(hosts, s.Host)
+		}
+		if calls != tt.calls || strings.Join(hosts, " ") != tt.want || (tt.calls > 0) != (err != nil) {
+			t.Errorf("Discover(%s, %d): %d calls, %v, %v; want %d calls, %q", tt.host, tt.port, calls, hosts, err, tt.calls, tt.want)
+		}
+	}
+}
+
+func TestOnePerPortKeepsTheUsualModeOfADetectedPort(t *testing.T) {
+	targets := Targets(Input{Host: "h", Policy: []tlsmode.Candidate{{Port: 587, Mode: tlsmode.StartTLS}, {Port: 10465}, {Port: 2525}}})
+	var got []string
+	for _, t := range OnePerPort(targets) {
+		got = append(got, t.Candidate.String())
+	}
+	if want := "587/starttls 10465/starttls 2525/starttls"; strings.Join(got, " ") != want {
+		t.Errorf("OnePerPort = %v; want %s", got, want)
 	}
 }
