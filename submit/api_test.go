@@ -96,14 +96,14 @@ var (
 	_                                         = submit.MailerStats{Sent: 0, Failed: 0, Unknown: 0, Retried: 0}
 
 	_ = submit.SendResult{Outcome: submit.OutcomeNotSent, Size: 0, Accepted: []string(nil), Rejected: []submit.RecipientError(nil),
-		QueueID: "", Reply: "", Attempts: 0}
+		QueueID: "", Reply: "", Tries: 0}
 	_ = []submit.Outcome{submit.OutcomeNotSent, submit.OutcomeAccepted, submit.OutcomeRefused, submit.OutcomeUnknown}
-	_ = submit.Retry{Host: "", Attempt: 0, Delay: time.Duration(0), Err: error(nil), Redial: false}
+	_ = submit.Retry{Host: "", Try: 0, Delay: time.Duration(0), Err: error(nil), Redial: false}
 	_ = submit.Trace{DialStart: func(submit.DialInfo) {}, DialDone: func(submit.DialInfo) {}, GotConn: func(submit.ConnInfo) {},
 		MessageStart: func(submit.MessageInfo) {}, MessageDone: func(submit.MessageInfo) {}}
 	_ = submit.DialInfo{Host: "", Elapsed: time.Duration(0), Conn: submit.ConnInfo{}, Err: error(nil)}
 	_ = submit.ConnInfo{ID: 0, Host: "", Candidate: tlsmode.Candidate{}, Messages: 0, Reused: false, IdleTime: time.Duration(0)}
-	_ = submit.MessageInfo{Conn: submit.ConnInfo{}, Attempt: 0, Recipients: 0, Size: 0, Chunking: false, Outcome: submit.OutcomeNotSent,
+	_ = submit.MessageInfo{Conn: submit.ConnInfo{}, Try: 0, Recipients: 0, Size: 0, Chunking: false, Outcome: submit.OutcomeNotSent,
 		Accepted: 0, Rejected: 0, QueueID: "", Step: "", Err: error(nil), Elapsed: time.Duration(0), Envelope: time.Duration(0)}
 
 	_ error                              = &submit.SendError{Rejected: []submit.RecipientError{{Addr: "", Reply: (*submit.Reply)(nil)}}}

@@ -86,8 +86,8 @@ func TestMailerNeverSendsAgainAMessageRefusedAfterItsBody(t *testing.T) {
 			res, err := m.SendWith(submit.WithTrace(ctx, &submit.Trace{Retry: func(r submit.Retry) { retries = append(retries, r) }}),
 				"a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg), nil)
 			var se *submit.StepError
-			if !errors.As(err, &se) || se.Step != "message" || res.Outcome != submit.OutcomeRefused || res.Attempts != 1 {
-				t.Fatalf("err = %v, outcome %v after %d attempts; want the refusal of the message, outcome refused, one attempt", err, res.Outcome, res.Attempts)
+			if !errors.As(err, &se) || se.Step != "message" || res.Outcome != submit.OutcomeRefused || res.Tries != 1 {
+				t.Fatalf("err = %v, outcome %v after %d attempts; want the refusal of the message, outcome refused, one attempt", err, res.Outcome, res.Tries)
 			}
 			m.Close()
 			recs := waitScripts(t, srv, sc)

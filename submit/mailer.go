@@ -48,7 +48,7 @@ const noopTimeout = 10 * time.Second
 // 421 greeting, "too many connections", a 4xx to MAIL FROM, to every RCPT
 // TO, or to DATA, a connection that broke before the end of the message
 // went out) is sent again after an exponential backoff with jitter, within
-// the caller's context (MaxAttempts, RetryDelay). Either way it goes again
+// the caller's context (MaxTries, RetryDelay). Either way it goes again
 // from its start, so only when it was not read yet or is an io.Seeker. A
 // message the server accepted, refused after reading it, or may have
 // (ErrOutcomeUnknown) is never sent again: the result goes to the caller.
@@ -103,7 +103,7 @@ type Mailer struct {
 	// otherwise hang the next MAIL FROM. 0 means 5s; a negative value
 	// never checks.
 	IdleCheck time.Duration
-	// MaxAttempts bounds the attempts at one message. A message is tried
+	// MaxTries bounds the attempts at one message. A message is tried
 	// again, after a wait, only when the server refused it temporarily and
 	// cannot have it (its Outcome is OutcomeNotSent): a temporary refusal
 	// of the connection (a 421 greeting, "too many connections") or of
@@ -111,8 +111,8 @@ type Mailer struct {
 	// connection that broke before the end of the message went out. A
 	// message the server may have, or refused after reading it, is never
 	// sent again. A credential is never retried. 0 means 4; a negative
-	// value (or 1) means one attempt.
-	MaxAttempts int
+	// value (or 1) means one try.
+	MaxTries int
 	// RetryDelay is the wait before the first retry; each next one is
 	// twice as long, up to 32 times RetryDelay, and every wait is drawn at
 	// random between half and all of it, so that senders refused together
@@ -124,7 +124,7 @@ type Mailer struct {
 	// RateInterval across all its connections, spaced evenly (a token
 	// bucket of golang.org/x/time/rate without burst), as providers
 	// publish their sending rates; a Send waits its turn within its
-	// context, and each attempt of a message takes a turn. 0 means no
+	// context, and each try of a message takes a turn. 0 means no
 	// limit.
 	RateLimit int
 	// RateInterval is RateLimit's interval; 0 means one second.
@@ -218,7 +218,7 @@ func (m *Mailer) Send(ctx context.Context, from string, to []string, msg io.Read
 
 // SendWith submits one message as Client.SendWith does, over a pooled
 // connection, waiting its turn under RateLimit and trying it again after
-// a temporary refusal (see MaxAttempts). The result's Outcome says what
+// a temporary refusal (see MaxTries). The result's Outcome says what
 // the server may have, and Attempts how many times the message was begun.
 func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, error) {
 	if err := validate(from, to, o); err != nil {
@@ -226,17 +226,17 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 	}
 	rewind := rewinder(msg)
 	tries := 0
-	for attempt := 1; ; attempt++ {
+	for try := 1; ; try++ {
 		if err := m.waitRate(ctx); err != nil {
 			m.failed.Add(1)
-			return &SendResult{Attempts: tries}, err
+			return &SendResult{Tries: tries}, err
 		}
-		res, rep, err := m.sendPooled(ctx, attempt, from, to, msg, o, rewind)
+		res, rep, err := m.sendPooled(ctx, try, from, to, msg, o, rewind)
 		tries += 1 + rep.redials
-		res.Attempts = tries
-		if delay, ok := m.retryAfter(ctx, attempt, res, err); ok && (!rep.consumed || rewind()) {
+		res.Tries = tries
+		if delay, ok := m.retryAfter(ctx, try, res, err); ok && (!rep.consumed || rewind()) {
 			m.retried.Add(1)
-			m.logRetry(ctx, Retry{Host: m.Host, Attempt: attempt, Delay: delay, Err: err})
+			m.logRetry(ctx, Retry{Host: m.Host, Try: try, Delay: delay, Err: err})
 			if m.sleep(ctx, delay) {
 				continue
 			}
@@ -246,26 +246,26 @@ func (m *Mailer) SendWith(ctx context.Context, from string, to []string, msg io.
 	}
 }
 
-// pooledReport is what one attempt on the pool learnt.
+// pooledReport is what one try on the pool learnt.
 type pooledReport struct {
 	sendReport
 	redials int // connections replaced because the server had closed them
 }
 
-// sendPooled makes one attempt at msg over a pooled connection. A pooled
+// sendPooled makes one try at msg over a pooled connection. A pooled
 // connection that the server closed (or closed on a 421) before the
 // message could reach a transaction is replaced at once, and the message
 // sent from its start on the new one: its Outcome is OutcomeNotSent, so
 // the server cannot have it. A message the server may have, or refused,
 // is never sent again.
-func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []string, msg io.Reader, o *SendOptions, rewind func() bool) (*SendResult, pooledReport, error) {
+func (m *Mailer) sendPooled(ctx context.Context, try int, from string, to []string, msg io.Reader, o *SendOptions, rewind func() bool) (*SendResult, pooledReport, error) {
 	// Each redial replaces a dead connection; there are at most
 	// max(MaxIdle, MaxConns) of them in circulation, and a fresh one is
 	// never replaced. msg is at its start whenever the loop goes round
 	// (unread, or rewound), so only the last send can have consumed it.
-	tries := 2 + max(m.maxIdle(), m.maxConns())
+	rounds := 2 + max(m.maxIdle(), m.maxConns())
 	var rep pooledReport
-	for try := 1; ; try++ {
+	for round := 1; ; round++ {
 		pc, err := m.acquire(ctx)
 		if err != nil {
 			return &SendResult{}, rep, err
@@ -278,11 +278,11 @@ func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []
 			if err != nil {
 				pc.c.Close()
 				m.put(pc)
-				if ctx.Err() != nil || try >= tries {
+				if ctx.Err() != nil || round >= rounds {
 					return &SendResult{}, rep, err
 				}
 				rep.redials++
-				m.noteRedial(ctx, attempt, pc, "NOOP", err)
+				m.noteRedial(ctx, try, pc, "NOOP", err)
 				continue
 			}
 		}
@@ -299,7 +299,7 @@ func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []
 		} else {
 			pc.started = t0
 		}
-		res, sent, err := pc.c.send(ctx, attempt, from, to, msg, o)
+		res, sent, err := pc.c.send(ctx, try, from, to, msg, o)
 		rep.sendReport = sent
 		if sent.consumed {
 			pc.msgs++
@@ -310,13 +310,13 @@ func (m *Mailer) sendPooled(ctx context.Context, attempt int, from string, to []
 		}
 		pc.lastUsed = time.Now()
 		redial := err != nil && res.Outcome == OutcomeNotSent && sent.dropped && reused &&
-			try < tries && ctx.Err() == nil && (!sent.consumed || rewind())
+			round < rounds && ctx.Err() == nil && (!sent.consumed || rewind())
 		m.put(pc) // pc may belong to another Send from here on
 		if !redial {
 			return res, rep, err
 		}
 		rep.redials++
-		m.noteRedial(ctx, attempt, pc, "send", err)
+		m.noteRedial(ctx, try, pc, "send", err)
 	}
 }
 
@@ -340,9 +340,9 @@ func rewinder(msg io.Reader) func() bool {
 // noteRedial reports a pooled connection replaced for a message: to the
 // context's Trace (as a Retry with Redial set), to Stats and to the
 // Dialer's Logger.
-func (m *Mailer) noteRedial(ctx context.Context, attempt int, pc *poolConn, step string, err error) {
+func (m *Mailer) noteRedial(ctx context.Context, try int, pc *poolConn, step string, err error) {
 	m.retried.Add(1)
-	ContextTrace(ctx).retry(Retry{Host: m.Host, Attempt: attempt, Err: err, Redial: true})
+	ContextTrace(ctx).retry(Retry{Host: m.Host, Try: try, Err: err, Redial: true})
 	l := m.dialer().Logger
 	if l == nil {
 		return

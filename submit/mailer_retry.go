@@ -15,7 +15,7 @@ import (
 
 // The defaults of the Mailer's retry and limit fields.
 const (
-	defaultMaxAttempts = 4
+	defaultMaxTries = 4
 	defaultRetryDelay  = time.Second
 	// raiseAfter is how many messages must go through, while the server
 	// holds the Mailer below MaxConns, before it tries one more
@@ -112,29 +112,29 @@ func sessionRefused(err error) bool {
 	return se != nil && se.Reply != nil && se.Reply.Temporary() && (se.Step == "banner" || se.Step == "ehlo")
 }
 
-// retryAfter decides whether attempt's failure is worth another attempt,
+// retryAfter decides whether try's failure is worth another try,
 // and after how long: only a message the server does not have (its
 // outcome is OutcomeNotSent) that it refused for now.
-func (m *Mailer) retryAfter(ctx context.Context, attempt int, res *SendResult, err error) (time.Duration, bool) {
-	max := pick(m.MaxAttempts, defaultMaxAttempts)
-	if err == nil || attempt >= max || ctx.Err() != nil || res.Outcome != OutcomeNotSent || !retryable(err) {
+func (m *Mailer) retryAfter(ctx context.Context, try int, res *SendResult, err error) (time.Duration, bool) {
+	max := pick(m.MaxTries, defaultMaxTries)
+	if err == nil || try >= max || ctx.Err() != nil || res.Outcome != OutcomeNotSent || !retryable(err) {
 		return 0, false
 	}
-	d := backoff(pick(m.RetryDelay, defaultRetryDelay), attempt)
+	d := backoff(pick(m.RetryDelay, defaultRetryDelay), try)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		return 0, false
 	}
 	return d, true
 }
 
-// backoff is the wait before the attempt after attempt: base, doubled for
-// each attempt up to 32 times base, drawn at random between half and all
+// backoff is the wait before the try after try: base, doubled for each
+// try up to 32 times base, drawn at random between half and all
 // of it. It cannot overflow, whatever base.
-func backoff(base time.Duration, attempt int) time.Duration {
+func backoff(base time.Duration, try int) time.Duration {
 	if base <= 0 {
 		base = defaultRetryDelay
 	}
-	factor := time.Duration(1) << min(attempt-1, 5) // 1, 2, 4, ... 32
+	factor := time.Duration(1) << min(try-1, 5) // 1, 2, 4, ... 32
 	d := time.Duration(math.MaxInt64)
 	if base <= d/factor {
 		d = base * factor
@@ -144,7 +144,7 @@ func backoff(base time.Duration, attempt int) time.Duration {
 
 // retryable reports whether a failure that left the server without the
 // message is a refusal for now, of the message or of the session: worth
-// another attempt later. A credential's failure is never retried, nor the
+// another try later. A credential's failure is never retried, nor the
 // caller's own.
 func retryable(err error) bool {
 	if errors.Is(err, ErrMailerClosed) || errors.Is(err, ErrAuthFailed) {
@@ -213,6 +213,6 @@ func (m *Mailer) logRetry(ctx context.Context, r Retry) {
 		return
 	}
 	l.LogAttrs(ctx, slog.LevelInfo, "portwise retry",
-		slog.String("host", r.Host), slog.Int("attempt", r.Attempt), slog.Duration("delay", r.Delay),
+		slog.String("host", r.Host), slog.Int("try", r.Try), slog.Duration("delay", r.Delay),
 		slog.String("error", untrusted.Text(r.Err.Error(), 4*untrusted.MaxText)))
 }

@@ -40,7 +40,7 @@ func TestMailerStaysWithinTheSessionsTheServerAccepts(t *testing.T) {
 	var retries sync.Map
 	m, _ := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{RetryDelay: 20 * time.Millisecond})
 	ctx := submit.WithTrace(context.Background(), &submit.Trace{Retry: func(r submit.Retry) {
-		retries.Store(r.Attempt, r.Err)
+		retries.Store(r.Try, r.Err)
 	}})
 	const goroutines, each = 10, 4
 	var wg sync.WaitGroup
@@ -136,7 +136,7 @@ func TestMailerRetriesTemporaryRefusalsBeforeTheBody(t *testing.T) {
 	}
 	for _, r := range seen {
 		var se *submit.StepError
-		if r.Attempt != 1 || r.Delay <= 0 || r.Delay > time.Millisecond || !errors.As(r.Err, &se) || se.Step != "MAIL FROM" || se.Reply.Code != 451 {
+		if r.Try != 1 || r.Delay <= 0 || r.Delay > time.Millisecond || !errors.As(r.Err, &se) || se.Step != "MAIL FROM" || se.Reply.Code != 451 {
 			t.Errorf("Retry %+v; want attempt 1, a delay of at most 1ms, MAIL FROM's 451", r)
 		}
 	}
@@ -156,14 +156,14 @@ func TestMailerRetryDecisions(t *testing.T) {
 		{
 			name:      "turned off",
 			opts:      submittest.Options{FailEvery: 1},
-			mailer:    func() *submit.Mailer { return &submit.Mailer{MaxAttempts: -1} },
+			mailer:    func() *submit.Mailer { return &submit.Mailer{MaxTries: -1} },
 			wantErr:   submit.IsTemporary,
 			wantTries: 1,
 		},
 		{
-			name:      "at most MaxAttempts",
+			name:      "at most MaxTries",
 			opts:      submittest.Options{FailEvery: 1},
-			mailer:    func() *submit.Mailer { return &submit.Mailer{MaxAttempts: 3, RetryDelay: time.Millisecond} },
+			mailer:    func() *submit.Mailer { return &submit.Mailer{MaxTries: 3, RetryDelay: time.Millisecond} },
 			wantErr:   submit.IsTemporary,
 			wantTries: 3,
 		},
@@ -177,7 +177,7 @@ func TestMailerRetryDecisions(t *testing.T) {
 		{
 			name:   "every recipient refused for now",
 			opts:   submittest.Options{RejectRecipients: map[string]string{"b@example.com": "450 4.2.1 mailbox busy"}},
-			mailer: func() *submit.Mailer { return &submit.Mailer{MaxAttempts: 2, RetryDelay: time.Millisecond} },
+			mailer: func() *submit.Mailer { return &submit.Mailer{MaxTries: 2, RetryDelay: time.Millisecond} },
 			wantErr: func(err error) bool {
 				var se *submit.SendError
 				return errors.As(err, &se) && se.Accepted == 0 && se.Temporary()

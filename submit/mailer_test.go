@@ -323,11 +323,11 @@ func TestMailerRedialsOn421MidSession(t *testing.T) {
 
 func TestMailerFreshConnectionAnswering421IsNotRedialledAtOnce(t *testing.T) {
 	// A fresh connection answering 421 is not a stale pooled one: no
-	// immediate redial. (With MaxAttempts, the message is tried again
+	// immediate redial. (With MaxTries, the message is tried again
 	// after a wait: TestMailerRetriesTemporaryRefusalsBeforeTheBody.)
 	srv := submittest.NewServer(t)
 	addr := srv.Listen(tlsmode.Implicit, submittest.Reply421MidSession)
-	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{MaxAttempts: -1})
+	m, cd := mailerFor(t, srv, addr, tlsmode.Implicit, &submit.Mailer{MaxTries: -1})
 	err := m.Send(context.Background(), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))
 	if !submit.IsTemporary(err) || !strings.Contains(err.Error(), "421") {
 		t.Fatalf("err = %v, want the server's 421", err)

@@ -150,11 +150,11 @@ type SendResult struct {
 	// Reply is the server's final reply to the message, e.g.
 	// "250 2.0.0 Ok: queued as 4F2A1"; "" when none was received.
 	Reply string
-	// Attempts is how many times a Mailer began the message: 1, plus one
-	// for each retry after a temporary refusal and each new connection
-	// that replaced one the server had closed (see Mailer). A Client's
-	// send makes one attempt.
-	Attempts int
+	// Tries is how many times a Mailer began the message: 1, plus one for
+	// each retry after a temporary refusal and each new connection that
+	// replaced one the server had closed (see Mailer). A Client's send is
+	// one try. (An Attempt is something else: a port's run in a Dial.)
+	Tries int
 }
 
 // SendWith submits one message as Send does, with options, and reports
@@ -176,9 +176,9 @@ type sendReport struct {
 	dropped  bool      // the connection failed, or the server ended it, during the send
 }
 
-// send is SendWith that also reports what the Mailer needs; attempt is the
-// Mailer's attempt at the message, for Trace hooks.
-func (c *Client) send(ctx context.Context, attempt int, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, sendReport, error) {
+// send is SendWith that also reports what the Mailer needs; try is the
+// Mailer's try at the message, for Trace hooks.
+func (c *Client) send(ctx context.Context, try int, from string, to []string, msg io.Reader, o *SendOptions) (*SendResult, sendReport, error) {
 	res := &SendResult{}
 	if err := validate(from, to, o); err != nil {
 		return res, sendReport{}, err
@@ -187,12 +187,12 @@ func (c *Client) send(ctx context.Context, attempt int, from string, to []string
 	if err != nil {
 		return res, sendReport{}, err
 	}
-	res.Attempts = 1
+	res.Tries = 1
 	trace := ContextTrace(ctx)
 	var info MessageInfo
 	t0 := time.Now()
 	if trace != nil && (trace.MessageStart != nil || trace.MessageDone != nil) {
-		info = MessageInfo{Conn: c.connInfo(), Attempt: attempt, Recipients: len(to), Size: env.size, Chunking: env.chunking}
+		info = MessageInfo{Conn: c.connInfo(), Try: try, Recipients: len(to), Size: env.size, Chunking: env.chunking}
 		hook(trace, func(t *Trace) func(MessageInfo) { return t.MessageStart }, info)
 	}
 	rep, err := c.transaction(ctx, env, msg, res)

@@ -89,9 +89,9 @@ type Trace struct {
 // Retry describes a Mailer's decision to send a message again.
 type Retry struct {
 	Host string
-	// Attempt is the number of the attempt that failed, from 1.
-	Attempt int
-	// Delay is how long the Mailer waits before the next attempt:
+	// Try is the number of the try that failed, from 1.
+	Try int
+	// Delay is how long the Mailer waits before the next try:
 	// exponential backoff with jitter (Mailer.RetryDelay).
 	Delay time.Duration
 	// Err is the failure of the attempt, as the caller would have got it.
@@ -139,9 +139,9 @@ type ConnInfo struct {
 type MessageInfo struct {
 	// Conn is the connection carrying the message.
 	Conn ConnInfo
-	// Attempt is the Mailer's attempt at the message, from 1 (a Client's
-	// send is attempt 1).
-	Attempt int
+	// Try is the Mailer's try at the message, from 1 (a Client's send is
+	// try 1).
+	Try int
 	// Recipients is how many recipients the message is for.
 	Recipients int
 	// Size is the message's size as the server counts it: at

@@ -76,7 +76,7 @@ func TestTraceFollowsEachMessageToItsConnection(t *testing.T) {
 	}
 	first, second := mt.dones[0], mt.dones[1]
 	if first.Conn.ID != id || first.Outcome != submit.OutcomeAccepted || first.QueueID == "" || first.Accepted != 1 ||
-		first.Step != "" || first.Err != nil || first.Attempt != 1 || first.Size != int64(len(testMsg)) || !first.Chunking {
+		first.Step != "" || first.Err != nil || first.Try != 1 || first.Size != int64(len(testMsg)) || !first.Chunking {
 		t.Errorf("first MessageDone %+v", first)
 	}
 	if second.Conn.Messages != 1 || second.Outcome != submit.OutcomeAccepted || second.Accepted != 1 || second.Rejected != 1 ||
@@ -102,7 +102,7 @@ func TestTraceShowsARedialAndTheMessageOnItsNewConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(mt.retries) != 1 || !mt.retries[0].Redial || mt.retries[0].Delay != 0 || mt.retries[0].Attempt != 1 {
+	if len(mt.retries) != 1 || !mt.retries[0].Redial || mt.retries[0].Delay != 0 || mt.retries[0].Try != 1 {
 		t.Fatalf("retries %+v; want one redial", mt.retries)
 	}
 	if len(mt.dones) != 3 || mt.dones[1].Outcome != submit.OutcomeNotSent || mt.dones[1].Step != "MAIL FROM" ||
@@ -119,7 +119,7 @@ func TestTraceShowsARedialAndTheMessageOnItsNewConnection(t *testing.T) {
 func TestTraceOfAFailedDial(t *testing.T) {
 	srv := submittest.NewServer(t)
 	sc := srv.ListenScript(submittest.Options{}, script.StartTLS(), script.Send("554 5.7.1 go away\r\n"))
-	m := &submit.Mailer{Dialer: srv.Dialer(nil, sc), Host: "127.0.0.1", MaxAttempts: -1}
+	m := &submit.Mailer{Dialer: srv.Dialer(nil, sc), Host: "127.0.0.1", MaxTries: -1}
 	defer m.Close()
 	mt := &messageTrace{}
 	err := m.Send(submit.WithTrace(context.Background(), mt.trace()), "a@example.com", []string{"b@example.com"}, strings.NewReader(testMsg))

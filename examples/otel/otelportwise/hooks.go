@@ -298,7 +298,7 @@ const retryRedialKey = attribute.Key("smtp.retry.redial")
 func (d *hookSet) retry(r submit.Retry) {
 	attrs := append([]attribute.KeyValue{
 		semconv.ServerAddress(r.Host),
-		attribute.Int("smtp.retry.attempt", r.Attempt),
+		attribute.Int("smtp.retry.try", r.Try),
 		attribute.Float64("smtp.retry.delay", r.Delay.Seconds()),
 		retryRedialKey.Bool(r.Redial),
 	}, errorAttrs(r.Err)...)

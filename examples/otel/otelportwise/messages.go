@@ -19,9 +19,9 @@ import (
 // The attributes of a message's span, and of the connection that carried
 // it. Counts and sizes only: no address, no content.
 const (
-	// MessageAttemptKey is the Mailer's attempt at the message, from 1
-	// (MessageInfo.Attempt); a redial keeps the number.
-	MessageAttemptKey = attribute.Key("smtp.message.attempt")
+	// MessageTryKey is the Mailer's try at the message, from 1
+	// (MessageInfo.Try); a redial keeps the number.
+	MessageTryKey = attribute.Key("smtp.message.try")
 	// RecipientsKey is how many recipients the message is for.
 	RecipientsKey = attribute.Key("smtp.message.recipients")
 	// AcceptedKey is how many of them the server accepted at RCPT TO.
@@ -97,7 +97,7 @@ func (d *hookSet) startMessage(m submit.MessageInfo, start time.Time) *messageSp
 	attrs := append(base[:len(base):len(base)],
 		ConnIDKey.Int64(int64(m.Conn.ID)),
 		ConnMessagesKey.Int(m.Conn.Messages),
-		MessageAttemptKey.Int(m.Attempt),
+		MessageTryKey.Int(m.Try),
 		RecipientsKey.Int(m.Recipients),
 		ChunkingKey.Bool(m.Chunking))
 	if reused {

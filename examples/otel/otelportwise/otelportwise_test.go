@@ -550,7 +550,7 @@ func TestMailerRetryIsAnEventAndACount(t *testing.T) {
 		}
 	}
 	ev := event(send, "smtp.retry")
-	if ev == nil || ev["smtp.retry.attempt"] != "1" || ev["error.type"] == "" || ev["server.address"] != "127.0.0.1" || ev["smtp.retry.redial"] != "false" {
+	if ev == nil || ev["smtp.retry.try"] != "1" || ev["error.type"] == "" || ev["server.address"] != "127.0.0.1" || ev["smtp.retry.redial"] != "false" {
 		t.Fatalf("send span events %v (%v); want one smtp.retry with attempt 1, error.type, not a redial", eventNames(send), ev)
 	}
 	if got := total(h.metrics(t)[otelportwise.MetricRetries], map[string]string{"server.address": "127.0.0.1", "smtp.retry.redial": "false"}); got != 1 {

@@ -28,7 +28,7 @@
 //		Sessions: 3, Rate: 30, Interval: time.Minute})
 //	defer limits.Close() // after the Mailer's Close
 //	d.NetDialer = limits.Dialer(nil)
-//	m := &submit.Mailer{Dialer: d, Host: host, MaxAttempts: -1}
+//	m := &submit.Mailer{Dialer: d, Host: host, MaxTries: -1}
 //	defer m.Close()
 //	res, err := limits.Send(ctx, func(ctx context.Context) (*submit.SendResult, error) {
 //		return m.SendWith(ctx, from, to, bytes.NewReader(msg), nil)

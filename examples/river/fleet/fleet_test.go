@@ -385,7 +385,7 @@ func TestMailerLimitsStillApply(t *testing.T) {
 	ls := processes(t, 1, fleet.Config{Pool: pool, Schema: schema, Account: "127.0.0.1/user", Sessions: 3, Rate: 100})
 	d := srv.Dialer(submit.PasswordAuth("user", "pass"), tlsmode.Candidate{Port: p, Mode: tlsmode.Implicit})
 	d.NetDialer = ls[0].Dialer(nil)
-	m := &submit.Mailer{Dialer: d, Host: "127.0.0.1", MaxConns: 1, RateLimit: 10, MaxAttempts: -1}
+	m := &submit.Mailer{Dialer: d, Host: "127.0.0.1", MaxConns: 1, RateLimit: 10, MaxTries: -1}
 	defer m.Close()
 	const n = 15
 	var wg sync.WaitGroup

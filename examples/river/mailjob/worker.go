@@ -86,7 +86,7 @@ type Worker struct {
 	// (river.JobSnooze): it neither fails nor uses an attempt, and its
 	// metadata says why until when (HoldKey). nil leaves the Mailer's own
 	// limits, those of one process, as on SQLite. With Limits, give the
-	// Mailer MaxAttempts -1: its own retries would send outside the shared
+	// Mailer MaxTries -1: its own retries would send outside the shared
 	// schedule, and River's take a turn each.
 	Limits *fleet.Limits
 }

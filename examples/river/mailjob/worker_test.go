@@ -26,7 +26,7 @@ import (
 // refusals, so that every refusal the server makes reaches River and the
 // tests can count River's retries. Programs keep both: the Mailer's quick
 // retries, then River's slower ones.
-func noMailerRetries(m *submit.Mailer) { m.MaxAttempts = -1 }
+func noMailerRetries(m *submit.Mailer) { m.MaxTries = -1 }
 
 func mailer(t *testing.T, srv *submittest.Server, cands ...tlsmode.Candidate) *submit.Mailer {
 	d := srv.Dialer(submit.PasswordAuth("user", "pass"), cands...)

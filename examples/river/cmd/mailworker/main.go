@@ -150,7 +150,7 @@ func work(ctx context.Context, args []string, stderr io.Writer) error {
 		d.NetDialer = limits.Dialer(d.NetDialer)
 		// Every attempt takes a turn of the shared schedule through
 		// River's retries; the Mailer's own would send outside it.
-		m.MaxAttempts = -1
+		m.MaxTries = -1
 	}
 	defer m.Close()
 
