@@ -51,7 +51,7 @@ func ExampleMailer_limits() {
 		Host:         "localhost",
 		RateLimit:    14, // messages per RateInterval, across all connections
 		RateInterval: time.Second,
-		MaxTries:  3,                     // per message; -1 turns retries off
+		MaxTries:     3,                     // per message; -1 turns retries off
 		RetryDelay:   10 * time.Millisecond, // then 20 ms, with jitter
 	}
 	defer m.Close()

@@ -15,8 +15,8 @@ import (
 
 // The defaults of the Mailer's retry and limit fields.
 const (
-	defaultMaxTries = 4
-	defaultRetryDelay  = time.Second
+	defaultMaxTries   = 4
+	defaultRetryDelay = time.Second
 	// raiseAfter is how many messages must go through, while the server
 	// holds the Mailer below MaxConns, before it tries one more
 	// connection.

@@ -71,7 +71,7 @@ func TestMailerMessageSpans(t *testing.T) {
 			"smtp.connection.id":       conn,
 			"smtp.connection.messages": strconv.Itoa(i),
 			"smtp.connection.reused":   strconv.FormatBool(i > 0),
-			"smtp.message.attempt":     "1",
+			"smtp.message.try":     "1",
 			"smtp.message.recipients":  "2",
 			"smtp.message.accepted":    "2",
 			"smtp.message.rejected":    "0",
@@ -156,7 +156,7 @@ func TestMailerRedial(t *testing.T) {
 		}, []string{"smtp.message.queue_id"}, "the second, refused on the reused connection"},
 		{1, second, codes.Unset, map[string]string{
 			"smtp.message.outcome": "accepted", "smtp.connection.reused": "false", "smtp.connection.messages": "0",
-			"smtp.message.attempt": "1", // a redial is not a retry of the Mailer's
+			"smtp.message.try": "1", // a redial is not a retry of the Mailer's
 		}, []string{"error.type", "smtp.step"}, "the second again, on the redialled connection"},
 	}
 	for i, tt := range tests {
@@ -185,7 +185,7 @@ func TestMailerRedial(t *testing.T) {
 	}
 	ev := event(send2, "smtp.retry")
 	wantAttrs(t, "retry event", ev, map[string]string{
-		"smtp.retry.redial": "true", "smtp.retry.attempt": "1", "smtp.retry.delay": "0", "server.address": "127.0.0.1",
+		"smtp.retry.redial": "true", "smtp.retry.try": "1", "smtp.retry.delay": "0", "server.address": "127.0.0.1",
 	})
 	if ev["error.type"] == "" {
 		t.Errorf("retry event without error.type: %v", ev)
@@ -276,7 +276,7 @@ func TestMessageFailures(t *testing.T) {
 				t.Errorf("status %v %q, want Error %q", s.Status.Code, s.Status.Description, tt.status)
 			}
 			tt.want["smtp.message.outcome"] = tt.outcome
-			tt.want["smtp.message.attempt"] = "1"
+			tt.want["smtp.message.try"] = "1"
 			// Outside a Mailer there is no pool: reuse is not said.
 			wantAttrs(t, "message span", attrs(s.Attributes), tt.want, append(tt.absent, "smtp.connection.reused")...)
 			if got := total(metrics[otelportwise.MetricMessageDuration], map[string]string{"smtp.message.outcome": tt.outcome, "error.type": tt.want["error.type"]}); got != 1 {
