@@ -292,13 +292,19 @@ func pickAction(r *rand.Rand) (action, bool) {
 	}
 }
 
-// planConn draws the plans of connection id.
-func planConn(seed uint64, id int, mode tlsmode.Mode) (proxyPlan, serverPlan, *rand.Rand) {
+// planConn draws the plans of connection id. Against a real server
+// (external), where the proxy's faults are the only ones and connections
+// live long, nine in ten connections get one, most at a final reply.
+func planConn(seed uint64, id int, mode tlsmode.Mode, external bool) (proxyPlan, serverPlan, *rand.Rand) {
 	r := stream(seed, streamConn|uint64(id))
+	none, final := 65, 85
+	if external {
+		none, final = 10, 70
+	}
 	var pp proxyPlan
 	switch p := r.IntN(100); {
-	case p < 65:
-	case p < 85:
+	case p < none:
+	case p < final:
 		pp.act, pp.hard = pickAction(r)
 		pp.dir = serverToClient
 		pp.reply = []int{1, 1, 1, 2, 2, 3}[r.IntN(6)]
@@ -334,7 +340,7 @@ func planConn(seed uint64, id int, mode tlsmode.Mode) (proxyPlan, serverPlan, *r
 	if r.IntN(10) < 4 {
 		sp.refuse = 0.02 + 0.13*r.Float64()
 	}
-	if r.IntN(100) < 25 {
+	if !external && r.IntN(100) < 25 {
 		// A connection that lives long enough to go idle in the pool:
 		// no other fault after its greeting.
 		sp.idle = between(r, time.Millisecond, 40*time.Millisecond)

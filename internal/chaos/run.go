@@ -61,8 +61,10 @@ type External struct {
 	// To is the one recipient of every message.
 	To string
 	// Copies waits until the server's deliveries have settled and returns
-	// how many copies it stored of each Message-ID among ids.
-	Copies func(ctx context.Context, ids []string) (map[string]int, error)
+	// how many copies it stored of each Message-ID among ids (without
+	// angle brackets). sure are those the server accepted (Send returned
+	// nil), which must arrive; the others may or may not.
+	Copies func(ctx context.Context, ids, sure []string) (map[string]int, error)
 }
 
 // Report is what a run saw.
@@ -151,6 +153,7 @@ func Run(cfg Config) (*Report, error) {
 		byN[n] = msgs[n]
 	}
 	reg := newRegistry(cfg.Seed, scen)
+	reg.external = cfg.External != nil
 
 	var (
 		target     string
@@ -250,11 +253,15 @@ func Run(cfg Config) (*Report, error) {
 		copies = reg.copies()
 	} else {
 		ids := make([]string, len(msgs))
+		var sure []string
 		for i, m := range msgs {
 			ids[i] = m.id
+			if results[i].err == nil {
+				sure = append(sure, m.id)
+			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		copies, err = cfg.External.Copies(ctx, ids)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		copies, err = cfg.External.Copies(ctx, ids, sure)
 		cancel()
 		if err != nil {
 			return nil, err

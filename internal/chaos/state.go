@@ -14,10 +14,11 @@ import (
 // run: every connection with its plans and what happened on it, the
 // server's record of each message, and the credential's state.
 type registry struct {
-	seed  uint64
-	scen  Scenario
-	start time.Time
-	seq   atomic.Int64 // orders events across connections
+	seed     uint64
+	scen     Scenario
+	external bool // a real server: the proxy's faults are the only ones
+	start    time.Time
+	seq      atomic.Int64 // orders events across connections
 
 	mu     sync.Mutex
 	conns  []*conn
@@ -114,7 +115,7 @@ func (r *registry) newConn(clientAddr string) *conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	id := len(r.conns) + 1
-	pp, sp, rng := planConn(r.seed, id, r.scen.Mode)
+	pp, sp, rng := planConn(r.seed, id, r.scen.Mode, r.external)
 	c := &conn{id: id, reg: r, proxy: pp, server: sp, rng: rng, clientAddr: clientAddr}
 	if r.forcePlan != nil {
 		r.forcePlan(c)
@@ -287,7 +288,7 @@ func formatCounts(m map[string]int) string {
 // rejected the fault server holds back the EHLO replies of the other
 // connections. A Mailer that heeds the rejection has then long recorded it,
 // so an AUTH on those connections is one it chose to send.
-const learnMargin = 300 * time.Millisecond
+const learnMargin = 500 * time.Millisecond
 
 // authGate is the credential's state when the scenario revokes it.
 //
