@@ -4,6 +4,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -32,17 +33,24 @@ func TestChaos(t *testing.T) {
 	if *messagesFlag > 0 {
 		messages = *messagesFlag
 	}
+	total := &Report{Outcomes: map[string]int{}, Faults: map[string]int{}}
+	start := time.Now()
 	for _, seed := range seeds {
 		rep, err := Run(Config{Seed: seed, Messages: messages})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		t.Log(rep.Summary())
+		total.add(rep)
 		for _, v := range rep.Violations {
 			t.Errorf("seed %d: %s, message %d: %s", seed, v.Class, v.Message, strings.TrimRight(v.Detail, "\n"))
 		}
 		if len(rep.Violations) > 0 {
 			t.Logf("replay: go test ./internal/chaos -run TestChaos -chaos.seed=%d -chaos.messages=%d -v", seed, messages)
 		}
+	}
+	if len(seeds) > 1 {
+		total.Took = time.Since(start)
+		t.Logf("all %d seeds (%d..%d): %s", len(seeds), seeds[0], seeds[len(seeds)-1], total.Summary())
 	}
 }

@@ -90,7 +90,9 @@ func check(rep *Report, in *checkInput) {
 		}
 		if late := res.end.Sub(res.ctxEnd); late > 0 {
 			rep.MaxLate = max(rep.MaxLate, late)
-			if late > in.slack {
+			if late <= in.slack {
+				rep.MaxLateWithin = max(rep.MaxLateWithin, late)
+			} else {
 				add("late-return", n, "Send returned %v after its context ended (slack %v): %v", late.Round(time.Millisecond), in.slack, errText(res.err))
 			}
 		}
@@ -215,15 +217,38 @@ func (in *checkInput) describe(n int) string {
 	return b.String()
 }
 
+// add sums r into t, for a summary of several runs; t's violations keep
+// only their class.
+func (t *Report) add(r *Report) {
+	t.Messages += r.Messages
+	t.Conns += r.Conns
+	t.RejectedAUTH += r.RejectedAUTH
+	t.MaxLate = max(t.MaxLate, r.MaxLate)
+	t.MaxLateWithin = max(t.MaxLateWithin, r.MaxLateWithin)
+	for k, v := range r.Outcomes {
+		t.Outcomes[k] += v
+	}
+	for k, v := range r.Faults {
+		t.Faults[k] += v
+	}
+	for _, v := range r.Violations {
+		t.Violations = append(t.Violations, Violation{Class: v.Class, Message: v.Message})
+	}
+}
+
 // Summary is the run in one line: outcomes, faults and violations by kind.
 func (r *Report) Summary() string {
 	classes := map[string]int{}
 	for _, v := range r.Violations {
 		classes[v.Class]++
 	}
-	s := fmt.Sprintf("chaos seed=%d (%s): %d messages in %v: %s; %d connections; faults: %s; rejected AUTH=%d; max late return %v; violations=%d",
-		r.Seed, r.Scenario, r.Messages, r.Took.Round(time.Millisecond), formatCounts(r.Outcomes), r.Conns,
-		formatCounts(r.Faults), r.RejectedAUTH, r.MaxLate.Round(time.Millisecond), len(r.Violations))
+	head := fmt.Sprintf("chaos seed=%d (%s)", r.Seed, r.Scenario)
+	if r.Scenario.Mode == 0 {
+		head = "chaos"
+	}
+	s := fmt.Sprintf("%s: %d messages in %v: %s; %d connections; faults: %s; rejected AUTH=%d; latest return after the context ended %v (%v within the slack); violations=%d",
+		head, r.Messages, r.Took.Round(time.Millisecond), formatCounts(r.Outcomes), r.Conns,
+		formatCounts(r.Faults), r.RejectedAUTH, r.MaxLate.Round(time.Millisecond), r.MaxLateWithin.Round(time.Millisecond), len(r.Violations))
 	if len(classes) > 0 {
 		s += " (" + formatCounts(classes) + ")"
 	}

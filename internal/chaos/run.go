@@ -83,8 +83,9 @@ type Report struct {
 	// credential.
 	RejectedAUTH int
 	// MaxLate is the longest a Send took to return after its context
-	// ended, among those that returned after it.
-	MaxLate time.Duration
+	// ended; MaxLateWithin the longest that stayed within the slack: what
+	// an honest Send needed.
+	MaxLate, MaxLateWithin time.Duration
 	// Took is the run's wall time.
 	Took       time.Duration
 	Violations []Violation
