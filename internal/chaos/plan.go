@@ -11,10 +11,10 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// Scenario is what a seed decides for a run as a whole. Each choice is one
-// of the seed's three low bits, so that any eight consecutive seeds cover
-// every combination; everything else (messages, connection plans) comes
-// from random streams derived from the whole seed.
+// Scenario is what a seed decides for a run as a whole, from the seed's
+// three low bits, so that any eight consecutive seeds cover every mode,
+// revocation and Close combination; everything else (messages, connection
+// plans) comes from random streams derived from the whole seed.
 type Scenario struct {
 	// Mode is the TLS mode of the server and of the Dialer's one
 	// candidate: StartTLS when bit 0 is clear, Implicit when it is set.
@@ -25,19 +25,28 @@ type Scenario struct {
 	// CloseEarly (bit 2) runs Mailer.Close while the Sends of the last
 	// tenth of the messages are still starting and in flight.
 	CloseEarly bool
+	// ColdStart (bits 0 and 1 equal) stalls the Mailer's first
+	// connection server→client before it is ready, so that the Dial that
+	// proves the credential fails with its Send's deadline while the
+	// other goroutines wait for it.
+	ColdStart bool
 }
 
 // ScenarioOf returns the scenario of seed.
 func ScenarioOf(seed uint64) Scenario {
-	s := Scenario{Mode: tlsmode.StartTLS, Revoke: seed&2 != 0, CloseEarly: seed&4 != 0}
+	s := Scenario{Mode: tlsmode.StartTLS, Revoke: seed&2 != 0, CloseEarly: seed&4 != 0, ColdStart: seed&1 == seed>>1&1}
 	if seed&1 != 0 {
 		s.Mode = tlsmode.Implicit
 	}
 	return s
 }
 
+// String is the scenario in words, e.g. "implicit, credential revoked".
 func (s Scenario) String() string {
 	out := s.Mode.String()
+	if s.ColdStart {
+		out += ", first connection stalled"
+	}
 	if s.Revoke {
 		out += ", credential revoked"
 	}

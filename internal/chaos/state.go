@@ -117,6 +117,11 @@ func (r *registry) newConn(clientAddr string) *conn {
 	id := len(r.conns) + 1
 	pp, sp, rng := planConn(r.seed, id, r.scen.Mode, r.external)
 	c := &conn{id: id, reg: r, proxy: pp, server: sp, rng: rng, clientAddr: clientAddr}
+	if id == 1 && r.scen.ColdStart {
+		// Somewhere in the handshake, greeting, EHLO or AUTH.
+		c.proxy = proxyPlan{act: actStall, dir: serverToClient, offset: stream(r.seed, streamRun).Int64N(2500)}
+		c.server = serverPlan{}
+	}
 	if r.forcePlan != nil {
 		r.forcePlan(c)
 	}
