@@ -20,6 +20,9 @@
 // (not stored), a reset after a whole body (stored or not), unsolicited
 // 421s on idle sessions (one or two lines), CHUNKING on some connections
 // only. It stores a copy only of a message that ends with its marker line.
+// Each seed also picks a scenario (ScenarioOf): the TLS mode, a credential
+// revoked part way, Close while Sends are in flight, a first connection
+// that stalls while every other Send waits for it.
 //
 // The invariants, checked after Close: a Send that returned nil stored
 // exactly one copy; ErrOutcomeUnknown at most one; any other error none;
