@@ -1,0 +1,463 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portwise/portwise/internal/netem"
+	"github.com/portwise/portwise/submit"
+	"github.com/portwise/portwise/tlsmode"
+)
+
+// from is the sender of every message.
+const from = "bench@example.test"
+
+// clients, in the order of the table.
+var clients = []struct{ name, label string }{
+	{"mailer-bdat", "portwise Mailer, BDAT"},
+	{"mailer-data", "portwise Mailer, DATA (`NoChunking`)"},
+	{"nodemailer", "Nodemailer pool"},
+	{"go-mail", "go-mail v0.8.1"},
+	{"net/smtp", "net/smtp"},
+	{"smtp-source", "`smtp-source` (the server's ceiling)"},
+}
+
+func main() {
+	var (
+		client = flag.String("client", "", "internal: be the named Go client process")
+		j      job
+	)
+	flag.StringVar(&j.Addr, "addr", "", "internal: the server for -client")
+	flag.StringVar(&j.To, "to", "", "internal: the recipient for -client")
+	flag.StringVar(&j.Msg, "msg", "", "internal: the message file for -client")
+	flag.IntVar(&j.Conns, "c", 1, "internal: connections for -client")
+	flag.IntVar(&j.N, "m", 1, "internal: messages for -client")
+	flag.StringVar(&j.Profile, "cpuprofile", "", "internal: CPU profile file for -client")
+
+	var o options
+	flag.IntVar(&o.reps, "reps", 3, "runs of every client in every case, interleaved; the tables show medians")
+	flag.IntVar(&o.n, "n", 2000, "messages per run on loopback")
+	flag.IntVar(&o.nRTT, "n-rtt", 300, "messages per run at the round trip")
+	flag.StringVar(&o.conns, "conns", "1,4", "connections at once, the cases to run")
+	flag.DurationVar(&o.rtt, "rtt", 20*time.Millisecond, "round trip of the latency cases (internal/netem's proxy); 0 runs loopback only")
+	flag.BoolVar(&o.noLoopback, "no-loopback", false, "run only the latency cases")
+	flag.StringVar(&o.only, "clients", "", "comma-separated clients to run (default: all): "+clientNames())
+	flag.BoolVar(&o.smoke, "smoke", false, "CI: one run of 200 messages (40 at the round trip) per case, to keep the harness from rotting")
+	flag.StringVar(&o.profiles, "profiles", "", "directory for CPU profiles of the Go clients' runs (pprof)")
+	flag.StringVar(&o.nodeDir, "node", "node", "directory of nodemailer.mjs and its package-lock.json")
+	flag.BoolVar(&o.verbose, "v", false, "print each run's Postfix CPU by program")
+	flag.Parse()
+
+	if *client != "" {
+		j.From = from
+		if err := runClient(*client, j); err != nil {
+			fmt.Fprintln(os.Stderr, "realserver:", *client+":", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := drive(o); err != nil {
+		fmt.Fprintln(os.Stderr, "realserver:", err)
+		os.Exit(1)
+	}
+}
+
+func clientNames() string {
+	var s []string
+	for _, c := range clients {
+		s = append(s, c.name)
+	}
+	return strings.Join(s, ",")
+}
+
+// options are the driver's flags.
+type options struct {
+	reps, n, nRTT int
+	conns         string
+	rtt           time.Duration
+	noLoopback    bool
+	only          string
+	smoke         bool
+	profiles      string
+	nodeDir       string
+	verbose       bool
+}
+
+// setup is what every run needs.
+type setup struct {
+	o          options
+	plain, to  string // the server's plain port, the discarded recipient
+	self       string // this program, to run the Go clients
+	smtpSource string
+	node       string
+	msg, msgLF string // the message, with CRLF and with LF (for smtp-source)
+}
+
+// kase is one cell of a table: a client, a path, a number of connections.
+type kase struct {
+	client string
+	rtt    time.Duration // 0: loopback
+	conns  int
+}
+
+// measure is one run's figures.
+type measure struct {
+	rate         float64 // messages per second
+	clientCPU    float64 // client CPU seconds per 1,000 messages (the run's window)
+	processCPU   float64 // the same over the client's whole process
+	serverCPU    float64 // Postfix CPU seconds per 1,000 messages
+	serverCores  float64 // Postfix CPU / wall time
+	clientCores  float64
+	othersCores  float64 // the rest of the machine: other people's work
+	serverDetail serverUse
+}
+
+func drive(o options) error {
+	if o.smoke {
+		o.reps, o.n, o.nRTT = 1, 200, 40
+	}
+	s := setup{o: o, plain: os.Getenv("PORTWISE_REALMTA_PLAIN"), to: os.Getenv("PORTWISE_REALMTA_DISCARD")}
+	if s.plain == "" || s.to == "" {
+		return errors.New("PORTWISE_REALMTA_PLAIN and PORTWISE_REALMTA_DISCARD are not set: " +
+			"run .ci/realmta.sh (it adds Postfix's plain port and the discarded recipient) and source .ci/realmta.env or .ci/interop.env")
+	}
+	var err error
+	if s.self, err = os.Executable(); err != nil {
+		return err
+	}
+	names := clientNames()
+	if o.only != "" {
+		names = o.only
+	}
+	var chosen []string
+	for _, n := range strings.Split(names, ",") {
+		if !slices.ContainsFunc(clients, func(c struct{ name, label string }) bool { return c.name == n }) {
+			return fmt.Errorf("unknown client %q (have %s)", n, clientNames())
+		}
+		chosen = append(chosen, n)
+	}
+	if slices.Contains(chosen, "smtp-source") {
+		if s.smtpSource, err = exec.LookPath("smtp-source"); err != nil {
+			return fmt.Errorf("smtp-source is not on PATH (Debian's postfix package puts it in /usr/sbin): %w", err)
+		}
+	}
+	if slices.Contains(chosen, "nodemailer") {
+		if s.node, err = nodeSetup(o.nodeDir); err != nil {
+			return err
+		}
+	}
+	var conns []int
+	for _, c := range strings.Split(o.conns, ",") {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad -conns %q", o.conns)
+		}
+		conns = append(conns, n)
+	}
+	if o.profiles != "" {
+		if err := os.MkdirAll(o.profiles, 0o755); err != nil {
+			return err
+		}
+	}
+
+	dir, err := os.MkdirTemp("", "realserver")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	raw := message(from, s.to)
+	s.msg, s.msgLF = filepath.Join(dir, "msg.eml"), filepath.Join(dir, "msg.txt")
+	if err := os.WriteFile(s.msg, raw, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(s.msgLF, lfText(raw), 0o644); err != nil {
+		return err
+	}
+	if err := checkDiscarded(s); err != nil {
+		return err
+	}
+
+	var paths []time.Duration
+	if !o.noLoopback {
+		paths = append(paths, 0)
+	}
+	if o.rtt > 0 {
+		paths = append(paths, o.rtt)
+		if rtt, err := proxyRTT(o.rtt); err == nil {
+			fmt.Printf("round trip through internal/netem's proxy (median of 21 one-byte echoes): %.2f ms\n", rtt.Seconds()*1e3)
+		}
+	}
+	fmt.Printf("%d CPUs (%s), %s; %d messages per run on loopback, %d at the round trip; %d runs of each, interleaved\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version(), o.n, o.nRTT, o.reps)
+
+	// Every rep runs every case once, the clients in a rotated order, so
+	// that a slow minute of the shared machine falls on all of them.
+	results := make(map[kase][]measure)
+	for rep := range o.reps {
+		for _, rtt := range paths {
+			for _, c := range conns {
+				for i := range chosen {
+					name := chosen[(i+rep)%len(chosen)]
+					k := kase{name, rtt, c}
+					m, err := s.run(k, rep)
+					if err != nil {
+						return fmt.Errorf("%s, %s, %d connections: %w", name, pathName(rtt), c, err)
+					}
+					results[k] = append(results[k], m)
+					fmt.Printf("run %d %-11s %-8s conns=%d %7.1f msg/s  client %.3f s/1000 (process %.3f)  postfix %.3f s/1000 (%.2f cores)  client %.2f cores  others %.2f cores\n",
+						rep+1, name, pathName(rtt), c, m.rate, m.clientCPU, m.processCPU, m.serverCPU, m.serverCores, m.clientCores, m.othersCores)
+					if o.verbose {
+						fmt.Printf("      postfix CPU s: %s\n", m.serverDetail)
+					}
+				}
+			}
+		}
+	}
+	fmt.Println()
+	printTables(os.Stdout, results, chosen, paths, conns)
+	return nil
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.*)$`).FindSubmatch(b); m != nil {
+		return string(m[1])
+	}
+	return "unknown CPU"
+}
+
+func pathName(rtt time.Duration) string {
+	if rtt == 0 {
+		return "loopback"
+	}
+	return rtt.String()
+}
+
+// run runs one client process for one case and measures it.
+func (s *setup) run(k kase, rep int) (measure, error) {
+	waitQuiet(10 * time.Second)
+	n := s.o.n
+	addr := s.plain
+	if k.rtt > 0 {
+		n = s.o.nRTT
+		p, err := netem.NewProxy(s.plain, k.rtt/2)
+		if err != nil {
+			return measure{}, err
+		}
+		defer p.Close()
+		addr = p.Addr()
+	}
+	var cmd *exec.Cmd
+	switch k.client {
+	case "smtp-source":
+		// -d: every session sends its messages one after another, as the
+		// other clients do; -F: the same bytes as theirs.
+		cmd = exec.Command(s.smtpSource, "-d", "-s", strconv.Itoa(k.conns), "-m", strconv.Itoa(n),
+			"-F", s.msgLF, "-f", from, "-t", s.to, "-M", "localhost", addr)
+	case "nodemailer":
+		cmd = exec.Command(s.node, filepath.Join(s.o.nodeDir, "nodemailer.mjs"),
+			"--addr", addr, "--conns", strconv.Itoa(k.conns), "--n", strconv.Itoa(n),
+			"--from", from, "--to", s.to, "--msg", s.msg)
+	default:
+		cmd = exec.Command(s.self, "-client", k.client, "-addr", addr, "-c", strconv.Itoa(k.conns),
+			"-m", strconv.Itoa(n), "-to", s.to, "-msg", s.msg)
+		if s.o.profiles != "" {
+			file := fmt.Sprintf("%s-%s-%dc-run%d.pprof", strings.ReplaceAll(k.client, "/", ""), pathName(k.rtt), k.conns, rep+1)
+			cmd.Args = append(cmd.Args, "-cpuprofile", filepath.Join(s.o.profiles, file))
+		}
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+
+	self0 := cpuNow()
+	srv0, err := snapServer()
+	if err != nil {
+		return measure{}, err
+	}
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return measure{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	wall := time.Since(t0).Seconds()
+	srv1, err := snapServer()
+	if err != nil {
+		return measure{}, err
+	}
+	self := cpuNow() - self0
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	process := tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
+
+	r := result{Sent: n, Seconds: wall, CPU: process} // smtp-source: the whole process
+	if k.client != "smtp-source" {
+		if err := json.Unmarshal([]byte(stdout.String()), &r); err != nil {
+			return measure{}, fmt.Errorf("client's report %q: %w", stdout.String(), err)
+		}
+	}
+	if r.Sent != n {
+		return measure{}, fmt.Errorf("sent %d messages, not %d", r.Sent, n)
+	}
+	srv := serverDelta(srv0, srv1)
+	machine := srv1.machine - srv0.machine
+	per1000 := 1000 / float64(n)
+	return measure{
+		rate:         float64(n) / r.Seconds,
+		clientCPU:    r.CPU * per1000,
+		processCPU:   process * per1000,
+		serverCPU:    srv.total * per1000,
+		serverCores:  srv.total / wall,
+		clientCores:  process / wall,
+		othersCores:  max(0, machine-srv.total-process-self) / wall,
+		serverDetail: srv,
+	}, nil
+}
+
+// nodeSetup finds node and installs Nodemailer from the lock file when it
+// is missing.
+func nodeSetup(dir string) (string, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return "", fmt.Errorf("node is not on PATH: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "nodemailer", "package.json")); err == nil {
+		return node, nil
+	}
+	npm := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	npm.Dir, npm.Stdout, npm.Stderr = dir, os.Stderr, os.Stderr
+	if err := npm.Run(); err != nil {
+		return "", fmt.Errorf("npm ci in %s: %w", dir, err)
+	}
+	return node, nil
+}
+
+// checkDiscarded sends one message and finds in Postfix's log that the
+// discard agent took it, so that a misconfigured server does not fill a
+// maildir with thousands of messages.
+func checkDiscarded(s setup) error {
+	host, port, err := splitAddr(s.plain)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(s.msg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := &submit.Dialer{Candidates: []tlsmode.Candidate{{Port: port, Mode: tlsmode.Plaintext}}, LocalName: "localhost"}
+	c, err := d.Dial(ctx, host)
+	if err != nil {
+		return fmt.Errorf("the plain port of Postfix, %s: %w (does this branch's .ci/realmta.sh configure it?)", s.plain, err)
+	}
+	defer c.Close()
+	res, err := c.SendWith(ctx, from, []string{s.to}, bytes.NewReader(raw), nil)
+	if err != nil {
+		return err
+	}
+	logFile := os.Getenv("PORTWISE_REALMTA_LOG")
+	if logFile == "" || res.QueueID == "" {
+		fmt.Printf("not checking that %s is discarded (PORTWISE_REALMTA_LOG %q, queue id %q)\n", s.to, logFile, res.QueueID)
+		return nil
+	}
+	want := " " + res.QueueID + ": to=<" + s.to + ">"
+	for range 50 {
+		line, err := lastLogLine(logFile, want)
+		if err != nil {
+			return err
+		}
+		switch {
+		case strings.Contains(line, "/discard["):
+			return nil
+		case line != "":
+			return fmt.Errorf("%s is not discarded by Postfix (%s): run this branch's .ci/realmta.sh", s.to, line)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("no delivery of %s (queue id %s) in %s within 10 s", s.to, res.QueueID, logFile)
+}
+
+// lastLogLine is the last line of the log's last MiB that contains substr.
+func lastLogLine(file, substr string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > 1<<20 {
+		if _, err := f.Seek(fi.Size()-1<<20, io.SeekStart); err != nil {
+			return "", err
+		}
+	}
+	var last string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), substr) {
+			last = sc.Text()
+		}
+	}
+	return last, sc.Err()
+}
+
+// proxyRTT is the median round trip of one byte through a netem proxy of
+// the given round trip: its own scheduling adds to every client's alike.
+func proxyRTT(rtt time.Duration) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	p, err := netem.NewProxy(ln.Addr().String(), rtt/2)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d, ok := ctx.Deadline(); ok {
+		c.SetDeadline(d)
+	}
+	var rtts []time.Duration
+	b := []byte{0}
+	for range 21 {
+		t0 := time.Now()
+		if _, err := c.Write(b); err != nil {
+			return 0, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return 0, err
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	slices.Sort(rtts)
+	return rtts[len(rtts)/2], nil
+}
