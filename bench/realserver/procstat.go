@@ -184,23 +184,28 @@ func (u serverUse) String() string {
 }
 
 // waitQuiet waits until Postfix has finished with the last run's
-// messages (its queue manager and delivery agents): until it used less
-// than 5% of a CPU over 300 ms, for at most max.
-func waitQuiet(max time.Duration) {
+// messages (its queue manager and delivery agents: less than 5% of a CPU
+// over 300 ms) and, when idle is positive, until the whole machine used
+// less than idle cores over 300 ms: other people's tests share it. It
+// gives up after max, and reports whether the machine was quiet.
+func waitQuiet(idle float64, max time.Duration) bool {
+	const step = 300 * time.Millisecond
 	deadline := time.Now().Add(max)
 	a, err := snapServer()
 	if err != nil {
-		return
+		return false
 	}
 	for time.Now().Before(deadline) {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(step)
 		b, err := snapServer()
 		if err != nil {
-			return
+			return false
 		}
-		if serverDelta(a, b).total < 0.05*0.3 {
-			return
+		postfix, machine := serverDelta(a, b).total, b.machine-a.machine
+		if postfix < 0.05*step.Seconds() && (idle <= 0 || machine < idle*step.Seconds()) {
+			return true
 		}
 		a = b
 	}
+	return false
 }

@@ -86,26 +86,63 @@ func printTables(w io.Writer, results map[kase][]measure, names []string, paths 
 				var parts []string
 				for _, c := range conns {
 					if b := rate(base, c); b > 0 {
-						parts = append(parts, fmt.Sprintf("%.2f× at %d", rate(mine, c)/b, c))
+						parts = append(parts, fmt.Sprintf("%.2f× at %d%s", rate(mine, c)/b, c,
+							pairedRatios(results[kase{mine, rtt, c}], results[kase{base, rtt, c}])))
 					}
 				}
-				fmt.Fprintf(w, "- %s ÷ %s: %s\n", label(mine), label(base), strings.Join(parts, ", "))
+				fmt.Fprintf(w, "- %s ÷ %s (the medians' ratio; in brackets, the median and range of the ratios within each round): %s\n", label(mine), label(base), strings.Join(parts, ", "))
 			}
 		}
+		var runs, again int
+		var others []float64
+		for _, n := range names {
+			for _, c := range conns {
+				for _, m := range results[kase{n, rtt, c}] {
+					runs++
+					again += m.attempts - 1
+					others = append(others, m.othersCores)
+				}
+			}
+		}
+		if len(others) > 0 {
+			fmt.Fprintf(w, "- other people's work during the runs kept: median %.2f cores, at most %.2f; runs made again for it: %d, besides the %d kept\n",
+				median(others), slices.Max(others), again, runs)
+		}
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "%s, what bounds each figure (medians): Postfix's CPU per 1,000 messages and in cores, the client's and everyone else's in cores:\n\n", pathName(rtt))
-		fmt.Fprintln(w, "| client | conn. | Postfix s/1000 | Postfix cores | client cores | others' cores |")
-		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintf(w, "%s, what bounds each figure (medians): Postfix's CPU seconds per 1,000 messages and in cores, the client's and everyone else's in cores, the client's round trips per message through the proxy:\n\n", pathName(rtt))
+		fmt.Fprintln(w, "| client | conn. | Postfix s/1000 | Postfix cores | client cores | others' cores | round trips/msg |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, n := range names {
 			for _, c := range conns {
 				ms := results[kase{n, rtt, c}]
-				fmt.Fprintf(w, "| %s | %d | %.3f | %.2f | %.2f | %.2f |\n", label(n), c,
+				flights := "—"
+				if rtt > 0 {
+					flights = fmt.Sprintf("%.2f", median(field(ms, func(m measure) float64 { return m.flights })))
+				}
+				fmt.Fprintf(w, "| %s | %d | %.2f | %.2f | %.2f | %.2f | %s |\n", label(n), c,
 					median(field(ms, func(m measure) float64 { return m.serverCPU })),
 					median(field(ms, func(m measure) float64 { return m.serverCores })),
 					median(field(ms, func(m measure) float64 { return m.clientCores })),
-					median(field(ms, func(m measure) float64 { return m.othersCores })))
+					median(field(ms, func(m measure) float64 { return m.othersCores })),
+					flights)
 			}
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// pairedRatios are the ratios of a's runs to b's of the same round (run
+// close in time, so a drift of the machine cancels), as " (median,
+// min–max)", or "" with fewer than two rounds.
+func pairedRatios(a, b []measure) string {
+	var r []float64
+	for i := range min(len(a), len(b)) {
+		if b[i].rate > 0 {
+			r = append(r, a[i].rate/b[i].rate)
+		}
+	}
+	if len(r) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" [%.2f, %.2f–%.2f]", median(r), slices.Min(r), slices.Max(r))
 }
