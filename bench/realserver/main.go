@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -54,6 +55,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.reps, "reps", 3, "runs of every client in every case, interleaved; the tables show medians")
 	flag.IntVar(&o.n, "n", 2000, "messages per run on loopback")
+	flag.IntVar(&o.slices, "slices", 4, "on loopback, make each run of that many slices, interleaved with the other clients' (the machine's speed drifts within a minute)")
 	flag.IntVar(&o.nRTT, "n-rtt", 300, "messages per run at the round trip")
 	flag.StringVar(&o.conns, "conns", "1,4", "connections at once, the cases to run")
 	flag.DurationVar(&o.rtt, "rtt", 20*time.Millisecond, "round trip of the latency cases (internal/netem's proxy); 0 runs loopback only")
@@ -92,6 +94,7 @@ func clientNames() string {
 // options are the driver's flags.
 type options struct {
 	reps, n, nRTT int
+	slices        int
 	conns         string
 	rtt           time.Duration
 	noLoopback    bool
@@ -112,6 +115,7 @@ type setup struct {
 	smtpSource string
 	node       string
 	msg, msgLF string // the message, with CRLF and with LF (for smtp-source)
+	probes     []float64
 }
 
 // kase is one cell of a table: a client, a path, a number of connections.
@@ -121,23 +125,73 @@ type kase struct {
 	conns  int
 }
 
+// sample is what one client process did and cost: a slice of a run, or
+// a run's slices summed.
+type sample struct {
+	n        int
+	seconds  float64 // the client's own window: first connection to last message accepted
+	cpu      float64 // the client's CPU in that window
+	process  float64 // the client's CPU, whole process
+	wall     float64 // the process's wall time, seen by the driver
+	server   serverUse
+	machine  float64 // every CPU's busy time during wall
+	self     float64 // the driver's own CPU meanwhile (the proxy)
+	flights  int64   // through the proxy: the client's flights, sessions' setup and QUIT included
+	attempts int     // runs made again because the machine was busy (-max-others)
+}
+
+func (a *sample) add(b sample) {
+	a.n += b.n
+	a.seconds += b.seconds
+	a.cpu += b.cpu
+	a.process += b.process
+	a.wall += b.wall
+	a.machine += b.machine
+	a.self += b.self
+	a.flights += b.flights
+	a.attempts += b.attempts
+	a.server.total += b.server.total
+	if a.server.byComm == nil {
+		a.server.byComm = make(map[string]float64)
+	}
+	for k, v := range b.server.byComm {
+		a.server.byComm[k] += v
+	}
+}
+
 // measure is one run's figures.
 type measure struct {
 	rate         float64 // messages per second
-	clientCPU    float64 // client CPU seconds per 1,000 messages (the run's window)
+	clientCPU    float64 // client CPU seconds per 1,000 messages (its window)
 	processCPU   float64 // the same over the client's whole process
 	serverCPU    float64 // Postfix CPU seconds per 1,000 messages
 	serverCores  float64 // Postfix CPU / wall time
 	clientCores  float64
 	othersCores  float64 // the rest of the machine: other people's work
 	serverDetail serverUse
-	attempts     int     // runs made to get this one (-max-others)
-	flights      float64 // through the proxy: the client's flights (round trips) per message, its sessions' setup and QUIT included
+	attempts     int     // runs made again for a busy machine
+	flights      float64 // round trips per message through the proxy
+}
+
+func (t sample) measure() measure {
+	per1000 := 1000 / float64(t.n)
+	return measure{
+		rate:         float64(t.n) / t.seconds,
+		clientCPU:    t.cpu * per1000,
+		processCPU:   t.process * per1000,
+		serverCPU:    t.server.total * per1000,
+		serverCores:  t.server.total / t.wall,
+		clientCores:  t.process / t.wall,
+		othersCores:  max(0, t.machine-t.server.total-t.process-t.self) / t.wall,
+		serverDetail: t.server,
+		attempts:     t.attempts,
+		flights:      float64(t.flights) / float64(t.n),
+	}
 }
 
 func drive(o options) error {
 	if o.smoke {
-		o.reps, o.n, o.nRTT, o.maxOthers = 1, 200, 40, 0
+		o.reps, o.n, o.nRTT, o.slices, o.maxOthers = 1, 200, 40, 1, 0
 	}
 	s := setup{o: o, plain: os.Getenv("PORTWISE_REALMTA_PLAIN"), to: os.Getenv("PORTWISE_REALMTA_DISCARD")}
 	if s.plain == "" || s.to == "" {
@@ -210,24 +264,44 @@ func drive(o options) error {
 			fmt.Printf("round trip through internal/netem's proxy (median of 21 one-byte echoes): %.2f ms\n", rtt.Seconds()*1e3)
 		}
 	}
-	fmt.Printf("%d CPUs (%s), %s; %d messages per run on loopback, %d at the round trip; %d runs of each, interleaved\n",
-		runtime.NumCPU(), cpuModel(), runtime.Version(), o.n, o.nRTT, o.reps)
+	fmt.Printf("%d CPUs (%s), %s; %d messages per run on loopback (slices of a run: %d), %d at the round trip; %d runs of each, interleaved\n",
+		runtime.NumCPU(), cpuModel(), runtime.Version(), o.n, max(1, o.slices), o.nRTT, o.reps)
 
 	// Every rep runs every case once, the clients in a rotated order, so
-	// that a slow minute of the shared machine falls on all of them.
+	// that a slow minute of the shared machine falls on all of them; on
+	// loopback, where the CPU bounds the rate, each run is made of slices
+	// interleaved with the other clients' slices, as the machine's speed
+	// drifts within seconds.
 	results := make(map[kase][]measure)
 	for rep := range o.reps {
 		for _, rtt := range paths {
+			n, nslices := o.n, max(1, o.slices)
+			if rtt > 0 {
+				n, nslices = o.nRTT, 1
+			}
 			for _, c := range conns {
-				for i := range chosen {
-					name := chosen[(i+rep)%len(chosen)]
-					k := kase{name, rtt, c}
-					m, err := s.quietest(k, rep)
-					if err != nil {
-						return fmt.Errorf("%s, %s, %d connections: %w", name, pathName(rtt), c, err)
+				runs := make(map[string]*sample)
+				for sl := range nslices {
+					part := n / nslices
+					if sl == nslices-1 {
+						part = n - part*(nslices-1)
 					}
-					results[k] = append(results[k], m)
-					fmt.Printf("run %d %-11s %-8s conns=%d %7.1f msg/s  client %.3f s/1000 (process %.3f)  postfix %.3f s/1000 (%.2f cores)  client %.2f cores  others %.2f cores  attempts %d",
+					for i := range chosen {
+						name := chosen[(i+rep*nslices+sl)%len(chosen)]
+						t, err := s.quietest(kase{name, rtt, c}, part, fmt.Sprintf("run%d-%d", rep+1, sl+1))
+						if err != nil {
+							return fmt.Errorf("%s, %s, %d connections: %w", name, pathName(rtt), c, err)
+						}
+						if runs[name] == nil {
+							runs[name] = new(sample)
+						}
+						runs[name].add(t)
+					}
+				}
+				for _, name := range chosen {
+					m := runs[name].measure()
+					results[kase{name, rtt, c}] = append(results[kase{name, rtt, c}], m)
+					fmt.Printf("run %d %-11s %-8s conns=%d %7.1f msg/s  client %.3f s/1000 (process %.3f)  postfix %.3f s/1000 (%.2f cores)  client %.2f cores  others %.2f cores  again %d",
 						rep+1, name, pathName(rtt), c, m.rate, m.clientCPU, m.processCPU, m.serverCPU, m.serverCores, m.clientCores, m.othersCores, m.attempts)
 					if m.flights > 0 {
 						fmt.Printf("  %.2f round trips/msg", m.flights)
@@ -239,6 +313,11 @@ func drive(o options) error {
 				}
 			}
 		}
+	}
+	fmt.Println()
+	if len(s.probes) > 0 {
+		fmt.Printf("the machine's speed: a fixed piece of work (SHA-256 of 32 MiB) timed before each of %d client processes took %.1f ms (median), %.1f–%.1f\n\n",
+			len(s.probes), median(s.probes), slices.Min(s.probes), slices.Max(s.probes))
 	}
 	fmt.Println()
 	printTables(os.Stdout, results, chosen, paths, conns)
@@ -261,38 +340,48 @@ func pathName(rtt time.Duration) string {
 	return rtt.String()
 }
 
-// quietest runs a case until the rest of the machine stayed under
-// -max-others cores during the run, at most -attempts times, and keeps
-// the run it disturbed least. Each waits first for Postfix to be done
-// with the last run's messages and for the machine to calm down.
-func (s *setup) quietest(k kase, rep int) (measure, error) {
-	var best measure
+// quietest runs a case's n messages until the rest of the machine stayed
+// under -max-others cores during the run, at most -attempts times, and
+// keeps the run it disturbed least. Each waits first for Postfix to be
+// done with the last run's messages and for the machine to calm down.
+func (s *setup) quietest(k kase, n int, tag string) (sample, error) {
+	var best sample
 	for attempt := 1; ; attempt++ {
 		waitQuiet(s.o.maxOthers, time.Minute)
-		m, err := s.run(k, rep)
+		s.probes = append(s.probes, probe())
+		t, err := s.run(k, n, tag)
 		if err != nil {
-			return measure{}, err
+			return sample{}, err
 		}
-		if attempt == 1 || m.othersCores < best.othersCores {
-			best = m
+		if attempt == 1 || t.measure().othersCores < best.measure().othersCores {
+			best = t
 		}
-		best.attempts = attempt
-		if s.o.maxOthers <= 0 || m.othersCores <= s.o.maxOthers || attempt >= s.o.attempts {
+		best.attempts = attempt - 1
+		if s.o.maxOthers <= 0 || t.measure().othersCores <= s.o.maxOthers || attempt >= s.o.attempts {
 			return best, nil
 		}
 	}
 }
 
+// probe times a fixed piece of work, in milliseconds: the machine's own
+// speed, which a virtual machine's host varies.
+func probe() float64 {
+	buf := make([]byte, 8<<20)
+	t0 := time.Now()
+	for range 4 {
+		sha256.Sum256(buf)
+	}
+	return time.Since(t0).Seconds() * 1e3
+}
+
 // run runs one client process for one case and measures it.
-func (s *setup) run(k kase, rep int) (measure, error) {
-	n := s.o.n
+func (s *setup) run(k kase, n int, tag string) (sample, error) {
 	addr := s.plain
 	var proxy *netem.Proxy
 	if k.rtt > 0 {
-		n = s.o.nRTT
 		p, err := netem.NewProxy(s.plain, k.rtt/2)
 		if err != nil {
-			return measure{}, err
+			return sample{}, err
 		}
 		defer p.Close()
 		addr, proxy = p.Addr(), p
@@ -312,7 +401,7 @@ func (s *setup) run(k kase, rep int) (measure, error) {
 		cmd = exec.Command(s.self, "-client", k.client, "-addr", addr, "-c", strconv.Itoa(k.conns),
 			"-m", strconv.Itoa(n), "-to", s.to, "-msg", s.msg)
 		if s.o.profiles != "" {
-			file := fmt.Sprintf("%s-%s-%dc-run%d.pprof", strings.ReplaceAll(k.client, "/", ""), pathName(k.rtt), k.conns, rep+1)
+			file := fmt.Sprintf("%s-%s-%dc-%s.pprof", strings.ReplaceAll(k.client, "/", ""), pathName(k.rtt), k.conns, tag)
 			cmd.Args = append(cmd.Args, "-cpuprofile", filepath.Join(s.o.profiles, file))
 		}
 	}
@@ -322,16 +411,16 @@ func (s *setup) run(k kase, rep int) (measure, error) {
 	self0 := cpuNow()
 	srv0, err := snapServer()
 	if err != nil {
-		return measure{}, err
+		return sample{}, err
 	}
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
-		return measure{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+		return sample{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	wall := time.Since(t0).Seconds()
 	srv1, err := snapServer()
 	if err != nil {
-		return measure{}, err
+		return sample{}, err
 	}
 	self := cpuNow() - self0
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
@@ -340,30 +429,26 @@ func (s *setup) run(k kase, rep int) (measure, error) {
 	r := result{Sent: n, Seconds: wall, CPU: process} // smtp-source: the whole process
 	if k.client != "smtp-source" {
 		if err := json.Unmarshal([]byte(stdout.String()), &r); err != nil {
-			return measure{}, fmt.Errorf("client's report %q: %w", stdout.String(), err)
+			return sample{}, fmt.Errorf("client's report %q: %w", stdout.String(), err)
 		}
 	}
 	if r.Sent != n {
-		return measure{}, fmt.Errorf("sent %d messages, not %d", r.Sent, n)
+		return sample{}, fmt.Errorf("sent %d messages, not %d", r.Sent, n)
 	}
-	srv := serverDelta(srv0, srv1)
-	machine := srv1.machine - srv0.machine
-	per1000 := 1000 / float64(n)
-	var flights float64
+	t := sample{
+		n:       n,
+		seconds: r.Seconds,
+		cpu:     r.CPU,
+		process: process,
+		wall:    wall,
+		server:  serverDelta(srv0, srv1),
+		machine: srv1.machine - srv0.machine,
+		self:    self,
+	}
 	if proxy != nil {
-		flights = float64(proxy.ClientFlights()) / float64(n)
+		t.flights = proxy.ClientFlights()
 	}
-	return measure{
-		flights:      flights,
-		rate:         float64(n) / r.Seconds,
-		clientCPU:    r.CPU * per1000,
-		processCPU:   process * per1000,
-		serverCPU:    srv.total * per1000,
-		serverCores:  srv.total / wall,
-		clientCores:  process / wall,
-		othersCores:  max(0, machine-srv.total-process-self) / wall,
-		serverDetail: srv,
-	}, nil
+	return t, nil
 }
 
 // nodeSetup finds node and installs Nodemailer from the lock file when it

@@ -109,3 +109,18 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+// A run made of slices is measured as one: its messages over the sum of
+// the slices' times, not the mean of the slices' rates.
+func TestSlicesAddUpToARun(t *testing.T) {
+	var run sample
+	run.add(sample{n: 500, seconds: 1, cpu: 0.1, process: 0.2, wall: 1.1, machine: 2, server: serverUse{total: 1, byComm: map[string]float64{"smtpd": 1}}})
+	run.add(sample{n: 500, seconds: 3, cpu: 0.3, process: 0.4, wall: 3.3, machine: 4, server: serverUse{total: 2, byComm: map[string]float64{"smtpd": 2}}, attempts: 1})
+	m := run.measure()
+	if m.rate != 250 || m.clientCPU != 0.4 || m.serverCPU != 3 || m.attempts != 1 || m.serverDetail.byComm["smtpd"] != 3 {
+		t.Errorf("got %+v", m)
+	}
+	if d := m.othersCores - (6-3-0.6)/4.4; d > 1e-9 || d < -1e-9 {
+		t.Errorf("others' cores %v", m.othersCores)
+	}
+}

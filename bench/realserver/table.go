@@ -99,13 +99,13 @@ func printTables(w io.Writer, results map[kase][]measure, names []string, paths 
 			for _, c := range conns {
 				for _, m := range results[kase{n, rtt, c}] {
 					runs++
-					again += m.attempts - 1
+					again += m.attempts
 					others = append(others, m.othersCores)
 				}
 			}
 		}
 		if len(others) > 0 {
-			fmt.Fprintf(w, "- other people's work during the runs kept: median %.2f cores, at most %.2f; runs made again for it: %d, besides the %d kept\n",
+			fmt.Fprintf(w, "- other people's work during the runs kept: median %.2f cores, at most %.2f; client processes run again for it: %d (%d runs kept)\n",
 				median(others), slices.Max(others), again, runs)
 		}
 		fmt.Fprintln(w)
