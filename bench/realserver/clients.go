@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,12 +23,13 @@ import (
 	"github.com/portwise/portwise/tlsmode"
 )
 
-// job is what a client process is asked to do: send N messages to Addr
-// over Conns connections at once, the message read from Msg.
+// job is what a client process is asked to do: send messages to Addr over
+// Conns connections at once, the message read from Msg, as many as each
+// line of its stdin says.
 type job struct {
 	Addr, From, To, Msg string
-	Conns, N            int
-	Profile             string // write a CPU profile of the send here
+	Conns               int
+	Profile             string // write a CPU profile of the process here
 }
 
 // result is what a client process reports on its stdout, as JSON. Seconds
@@ -40,10 +42,11 @@ type result struct {
 }
 
 // A sender sends messages over a number of connections: each of that many
-// goroutines calls run, which sends a message every time next allows.
+// goroutines calls run with its index, which sends a message every time
+// next allows. The connections stay open from one call to the next.
 type sender interface {
-	run(ctx context.Context, next func() bool) error
-	// close ends the connections, after the measured window.
+	run(ctx context.Context, worker int, next func() bool) error
+	// close ends the connections, after the measured windows.
 	close()
 }
 
@@ -57,8 +60,9 @@ var goClients = map[string]func(j job, msg []byte) (sender, error){
 	"net/smtp": newNetSMTP,
 }
 
-// runClient is the client process: it sends j's messages with the named
-// client and prints a result.
+// runClient is the client process: for each number on its stdin, it sends
+// that many messages with the named client over the connections it keeps,
+// and prints a result; at the end of its stdin it closes them.
 func runClient(name string, j job) error {
 	newSender, ok := goClients[name]
 	if !ok {
@@ -72,9 +76,7 @@ func runClient(name string, j job) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-
+	defer s.close()
 	if j.Profile != "" {
 		f, err := os.Create(j.Profile)
 		if err != nil {
@@ -84,29 +86,48 @@ func runClient(name string, j job) error {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
+		defer pprof.StopCPUProfile()
 	}
+	in := bufio.NewScanner(os.Stdin)
+	out := json.NewEncoder(os.Stdout)
+	for in.Scan() {
+		n, err := strconv.Atoi(in.Text())
+		if err != nil {
+			return fmt.Errorf("bad count %q", in.Text())
+		}
+		r, err := sendN(s, j.Conns, n)
+		if err != nil {
+			return err
+		}
+		if err := out.Encode(r); err != nil {
+			return err
+		}
+	}
+	return in.Err()
+}
+
+// sendN sends n messages from conns goroutines and measures the window.
+func sendN(s sender, conns, n int) (result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
 	var taken atomic.Int64
-	next := func() bool { return taken.Add(1) <= int64(j.N) }
+	next := func() bool { return taken.Add(1) <= int64(n) }
 	cpu0, t0 := cpuNow(), time.Now()
-	errs := make([]error, j.Conns)
+	errs := make([]error, conns)
 	var wg sync.WaitGroup
-	for i := range j.Conns {
+	for i := range conns {
 		wg.Go(func() {
-			if errs[i] = s.run(ctx, next); errs[i] != nil {
+			if errs[i] = s.run(ctx, i, next); errs[i] != nil {
 				cancel() // one failure ends the run
 			}
 		})
 	}
 	wg.Wait()
 	elapsed, cpu := time.Since(t0), cpuNow()-cpu0
-	if j.Profile != "" {
-		pprof.StopCPUProfile()
-	}
-	s.close()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return result{}, err
 	}
-	return json.NewEncoder(os.Stdout).Encode(result{Sent: j.N, Seconds: elapsed.Seconds(), CPU: cpu})
+	return result{Sent: n, Seconds: elapsed.Seconds(), CPU: cpu}, nil
 }
 
 // cpuNow is the CPU time this process has used, user and system, in
@@ -161,7 +182,7 @@ func newMailer(j job, msg []byte, opts *submit.SendOptions) (sender, error) {
 	return &mailerSender{m: m, j: j, msg: msg, opts: opts}, nil
 }
 
-func (s *mailerSender) run(ctx context.Context, next func() bool) error {
+func (s *mailerSender) run(ctx context.Context, _ int, next func() bool) error {
 	for next() {
 		if _, err := s.m.SendWith(ctx, s.j.From, []string{s.j.To}, bytes.NewReader(s.msg), s.opts); err != nil {
 			return err
@@ -176,29 +197,30 @@ func (s *mailerSender) close() { s.m.Close() }
 // connection, each message MAIL, RCPT, DATA and the text, one reply at a
 // time.
 type netSMTPSender struct {
-	j   job
-	msg []byte
-
-	mu      sync.Mutex
-	clients []*smtp.Client
+	j       job
+	msg     []byte
+	clients []*smtp.Client // by worker; dialled at its first message
 }
 
-func newNetSMTP(j job, msg []byte) (sender, error) { return &netSMTPSender{j: j, msg: msg}, nil }
+func newNetSMTP(j job, msg []byte) (sender, error) {
+	return &netSMTPSender{j: j, msg: msg, clients: make([]*smtp.Client, j.Conns)}, nil
+}
 
-func (s *netSMTPSender) run(ctx context.Context, next func() bool) error {
-	c, err := smtp.Dial(s.j.Addr)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.clients = append(s.clients, c)
-	s.mu.Unlock()
-	if err := c.Hello("localhost"); err != nil {
-		return err
-	}
+func (s *netSMTPSender) run(ctx context.Context, worker int, next func() bool) error {
 	for next() {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		c := s.clients[worker]
+		if c == nil {
+			var err error
+			if c, err = smtp.Dial(s.j.Addr); err != nil {
+				return err
+			}
+			s.clients[worker] = c
+			if err := c.Hello("localhost"); err != nil {
+				return err
+			}
 		}
 		if err := c.Mail(s.j.From); err != nil {
 			return err
@@ -222,22 +244,22 @@ func (s *netSMTPSender) run(ctx context.Context, next func() bool) error {
 
 func (s *netSMTPSender) close() {
 	for _, c := range s.clients {
-		c.Quit()
+		if c != nil {
+			c.Quit()
+		}
 	}
 }
 
 // goMailSender is go-mail as its users write it: a Client per connection
 // (a Client holds one), dialled once, and a Msg composed for each message.
-// Its defaults stay: Send checks the connection with NOOP first and ends
-// each message with RSET.
+// Its defaults stay: Send checks the connection with NOOP first, and ends
+// each message with another NOOP and RSET.
 type goMailSender struct {
-	j    job
-	host string
-	port int
-	raw  []byte
-
-	mu      sync.Mutex
-	clients []*mail.Client
+	j       job
+	host    string
+	port    int
+	raw     []byte
+	clients []*mail.Client // by worker; dialled at its first message
 }
 
 func newGoMail(j job, msg []byte) (sender, error) {
@@ -248,23 +270,25 @@ func newGoMail(j job, msg []byte) (sender, error) {
 	if _, err := goMailMsg(j.From, j.To, msg); err != nil {
 		return nil, err
 	}
-	return &goMailSender{j: j, host: host, port: port, raw: msg}, nil
+	return &goMailSender{j: j, host: host, port: port, raw: msg, clients: make([]*mail.Client, j.Conns)}, nil
 }
 
-func (s *goMailSender) run(ctx context.Context, next func() bool) error {
-	c, err := mail.NewClient(s.host, mail.WithPort(s.port), mail.WithTLSPolicy(mail.NoTLS), mail.WithHELO("localhost"))
-	if err != nil {
-		return err
-	}
-	if err := c.DialWithContext(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.clients = append(s.clients, c)
-	s.mu.Unlock()
+func (s *goMailSender) run(ctx context.Context, worker int, next func() bool) error {
 	for next() {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		c := s.clients[worker]
+		if c == nil {
+			var err error
+			c, err = mail.NewClient(s.host, mail.WithPort(s.port), mail.WithTLSPolicy(mail.NoTLS), mail.WithHELO("localhost"))
+			if err != nil {
+				return err
+			}
+			if err := c.DialWithContext(ctx); err != nil {
+				return err
+			}
+			s.clients[worker] = c
 		}
 		m, err := goMailMsg(s.j.From, s.j.To, s.raw)
 		if err != nil {
@@ -279,6 +303,8 @@ func (s *goMailSender) run(ctx context.Context, next func() bool) error {
 
 func (s *goMailSender) close() {
 	for _, c := range s.clients {
-		c.Close()
+		if c != nil {
+			c.Close()
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/portwise/portwise/internal/netem"
@@ -49,7 +47,6 @@ func main() {
 	flag.StringVar(&j.To, "to", "", "internal: the recipient for -client")
 	flag.StringVar(&j.Msg, "msg", "", "internal: the message file for -client")
 	flag.IntVar(&j.Conns, "c", 1, "internal: connections for -client")
-	flag.IntVar(&j.N, "m", 1, "internal: messages for -client")
 	flag.StringVar(&j.Profile, "cpuprofile", "", "internal: CPU profile file for -client")
 
 	var o options
@@ -131,8 +128,8 @@ type sample struct {
 	n        int
 	seconds  float64 // the client's own window: first connection to last message accepted
 	cpu      float64 // the client's CPU in that window
-	process  float64 // the client's CPU, whole process
-	wall     float64 // the process's wall time, seen by the driver
+	process  float64 // the client's CPU, its whole process, start and the waits between slices included
+	wall     float64 // the slice's wall time, seen by the driver
 	server   serverUse
 	machine  float64 // every CPU's busy time during wall
 	self     float64 // the driver's own CPU meanwhile (the proxy)
@@ -181,8 +178,8 @@ func (t sample) measure() measure {
 		processCPU:   t.process * per1000,
 		serverCPU:    t.server.total * per1000,
 		serverCores:  t.server.total / t.wall,
-		clientCores:  t.process / t.wall,
-		othersCores:  max(0, t.machine-t.server.total-t.process-t.self) / t.wall,
+		clientCores:  t.cpu / t.wall,
+		othersCores:  max(0, t.machine-t.server.total-t.cpu-t.self) / t.wall,
 		serverDetail: t.server,
 		attempts:     t.attempts,
 		flights:      float64(t.flights) / float64(t.n),
@@ -280,7 +277,18 @@ func drive(o options) error {
 				n, nslices = o.nRTT, 1
 			}
 			for _, c := range conns {
+				// One process per client for the whole run: its slices
+				// are sent over the same connections, its JIT (Node's)
+				// stays warm. smtp-source starts afresh for each slice.
+				procs := make(map[string]*clientProc)
 				runs := make(map[string]*sample)
+				for _, name := range chosen {
+					p, err := s.start(kase{name, rtt, c}, fmt.Sprintf("run%d", rep+1))
+					if err != nil {
+						return fmt.Errorf("%s, %s, %d connections: %w", name, pathName(rtt), c, err)
+					}
+					procs[name], runs[name] = p, new(sample)
+				}
 				for sl := range nslices {
 					part := n / nslices
 					if sl == nslices-1 {
@@ -288,14 +296,20 @@ func drive(o options) error {
 					}
 					for i := range chosen {
 						name := chosen[(i+rep*nslices+sl)%len(chosen)]
-						t, err := s.quietest(kase{name, rtt, c}, part, fmt.Sprintf("run%d-%d", rep+1, sl+1))
+						t, err := s.quietest(procs[name], part)
 						if err != nil {
 							return fmt.Errorf("%s, %s, %d connections: %w", name, pathName(rtt), c, err)
 						}
-						if runs[name] == nil {
-							runs[name] = new(sample)
-						}
 						runs[name].add(t)
+					}
+				}
+				for _, name := range chosen {
+					process, err := procs[name].close()
+					if err != nil {
+						return fmt.Errorf("%s, %s, %d connections: %w", name, pathName(rtt), c, err)
+					}
+					if name != "smtp-source" { // its slices' processes are summed already
+						runs[name].process = process * float64(runs[name].n)
 					}
 				}
 				for _, name := range chosen {
@@ -316,7 +330,7 @@ func drive(o options) error {
 	}
 	fmt.Println()
 	if len(s.probes) > 0 {
-		fmt.Printf("the machine's speed: a fixed piece of work (SHA-256 of 32 MiB) timed before each of %d client processes took %.1f ms (median), %.1f–%.1f\n\n",
+		fmt.Printf("the machine's speed: a fixed piece of work (SHA-256 of 32 MiB) timed before each of %d slices took %.1f ms (median), %.1f–%.1f\n\n",
 			len(s.probes), median(s.probes), slices.Min(s.probes), slices.Max(s.probes))
 	}
 	fmt.Println()
@@ -340,16 +354,17 @@ func pathName(rtt time.Duration) string {
 	return rtt.String()
 }
 
-// quietest runs a case's n messages until the rest of the machine stayed
-// under -max-others cores during the run, at most -attempts times, and
-// keeps the run it disturbed least. Each waits first for Postfix to be
-// done with the last run's messages and for the machine to calm down.
-func (s *setup) quietest(k kase, n int, tag string) (sample, error) {
+// quietest has a client send a slice of n messages, again while the rest
+// of the machine used more than -max-others cores meanwhile, at most
+// -attempts times, and keeps the slice it disturbed least. Each waits
+// first for Postfix to be done with the last slice's messages and for the
+// machine to calm down.
+func (s *setup) quietest(c *clientProc, n int) (sample, error) {
 	var best sample
 	for attempt := 1; ; attempt++ {
 		waitQuiet(s.o.maxOthers, time.Minute)
 		s.probes = append(s.probes, probe())
-		t, err := s.run(k, n, tag)
+		t, err := c.slice(n)
 		if err != nil {
 			return sample{}, err
 		}
@@ -372,83 +387,6 @@ func probe() float64 {
 		sha256.Sum256(buf)
 	}
 	return time.Since(t0).Seconds() * 1e3
-}
-
-// run runs one client process for one case and measures it.
-func (s *setup) run(k kase, n int, tag string) (sample, error) {
-	addr := s.plain
-	var proxy *netem.Proxy
-	if k.rtt > 0 {
-		p, err := netem.NewProxy(s.plain, k.rtt/2)
-		if err != nil {
-			return sample{}, err
-		}
-		defer p.Close()
-		addr, proxy = p.Addr(), p
-	}
-	var cmd *exec.Cmd
-	switch k.client {
-	case "smtp-source":
-		// -d: every session sends its messages one after another, as the
-		// other clients do; -F: the same bytes as theirs.
-		cmd = exec.Command(s.smtpSource, "-d", "-s", strconv.Itoa(k.conns), "-m", strconv.Itoa(n),
-			"-F", s.msgLF, "-f", from, "-t", s.to, "-M", "localhost", addr)
-	case "nodemailer":
-		cmd = exec.Command(s.node, filepath.Join(s.o.nodeDir, "nodemailer.mjs"),
-			"--addr", addr, "--conns", strconv.Itoa(k.conns), "--n", strconv.Itoa(n),
-			"--from", from, "--to", s.to, "--msg", s.msg)
-	default:
-		cmd = exec.Command(s.self, "-client", k.client, "-addr", addr, "-c", strconv.Itoa(k.conns),
-			"-m", strconv.Itoa(n), "-to", s.to, "-msg", s.msg)
-		if s.o.profiles != "" {
-			file := fmt.Sprintf("%s-%s-%dc-%s.pprof", strings.ReplaceAll(k.client, "/", ""), pathName(k.rtt), k.conns, tag)
-			cmd.Args = append(cmd.Args, "-cpuprofile", filepath.Join(s.o.profiles, file))
-		}
-	}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-
-	self0 := cpuNow()
-	srv0, err := snapServer()
-	if err != nil {
-		return sample{}, err
-	}
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return sample{}, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	wall := time.Since(t0).Seconds()
-	srv1, err := snapServer()
-	if err != nil {
-		return sample{}, err
-	}
-	self := cpuNow() - self0
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	process := tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-
-	r := result{Sent: n, Seconds: wall, CPU: process} // smtp-source: the whole process
-	if k.client != "smtp-source" {
-		if err := json.Unmarshal([]byte(stdout.String()), &r); err != nil {
-			return sample{}, fmt.Errorf("client's report %q: %w", stdout.String(), err)
-		}
-	}
-	if r.Sent != n {
-		return sample{}, fmt.Errorf("sent %d messages, not %d", r.Sent, n)
-	}
-	t := sample{
-		n:       n,
-		seconds: r.Seconds,
-		cpu:     r.CPU,
-		process: process,
-		wall:    wall,
-		server:  serverDelta(srv0, srv1),
-		machine: srv1.machine - srv0.machine,
-		self:    self,
-	}
-	if proxy != nil {
-		t.flights = proxy.ClientFlights()
-	}
-	return t, nil
 }
 
 // nodeSetup finds node and installs Nodemailer from the lock file when it

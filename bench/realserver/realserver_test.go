@@ -120,7 +120,7 @@ func TestSlicesAddUpToARun(t *testing.T) {
 	if m.rate != 250 || m.clientCPU != 0.4 || m.serverCPU != 3 || m.attempts != 1 || m.serverDetail.byComm["smtpd"] != 3 {
 		t.Errorf("got %+v", m)
 	}
-	if d := m.othersCores - (6-3-0.6)/4.4; d > 1e-9 || d < -1e-9 {
+	if d := m.othersCores - (6-3-0.4)/4.4; d > 1e-9 || d < -1e-9 {
 		t.Errorf("others' cores %v", m.othersCores)
 	}
 }

@@ -1,13 +1,16 @@
-// nodemailer.mjs: the Nodemailer client of bench/realserver. It sends --n
-// messages through Nodemailer's SMTP pool (pool: true) with --conns
-// connections and as many senders, each sending its next message as soon
-// as its last was accepted, as the Go clients do, and prints what the Go
-// clients print: {"sent", "seconds", "cpu"} for the window from before the
-// first connection to the last message accepted (not the process's start,
-// not its QUITs). The message is the harness's file, sent as it is (raw),
-// so that every client sends the same bytes; the pool keeps its defaults
-// otherwise (a connection is replaced after 100 messages).
+// nodemailer.mjs: the Nodemailer client of bench/realserver. For each
+// number on its stdin it sends that many messages through Nodemailer's
+// SMTP pool (pool: true) with --conns connections and as many senders,
+// each sending its next message as soon as its last was accepted, as the
+// Go clients do, and prints what they print: {"sent", "seconds", "cpu"}
+// for the window from its first message to the last accepted. The pool
+// and its connections stay up from one number to the next (so does V8's
+// JIT); at the end of stdin it closes them. The message is the harness's
+// file, sent as it is (raw), so that every client sends the same bytes;
+// the pool keeps its defaults otherwise (a connection is replaced after
+// 100 messages).
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 
@@ -15,7 +18,6 @@ const { values: a } = parseArgs({
     options: {
         addr: { type: 'string' },
         conns: { type: 'string' },
-        n: { type: 'string' },
         from: { type: 'string' },
         to: { type: 'string' },
         msg: { type: 'string' }
@@ -25,7 +27,6 @@ const at = a.addr.lastIndexOf(':');
 const host = a.addr.slice(0, at);
 const port = Number(a.addr.slice(at + 1));
 const conns = Number(a.conns);
-const n = Number(a.n);
 const raw = readFileSync(a.msg);
 
 const transport = nodemailer.createTransport({
@@ -38,25 +39,28 @@ const transport = nodemailer.createTransport({
     name: 'localhost'
 });
 
-let taken = 0;
-let sent = 0;
-async function sender() {
-    while (taken < n) {
-        taken++;
-        await transport.sendMail({ envelope: { from: a.from, to: [a.to] }, raw });
-        sent++;
+async function sendN(n) {
+    let taken = 0;
+    async function sender() {
+        while (taken < n) {
+            taken++;
+            await transport.sendMail({ envelope: { from: a.from, to: [a.to] }, raw });
+        }
     }
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: conns }, sender));
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    return { sent: n, seconds, cpu: (cpu.user + cpu.system) / 1e6 };
 }
 
-const cpu0 = process.cpuUsage();
-const t0 = process.hrtime.bigint();
 try {
-    await Promise.all(Array.from({ length: conns }, sender));
+    for await (const line of createInterface({ input: process.stdin })) {
+        console.log(JSON.stringify(await sendN(Number(line))));
+    }
 } catch (err) {
     console.error(err.message);
     process.exit(1);
 }
-const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-const cpu = process.cpuUsage(cpu0);
 transport.close();
-console.log(JSON.stringify({ sent, seconds, cpu: (cpu.user + cpu.system) / 1e6 }));
