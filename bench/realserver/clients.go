@@ -46,6 +46,9 @@ type result struct {
 // next allows. The connections stay open from one call to the next.
 type sender interface {
 	run(ctx context.Context, worker int, next func() bool) error
+	// between is called after each window: the wait for the next slice
+	// may be long (other clients' slices, a busy machine).
+	between()
 	// close ends the connections, after the measured windows.
 	close()
 }
@@ -102,6 +105,7 @@ func runClient(name string, j job) error {
 		if err := out.Encode(r); err != nil {
 			return err
 		}
+		s.between()
 	}
 	return in.Err()
 }
@@ -191,6 +195,8 @@ func (s *mailerSender) run(ctx context.Context, _ int, next func() bool) error {
 	return nil
 }
 
+func (s *mailerSender) between() {} // the pool checks an idle connection with NOOP, or replaces it
+
 func (s *mailerSender) close() { s.m.Close() }
 
 // netSMTPSender is net/smtp as its users write it: a Client per
@@ -242,6 +248,8 @@ func (s *netSMTPSender) run(ctx context.Context, worker int, next func() bool) e
 	return nil
 }
 
+func (s *netSMTPSender) between() {} // its connections have no deadline
+
 func (s *netSMTPSender) close() {
 	for _, c := range s.clients {
 		if c != nil {
@@ -251,9 +259,11 @@ func (s *netSMTPSender) close() {
 }
 
 // goMailSender is go-mail as its users write it: a Client per connection
-// (a Client holds one), dialled once, and a Msg composed for each message.
-// Its defaults stay: Send checks the connection with NOOP first, and ends
-// each message with another NOOP and RSET.
+// (a Client holds one), and a Msg composed for each message. Its defaults
+// stay: Send checks the connection with NOOP first, and ends each message
+// with another NOOP and RSET; and the connection's deadline is 15 s from
+// its last use (WithTimeout), so its connections are closed after each
+// slice and dialled again, in the window, at the next.
 type goMailSender struct {
 	j       job
 	host    string
@@ -301,10 +311,13 @@ func (s *goMailSender) run(ctx context.Context, worker int, next func() bool) er
 	return nil
 }
 
+func (s *goMailSender) between() { s.close() }
+
 func (s *goMailSender) close() {
-	for _, c := range s.clients {
+	for i, c := range s.clients {
 		if c != nil {
 			c.Close()
+			s.clients[i] = nil
 		}
 	}
 }
