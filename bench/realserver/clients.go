@@ -248,12 +248,16 @@ func (s *netSMTPSender) run(ctx context.Context, worker int, next func() bool) e
 	return nil
 }
 
-func (s *netSMTPSender) between() {} // its connections have no deadline
+// between closes the connections, to be dialled again at the next slice:
+// on a busy machine the wait may outlast Postfix's smtpd_timeout (300 s),
+// and net/smtp has nothing to notice a connection the server dropped.
+func (s *netSMTPSender) between() { s.close() }
 
 func (s *netSMTPSender) close() {
-	for _, c := range s.clients {
+	for i, c := range s.clients {
 		if c != nil {
 			c.Quit()
+			s.clients[i] = nil
 		}
 	}
 }
