@@ -40,13 +40,18 @@ func label(name string) string {
 	return name
 }
 
-// rateCell is the median rate with the runs' range when there are several.
+// rateCell is the median rate with the runs' range when there are several,
+// with a decimal below 100 messages/s.
 func rateCell(ms []measure) string {
 	r := field(ms, func(m measure) float64 { return m.rate })
-	if len(r) < 2 {
-		return fmt.Sprintf("%.0f", median(r))
+	f := "%.0f"
+	if median(r) < 100 {
+		f = "%.1f"
 	}
-	return fmt.Sprintf("%.0f (%.0f–%.0f)", median(r), slices.Min(r), slices.Max(r))
+	if len(r) < 2 {
+		return fmt.Sprintf(f, median(r))
+	}
+	return fmt.Sprintf(f+" ("+f+"–"+f+")", median(r), slices.Min(r), slices.Max(r))
 }
 
 // printTables prints, for each path, the rates and the client's CPU, the
