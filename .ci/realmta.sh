@@ -10,11 +10,17 @@
 #   127.0.0.1:10587  SMTP + mandatory STARTTLS, AUTH PLAIN/LOGIN only after TLS
 #   127.0.0.1:10465  implicit TLS (SMTPS / "submissions"), AUTH PLAIN/LOGIN
 #   127.0.0.1:12525  SMTP + mandatory STARTTLS (same policy as 10587)
+#   127.0.0.1:10025  plain SMTP, no TLS, no AUTH, relay for 127.0.0.0/8 only:
+#                    for benchmarks that compare with smtp-source, which
+#                    speaks neither (bench/realserver)
 #   users            alice@example.test / s3cret-Passw0rd
 #                    bob@example.test   / 0ther-Passw0rd
 #   CA               /var/lib/portwise-ci/ca.pem
 #   mail             /var/mail/vhosts/example.test/<localpart>/{new,cur,tmp}
 #                    (unknown @example.test recipients -> .../catchall/)
+#   discard          discard@example.test: accepted on every port and
+#                    discarded by Postfix's discard(8) agent, so benchmarks
+#                    can send thousands of messages without filling a maildir
 #   logs             /var/log/postfix-ci.log, /var/log/dovecot-ci.log
 #
 # Optional env:
@@ -54,6 +60,8 @@ HOST=127.0.0.1
 PORT_STARTTLS=10587
 PORT_IMPLICIT=10465
 PORT_ALT=12525
+PORT_PLAIN=10025
+DISCARD=discard@${DOMAIN}
 MAIL_OWNER=${PORTWISE_REALMTA_MAIL_OWNER:-vmail}
 WAIT_SECS=${PORTWISE_REALMTA_WAIT:-30}
 
@@ -248,6 +256,14 @@ MAP
 if [[ ! -f /etc/postfix/portwise-vmailbox.db || /etc/postfix/portwise-vmailbox -nt /etc/postfix/portwise-vmailbox.db ]]; then
 	postmap hash:/etc/postfix/portwise-vmailbox
 fi
+# The benchmarks' recipient: its mail goes to discard(8), not to a maildir.
+write_if_changed /etc/postfix/portwise-transport 0644 root:root <<MAP || true
+# Managed by portwise .ci/realmta.sh
+${DISCARD} discard:portwise-bench
+MAP
+if [[ ! -f /etc/postfix/portwise-transport.db || /etc/postfix/portwise-transport -nt /etc/postfix/portwise-transport.db ]]; then
+	postmap hash:/etc/postfix/portwise-transport
+fi
 
 MAIN_CF_SETTINGS=(
 	"myhostname = mx.portwise.test"
@@ -266,6 +282,7 @@ MAIN_CF_SETTINGS=(
 	"virtual_mailbox_domains = ${DOMAIN}"
 	"virtual_mailbox_base = ${VBASE}"
 	"virtual_mailbox_maps = hash:/etc/postfix/portwise-vmailbox"
+	"transport_maps = hash:/etc/postfix/portwise-transport"
 	"virtual_uid_maps = static:${VUID}"
 	"virtual_gid_maps = static:${VGID}"
 	"virtual_minimum_uid = ${VUID}"
@@ -307,7 +324,8 @@ fi
 #  - chroot is turned off everywhere (Debian's init script normally populates
 #    the chroot; we don't use it, there is no systemd here),
 #  - the packaged postlog service (needed for maillog_file) is kept,
-#  - our three submission listeners are appended.
+#  - our three submission listeners are appended, and a plain one for
+#    benchmarks (no TLS, no AUTH: mynetworks, which is loopback, may relay).
 MASTER_SRC=/usr/share/postfix/master.cf.dist
 [[ -f $MASTER_SRC ]] || MASTER_SRC=/etc/postfix/master.cf
 sub_opts() { # $1=syslog name, $2=1 for wrapper mode
@@ -349,6 +367,17 @@ OPTS
 	sub_opts submissions-ci 1
 	echo "${HOST}:${PORT_ALT} inet n - n - - smtpd"
 	sub_opts alt-ci 0
+	echo "${HOST}:${PORT_PLAIN} inet n - n - - smtpd"
+	cat <<'OPTS'
+  -o syslog_name=postfix/bench-ci
+  -o smtpd_tls_security_level=none
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_client_restrictions=
+  -o smtpd_helo_restrictions=
+  -o smtpd_sender_restrictions=
+  -o smtpd_recipient_restrictions=permit_mynetworks,reject
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+OPTS
 	echo "# END portwise-ci"
 } | write_if_changed /etc/postfix/master.cf 0644 root:root || true
 
@@ -419,7 +448,7 @@ until [[ -S $AUTH_SOCKET ]]; do
 	fi
 	sleep 0.1
 done
-for port in "$PORT_STARTTLS" "$PORT_IMPLICIT" "$PORT_ALT"; do
+for port in "$PORT_STARTTLS" "$PORT_IMPLICIT" "$PORT_ALT" "$PORT_PLAIN"; do
 	until timeout 1 bash -c "exec 3<>/dev/tcp/${HOST}/${port}" 2>/dev/null; do
 		if ((SECONDS >= deadline)); then
 			echo "realmta.sh: ${HOST}:${port} not accepting connections after ${WAIT_SECS}s; see $POSTFIX_LOG" >&2
@@ -454,6 +483,8 @@ export PORTWISE_REALMTA_CA=${CA_PEM}
 export PORTWISE_REALMTA_STARTTLS=${HOST}:${PORT_STARTTLS}
 export PORTWISE_REALMTA_IMPLICIT=${HOST}:${PORT_IMPLICIT}
 export PORTWISE_REALMTA_ALT=${HOST}:${PORT_ALT}
+export PORTWISE_REALMTA_PLAIN=${HOST}:${PORT_PLAIN}
+export PORTWISE_REALMTA_DISCARD=${DISCARD}
 export PORTWISE_REALMTA_USER=${USER1}
 export PORTWISE_REALMTA_PASS=${PASS1}
 export PORTWISE_REALMTA_USER2=${USER2}
@@ -462,5 +493,5 @@ export PORTWISE_REALMTA_MAILDIR=${MAILDIR}
 export PORTWISE_REALMTA_LOG=${POSTFIX_LOG}
 ENV
 
-log "ready: ${HOST}:${PORT_STARTTLS} (STARTTLS), ${HOST}:${PORT_IMPLICIT} (implicit TLS), ${HOST}:${PORT_ALT} (STARTTLS)"
+log "ready: ${HOST}:${PORT_STARTTLS} (STARTTLS), ${HOST}:${PORT_IMPLICIT} (implicit TLS), ${HOST}:${PORT_ALT} (STARTTLS), ${HOST}:${PORT_PLAIN} (plain, for benchmarks)"
 echo "$CA_PEM"

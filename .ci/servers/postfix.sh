@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # .ci/servers/postfix.sh start|stop — Postfix with Dovecot SASL, set up by
 # .ci/realmta.sh (packages, the CI CA, configuration; see that script):
-# 127.0.0.1:10587 (STARTTLS), 10465 (implicit TLS), 12525 (STARTTLS).
+# 127.0.0.1:10587 (STARTTLS), 10465 (implicit TLS), 12525 (STARTTLS), and
+# 10025 (plain, no AUTH: for bench/realserver and smtp-source).
 # smtpd_tls_auth_only: AUTH only after TLS. Mail for example.test is
 # delivered to maildirs under /var/mail/vhosts/example.test.
 # It must start first: the other servers' certificates come from its CA.
