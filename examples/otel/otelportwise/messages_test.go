@@ -71,7 +71,7 @@ func TestMailerMessageSpans(t *testing.T) {
 			"smtp.connection.id":       conn,
 			"smtp.connection.messages": strconv.Itoa(i),
 			"smtp.connection.reused":   strconv.FormatBool(i > 0),
-			"smtp.message.try":     "1",
+			"smtp.message.try":         "1",
 			"smtp.message.recipients":  "2",
 			"smtp.message.accepted":    "2",
 			"smtp.message.rejected":    "0",
