@@ -59,6 +59,7 @@ type front struct {
 	dataPending bool // DATA went to go-smtp; its reply says whether a message follows
 	ehloPending bool
 	curTx       int // the message of the transaction go-smtp holds, or -1
+	rcpts       int // recipients go-smtp accepted in that transaction
 	final       int // the message whose final reply go-smtp writes next, or -1
 	authed      bool
 
@@ -282,7 +283,15 @@ func (f *front) Read(p []byte) (int, error) {
 			k := min(f.dropLeft, int64(len(f.in)))
 			f.in = f.in[k:]
 			if f.dropLeft -= k; f.dropLeft == 0 && f.dropBody >= 0 {
-				f.s.reg.sawBody(f.c, f.dropBody, "its LAST chunk refused and discarded")
+				if f.recipients() == 0 {
+					// Every RCPT TO was refused: the transaction has nobody
+					// to deliver to, so no server could have kept this body,
+					// and the client may send the message again
+					// (OutcomeNotSent).
+					f.c.note("server: whole body of message %d in a transaction without recipients (its LAST chunk refused and discarded)", f.dropBody)
+				} else {
+					f.s.reg.sawBody(f.c, f.dropBody, "its LAST chunk refused and discarded")
+				}
 				f.dropBody = -1
 			}
 			continue
@@ -416,6 +425,9 @@ func (f *front) command(line string) (pass bool, err error) {
 			}
 		})
 	}
+	if r, ok := c.server.refuseWith[verb]; ok {
+		refuse = r
+	}
 	if verb == "AUTH" && refuse != "" {
 		refuse = "454 4.7.0 Temporary authentication failure (chaos)"
 	}
@@ -529,8 +541,20 @@ func (f *front) setAuthed() {
 
 func (f *front) setTx(n int) {
 	f.mu.Lock()
-	f.curTx = n
+	f.curTx, f.rcpts = n, 0
 	f.mu.Unlock()
+}
+
+func (f *front) addRecipient() {
+	f.mu.Lock()
+	f.rcpts++
+	f.mu.Unlock()
+}
+
+func (f *front) recipients() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rcpts
 }
 
 func (f *front) tx() int {

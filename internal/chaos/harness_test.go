@@ -235,6 +235,50 @@ func TestServerStoresOnlyAWholeMessage(t *testing.T) {
 	}
 }
 
+// A LAST chunk refused in a transaction that has a recipient is a body
+// the server had: sending the message again is the mail-after-body
+// violation. When every RCPT TO was refused, nobody could receive it,
+// and the client may send the message again (OutcomeNotSent).
+func TestRefusedChunkCountsAsABodyOnlyWithARecipient(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		refuse    map[string]string
+		rcptReply string
+		violation bool
+	}{
+		{"recipient accepted", map[string]string{"BDAT": "451 4.3.0 BDAT refused for now (test)"}, "250", true},
+		{"every recipient refused", map[string]string{"RCPT": "451 4.3.0 RCPT refused for now (test)", "BDAT": "554 5.5.1 No valid recipients (test)"}, "451", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBench(t, Scenario{Mode: tlsmode.Implicit}, func(c *conn) {
+				calm(c)
+				c.server.refuseWith = tt.refuse
+			})
+			m := b.msgs[0]
+			rc := b.dial(t)
+			rc.login()
+			body := string(m.body)
+			rc.cmd("MAIL FROM:<"+m.from+">", "250")
+			rc.cmd("RCPT TO:<rcpt@example.test>", tt.rcptReply)
+			rc.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body))
+			rc.expect(tt.refuse["BDAT"][:3])
+			rc.cmd("RSET", "250")
+			rc.cmd("MAIL FROM:<"+m.from+">", "250")
+			rc.c.Close()
+			b.px.close()
+			if err := b.srv.close(); err != nil {
+				t.Fatal(err)
+			}
+			b.reg.mu.Lock()
+			had := len(b.reg.msgs[0].wholeBody)
+			b.reg.mu.Unlock()
+			if got := had > 0; got != tt.violation {
+				t.Errorf("the server had the whole body %d time(s); want a body that counts: %v", had, tt.violation)
+			}
+		})
+	}
+}
+
 func TestProxyHoldsTheSecondLineOfAnUnsolicited421(t *testing.T) {
 	b := newBench(t, Scenario{Mode: tlsmode.Implicit}, func(c *conn) {
 		calm(c)

@@ -258,6 +258,10 @@ type serverPlan struct {
 	multiline  bool    // the unsolicited 421 has two lines, written apart
 	refuse     float64 // the chance that a command is refused
 	calm       bool    // no fault after a message's body, no body cut short
+
+	// refuseWith, set by the harness's own tests only, refuses each
+	// command whose verb it holds with that reply, whatever refuse says.
+	refuseWith map[string]string
 }
 
 func (p serverPlan) String() string {

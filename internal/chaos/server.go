@@ -170,7 +170,10 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-func (s *session) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *session) Rcpt(string, *smtp.RcptOptions) error {
+	s.f.addRecipient()
+	return nil
+}
 
 func (s *session) Reset() { s.f.setTx(-1) }
 
