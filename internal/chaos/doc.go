@@ -27,7 +27,9 @@
 // The invariants, checked after Close: a Send that returned nil stored
 // exactly one copy; ErrOutcomeUnknown at most one; any other error none;
 // never two; the server never saw MAIL FROM for a message after it had its
-// whole body; every body stored is the message sent; every Send returned
+// whole body in a transaction with a recipient (a body sent after every
+// RCPT TO was refused reaches nobody, and may be sent again); every body
+// stored is the message sent; every Send returned
 // by its context's end plus a slack; an error wraps context.Canceled or
 // DeadlineExceeded only when the Send's own context ended so; no client
 // socket and no goroutine is left. When the scenario revokes the
