@@ -9,25 +9,31 @@ import (
 	"syscall"
 )
 
-// peekRaw reports, without waiting and without consuming anything,
-// whether bytes are waiting on c's socket; io.EOF when the peer closed
-// it. It looks through wrappers that expose the connection under them with
-// NetConn, as *tls.Conn does; a connection it cannot inspect gives
-// errNoPeek.
-func peekRaw(c net.Conn) (pending bool, err error) {
+// socket returns the socket under c. It looks through wrappers that
+// expose the connection under them with NetConn, as *tls.Conn does, at
+// most 8 deep; ok is false when there is no socket to reach.
+func socket(c net.Conn) (rc syscall.RawConn, ok bool) {
 	for range 8 {
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
+		u, wraps := c.(interface{ NetConn() net.Conn })
+		if !wraps {
 			break
 		}
 		c = u.NetConn()
 	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false, errNoPeek
+	sc, isSocket := c.(syscall.Conn)
+	if !isSocket {
+		return nil, false
 	}
 	rc, err := sc.SyscallConn()
-	if err != nil {
+	return rc, err == nil
+}
+
+// peekRaw reports, without waiting and without consuming anything,
+// whether bytes are waiting on c's socket; io.EOF when the peer closed
+// it. A connection whose socket it cannot reach gives errNoPeek.
+func peekRaw(c net.Conn) (pending bool, err error) {
+	rc, ok := socket(c)
+	if !ok {
 		return false, errNoPeek
 	}
 	var (

@@ -14,19 +14,8 @@ import (
 // (measured on Postfix). Linux resets the flag by itself; a connection
 // whose socket cannot be reached is left as it is.
 func QuickAck(c net.Conn) {
-	for range 8 {
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = u.NetConn()
-	}
-	sc, ok := c.(syscall.Conn)
+	rc, ok := socket(c)
 	if !ok {
-		return
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
 		return
 	}
 	rc.Control(func(fd uintptr) {
