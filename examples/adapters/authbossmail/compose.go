@@ -2,8 +2,6 @@ package authbossmail
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -15,12 +13,15 @@ import (
 	"time"
 
 	"github.com/volatiletech/authboss/v3"
+
+	"github.com/portwise/portwise/examples/adapters/internal/headers"
 )
 
 // ErrBadHeader means a value that goes into a header (an address, a name,
 // the subject) holds CR, LF or NUL, with which it could add a header of its
-// own, a Bcc say; nothing was sent.
-var ErrBadHeader = errors.New("header would inject another header")
+// own, a Bcc say; nothing was sent. It is the same error as the other
+// adapters' ErrBadHeader.
+var ErrBadHeader = headers.ErrInjection
 
 // Message is a composed e-mail: its envelope and its bytes.
 type Message struct {
@@ -75,12 +76,12 @@ func Compose(e authboss.Email, now time.Time) (*Message, error) {
 		}
 		h.add("Reply-To", join(reply))
 	}
-	if err := clean("Subject", e.Subject); err != nil {
+	if err := headers.CheckValue("authbossmail", "Subject", e.Subject); err != nil {
 		return nil, err
 	}
 	h.add("Subject", mime.QEncoding.Encode("utf-8", e.Subject))
 	h.add("Date", now.Format(time.RFC1123Z))
-	id, err := messageID(msg.From)
+	id, err := headers.MessageID(msg.From)
 	if err != nil {
 		return nil, err
 	}
@@ -139,10 +140,8 @@ func addresses(field string, addrs, names []string) ([]*mail.Address, error) {
 		if len(names) > 0 {
 			name = names[i]
 		}
-		for _, v := range []string{s, name} {
-			if err := clean(field, v); err != nil {
-				return nil, err
-			}
+		if err := headers.CheckValue("authbossmail", field, s, name); err != nil {
+			return nil, err
 		}
 		a, err := mail.ParseAddress(s)
 		if err != nil {
@@ -156,35 +155,12 @@ func addresses(field string, addrs, names []string) ([]*mail.Address, error) {
 	return out, nil
 }
 
-// clean refuses CR, LF and NUL: portwise turns a bare CR into a line
-// break, as it turns every line ending into CRLF, so any of them could
-// start a header.
-func clean(field, v string) error {
-	if strings.ContainsAny(v, "\r\n\x00") {
-		return fmt.Errorf("authbossmail: %s %q holds CR, LF or NUL: %w", field, v, ErrBadHeader)
-	}
-	return nil
-}
-
 func join(list []*mail.Address) string {
 	s := make([]string, len(list))
 	for i, a := range list {
 		s[i] = a.String() // quotes and encodes the name as needed
 	}
 	return strings.Join(s, ", ")
-}
-
-// messageID returns a new Message-ID at the domain of from.
-func messageID(from string) (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	domain := "localhost"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 && i+1 < len(from) {
-		domain = from[i+1:]
-	}
-	return "<" + hex.EncodeToString(b) + "@" + domain + ">", nil
 }
 
 func writeQP(w interface{ Write([]byte) (int, error) }, body string) error {

@@ -20,17 +20,18 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
-	"strings"
 
 	"github.com/jordan-wright/email"
 
+	"github.com/portwise/portwise/examples/adapters/internal/headers"
 	"github.com/portwise/portwise/submit"
 )
 
 // ErrBadHeader means a header name or value of the Email, or of one of its
 // attachments, holds CR, LF or NUL, with which it could add a header of its
-// own (a Bcc, say) to the message; nothing was sent.
-var ErrBadHeader = errors.New("header would inject another header")
+// own (a Bcc, say) to the message; nothing was sent. It is the same error
+// as the other adapters' ErrBadHeader.
+var ErrBadHeader = headers.ErrInjection
 
 // Sender is what Send needs: *submit.Client and *submit.Mailer both are.
 type Sender interface {
@@ -116,20 +117,18 @@ func check(e *email.Email) error {
 		{"From", []string{e.From}}, {"Sender", []string{e.Sender}}, {"Subject", []string{e.Subject}},
 		{"To", e.To}, {"Cc", e.Cc}, {"Bcc", e.Bcc}, {"Reply-To", e.ReplyTo},
 	} {
-		for _, v := range f.vals {
-			if err := checkValue(f.name, v, false); err != nil {
-				return err
-			}
+		if err := headers.CheckValue("jwemail", f.name, f.vals...); err != nil {
+			return err
 		}
 	}
 	if err := checkHeader(e.Headers, false); err != nil {
 		return err
 	}
 	for _, a := range e.Attachments {
-		if err := checkValue("attachment filename", a.Filename, false); err != nil {
+		if err := headers.CheckValue("jwemail", "attachment filename", a.Filename); err != nil {
 			return err
 		}
-		if err := checkValue("attachment Content-Type", a.ContentType, false); err != nil {
+		if err := headers.CheckValue("jwemail", "attachment Content-Type", a.ContentType); err != nil {
 			return err
 		}
 		// e.Bytes() folds the Content-Disposition it sets into an
@@ -142,52 +141,17 @@ func check(e *email.Email) error {
 }
 
 func checkHeader(h map[string][]string, folded bool) error {
+	check := headers.CheckValue
+	if folded {
+		check = headers.CheckFolded
+	}
 	for name, vals := range h {
-		if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) {
-			return fmt.Errorf("jwemail: header name %q: %w", name, ErrBadHeader)
+		if err := headers.CheckName("jwemail", name); err != nil {
+			return err
 		}
-		for _, v := range vals {
-			if err := checkValue(name, v, folded); err != nil {
-				return err
-			}
+		if err := check("jwemail", name, vals...); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// checkValue refuses CR, LF and NUL in v; with folded, a CRLF followed by
-// spaces or tabs and then text (a folded line, which adds no header) is
-// allowed.
-func checkValue(name, v string, folded bool) error {
-	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case '\r':
-			if j := foldEnd(v, i); folded && j > 0 {
-				i = j - 1
-				continue
-			}
-		case '\n', 0:
-		default:
-			continue
-		}
-		return fmt.Errorf("jwemail: %s %q holds CR, LF or NUL: %w", name, v, ErrBadHeader)
-	}
-	return nil
-}
-
-// foldEnd returns the index just past the CRLF and the whitespace of a
-// folded line starting at v[i], or 0 when v[i:] is not one: a line of
-// whitespace alone could end the header for a lenient reader.
-func foldEnd(v string, i int) int {
-	if !strings.HasPrefix(v[i:], "\r\n") {
-		return 0
-	}
-	j := i + 2
-	for j < len(v) && (v[j] == ' ' || v[j] == '\t') {
-		j++
-	}
-	if j == i+2 || j == len(v) || v[j] == '\r' || v[j] == '\n' {
-		return 0
-	}
-	return j
 }

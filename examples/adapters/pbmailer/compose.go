@@ -2,8 +2,6 @@ package pbmailer
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +11,15 @@ import (
 	"github.com/domodwyer/mailyak/v3"
 	"github.com/gabriel-vasile/mimetype"
 	"github.com/pocketbase/pocketbase/tools/mailer"
+
+	"github.com/portwise/portwise/examples/adapters/internal/headers"
 )
 
 // ErrBadHeader means a value that goes into a header (an address, a name,
 // the subject, a custom header, an attachment's name) holds CR, LF or NUL,
 // with which it could add a header of its own, a Bcc say; nothing was sent.
-var ErrBadHeader = errors.New("header would inject another header")
+// It is the same error as the other adapters' ErrBadHeader.
+var ErrBadHeader = headers.ErrInjection
 
 // Composed is a composed e-mail: its envelope and its bytes.
 type Composed struct {
@@ -85,7 +86,7 @@ func Compose(msg *mailer.Message) (*Composed, error) {
 		yak.AddHeader(k, v)
 	}
 	if !hasID {
-		id, err := messageID(msg.From.Address)
+		id, err := headers.MessageID(msg.From.Address)
 		if err != nil {
 			return nil, err
 		}
@@ -123,18 +124,6 @@ func sniff(r io.Reader) (io.Reader, string, error) {
 	return io.MultiReader(&head, r), t.String(), nil
 }
 
-func messageID(from string) (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	domain := "localhost"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 && i+1 < len(from) {
-		domain = from[i+1:]
-	}
-	return "<" + hex.EncodeToString(b) + "@" + domain + ">", nil
-}
-
 func check(msg *mailer.Message) error {
 	if err := clean("From", msg.From.Name, msg.From.Address); err != nil {
 		return err
@@ -153,8 +142,8 @@ func check(msg *mailer.Message) error {
 		return err
 	}
 	for k, v := range msg.Headers {
-		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) {
-			return fmt.Errorf("pbmailer: header name %q: %w", k, ErrBadHeader)
+		if err := headers.CheckName("pbmailer", k); err != nil {
+			return err
 		}
 		if err := clean(k, v); err != nil {
 			return err
@@ -171,11 +160,4 @@ func check(msg *mailer.Message) error {
 	return nil
 }
 
-func clean(field string, vals ...string) error {
-	for _, v := range vals {
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return fmt.Errorf("pbmailer: %s %q holds CR, LF or NUL: %w", field, v, ErrBadHeader)
-		}
-	}
-	return nil
-}
+func clean(field string, vals ...string) error { return headers.CheckValue("pbmailer", field, vals...) }
