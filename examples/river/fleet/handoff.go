@@ -22,35 +22,25 @@ func (l *Limits) want(ctx context.Context) {
 	l.cfg.Pool.Exec(ctx, `UPDATE `+l.t.account+` SET wanted_at = clock_timestamp() WHERE account = $1`, l.cfg.Account)
 }
 
-// handOffLoop hands an idle session over while another process waits:
-// every few polls, if this process holds a connection idle for HandOff
-// and another process said it waits, it closes that connection, which
-// gives its slot back. One at a time, so that two processes do not trade
-// slots back and forth. The Mailer finds the connection closed when it
-// next takes it from its pool, before sending anything on it, and dials
-// again (leasedConn.handOff).
-func (l *Limits) handOffLoop() {
-	defer l.heartbeat.Done()
-	t := time.NewTicker(5 * l.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-		}
-		c := l.idlest()
-		if c == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*l.cfg.PollInterval)
-		var wanted bool
-		err := l.cfg.Pool.QueryRow(ctx, `SELECT coalesce(wanted_at > clock_timestamp() - $2::bigint * `+us+`, false) FROM `+l.t.account+` WHERE account = $1`,
-			l.cfg.Account, wantedFor.Microseconds()).Scan(&wanted)
-		cancel()
-		if err == nil && wanted && c.handOff(l.cfg.HandOff) {
-			l.logger.Info("fleet: handed an idle session over to a process waiting for a slot", "account", l.cfg.Account, "slot", c.ls.slot)
-		}
+// handOffIdle hands an idle session over while another process waits:
+// every few polls (New runs it), if this process holds a connection idle
+// for HandOff and another process said it waits, it closes that
+// connection, which gives its slot back. One at a time, so that two
+// processes do not trade slots back and forth. The Mailer finds the
+// connection closed when it next takes it from its pool, before sending
+// anything on it, and dials again (leasedConn.handOff).
+func (l *Limits) handOffIdle() {
+	c := l.idlest()
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*l.cfg.PollInterval)
+	var wanted bool
+	err := l.cfg.Pool.QueryRow(ctx, `SELECT coalesce(wanted_at > clock_timestamp() - $2::bigint * `+us+`, false) FROM `+l.t.account+` WHERE account = $1`,
+		l.cfg.Account, wantedFor.Microseconds()).Scan(&wanted)
+	cancel()
+	if err == nil && wanted && c.handOff(l.cfg.HandOff) {
+		l.logger.Info("fleet: handed an idle session over to a process waiting for a slot", "account", l.cfg.Account, "slot", c.ls.slot)
 	}
 }
 

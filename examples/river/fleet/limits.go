@@ -158,14 +158,30 @@ func New(ctx context.Context, cfg Config) (*Limits, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if cfg.Sessions > 0 {
-		l.heartbeat.Add(1)
-		go l.renewLoop()
+		l.repeat(cfg.Lease/3, l.renew) // a dead process's slots come back within a Lease
 		if cfg.HandOff > 0 {
-			l.heartbeat.Add(1)
-			go l.handOffLoop()
+			l.repeat(5*cfg.PollInterval, l.handOffIdle)
 		}
 	}
 	return l, nil
+}
+
+// repeat runs f every d, in a goroutine of its own, until Close.
+func (l *Limits) repeat(d time.Duration, f func()) {
+	l.heartbeat.Add(1)
+	go func() {
+		defer l.heartbeat.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
 }
 
 // record writes the limits this process uses in the account's row, and

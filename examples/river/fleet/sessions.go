@@ -319,21 +319,6 @@ func (l *Limits) deleteLease(ls *lease) {
 	}
 }
 
-// renewLoop renews the process's slots every Lease/3 until Close.
-func (l *Limits) renewLoop() {
-	defer l.heartbeat.Done()
-	t := time.NewTicker(l.cfg.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-			l.renew()
-		}
-	}
-}
-
 // renew extends every slot this process holds by Lease. A slot the
 // database no longer has as this holding's was lost (it expired, another
 // process took it): its connection is closed. When the database cannot be

@@ -174,22 +174,13 @@ func (q *Queue) Schema() string { return q.schema }
 // running, completed, retryable, cancelled, discarded...) the queue holds.
 func (q *Queue) JobCounts(ctx context.Context) (map[string]int, error) {
 	const query = "SELECT CAST(state AS TEXT), count(*) FROM %s GROUP BY state"
-	out := map[string]int{}
 	if q.sqlite != nil {
 		rows, err := q.sqlite.QueryContext(ctx, fmt.Sprintf(query, "river_job"))
 		if err != nil {
 			return nil, err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var state string
-			var n int
-			if err := rows.Scan(&state, &n); err != nil {
-				return nil, err
-			}
-			out[state] = n
-		}
-		return out, rows.Err()
+		return countsByState(rows)
 	}
 	table := pgx.Identifier{"river_job"}
 	if q.schema != "" {
@@ -200,6 +191,16 @@ func (q *Queue) JobCounts(ctx context.Context) (map[string]int, error) {
 		return nil, err
 	}
 	defer rows.Close()
+	return countsByState(rows)
+}
+
+// countsByState reads rows of (state, count), from database/sql or pgx.
+func countsByState(rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}) (map[string]int, error) {
+	out := map[string]int{}
 	for rows.Next() {
 		var state string
 		var n int
