@@ -7,5 +7,5 @@ import "encoding/pem"
 // write it to a file and point SSL_CERT_FILE at that file before the
 // process first loads the system roots, which Go does once per process.
 func (s *Server) CACertPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ca.cert.Raw})
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.ca.Cert.Raw})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/portwise/portwise/internal/testca"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -215,13 +216,13 @@ type Server struct {
 	Plain tlsmode.Candidate
 
 	opts Options
-	ca   *authority
+	ca   *testca.Authority
 	wg   sync.WaitGroup // accept loops
 
 	mu        sync.Mutex
 	closed    bool
 	done      chan struct{}
-	leaves    map[leafSpec]tls.Certificate
+	leaves    map[testca.Leaf]tls.Certificate
 	listeners []*listener
 	open      map[net.Conn]struct{} // accepted and not yet closed
 	records   []*connRecord
@@ -270,11 +271,11 @@ func NewServer(tb TB, opts ...Options) *Server {
 	s := &Server{
 		opts:    o.withDefaults(),
 		done:    make(chan struct{}),
-		leaves:  make(map[leafSpec]tls.Certificate),
+		leaves:  make(map[testca.Leaf]tls.Certificate),
 		open:    make(map[net.Conn]struct{}),
 		changed: make(chan struct{}),
 	}
-	ca, err := newAuthority()
+	ca, err := testca.New("portwise submittest CA")
 	if err != nil {
 		fail(tb, err)
 	}
@@ -407,7 +408,7 @@ func (s *Server) tlsConfig(o Options) (*tls.Config, error) {
 	}
 	if !ok {
 		var err error
-		if cert, err = s.ca.leaf(spec); err != nil {
+		if cert, err = s.ca.Issue(spec); err != nil {
 			return nil, err
 		}
 		s.mu.Lock()
@@ -591,7 +592,7 @@ func (s *Server) Dialer(auth submit.Auth, cands ...tlsmode.Candidate) *submit.Di
 // CertPool returns a pool holding only the throwaway CA that issues the
 // listeners' certificates (except SelfSigned ones).
 func (s *Server) CertPool() *x509.CertPool {
-	return s.ca.pool.Clone()
+	return s.ca.Pool.Clone()
 }
 
 // ClientTLSConfig returns a fresh config trusting CertPool with ServerName
