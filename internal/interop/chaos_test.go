@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portwise/portwise/internal/chaos"
+	"github.com/portwise/portwise/internal/maildir"
 	"github.com/portwise/portwise/internal/netem"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
@@ -82,7 +83,7 @@ func maildirCopies(ctx context.Context, dir string, ids, sure []string) (map[str
 			for _, e := range entries {
 				path := filepath.Join(dir, sub, e.Name())
 				if _, ok := seen[path]; !ok {
-					seen[path] = headerMessageID(path)
+					seen[path] = maildir.Header(path, "Message-ID")
 				}
 			}
 		}

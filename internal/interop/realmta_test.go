@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/internal/maildir"
 	"github.com/portwise/portwise/internal/netem"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit"
@@ -148,70 +148,16 @@ func message(from, to, id, body string) string {
 // and reading them all on every poll made a test of 50 messages wait 11 s.
 func (m *mta) waitDelivered(t *testing.T, mailbox, id string) []byte {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
 	dir := filepath.Join(m.maildir, mailbox, "new")
-	for time.Now().Before(deadline) {
-		if path := delivered.find(dir, id); path != "" {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
-		time.Sleep(100 * time.Millisecond)
+	b, ok := delivered.Wait(dir, id, 30*time.Second)
+	if !ok {
+		t.Fatalf("message %s not delivered to %s within 30s (see %s)", id, dir, m.log)
 	}
-	t.Fatalf("message %s not delivered to %s within 30s (see %s)", id, dir, m.log)
-	return nil
+	return b
 }
 
-// delivered maps each maildir file seen so far to its Message-ID.
-var delivered = &maildirIndex{ids: map[string]string{}}
-
-type maildirIndex struct {
-	mu  sync.Mutex
-	ids map[string]string // path → Message-ID
-}
-
-// find returns the path of the file in dir whose Message-ID is id, or "".
-func (x *maildirIndex) find(dir, id string) string {
-	entries, _ := os.ReadDir(dir)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, e := range entries {
-		path := filepath.Join(dir, e.Name())
-		got, ok := x.ids[path]
-		if !ok {
-			got = headerMessageID(path)
-			x.ids[path] = got
-		}
-		if got == id {
-			return path
-		}
-	}
-	return ""
-}
-
-// headerMessageID reads the Message-ID in the header of the message at
-// path, without reading its body.
-func headerMessageID(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		if line == "" {
-			break
-		}
-		if v, ok := strings.CutPrefix(line, "Message-ID: "); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
+// delivered knows the Message-ID of each maildir file seen so far.
+var delivered = maildir.NewIndex("Message-ID")
 
 func mailbox(addr string) string { return strings.SplitN(addr, "@", 2)[0] }
 

@@ -6,7 +6,6 @@
 package realmta
 
 import (
-	"bufio"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,10 +15,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/internal/maildir"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/tlsmode"
 )
@@ -119,70 +118,12 @@ func Subject(t testing.TB) string {
 func (s *Server) WaitDelivered(t testing.TB, addr, subject string) []byte {
 	t.Helper()
 	dir := filepath.Join(s.Maildir, strings.SplitN(addr, "@", 2)[0], "new")
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if path := subjects.find(dir, subject); path != "" {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		}
+	b, ok := subjects.Wait(dir, subject, 30*time.Second)
+	if !ok {
+		t.Fatalf("no message with subject %q in %s within 30s (see %s)", subject, dir, s.Log)
 	}
-	t.Fatalf("no message with subject %q in %s within 30s (see %s)", subject, dir, s.Log)
-	return nil
+	return b
 }
 
-// subjects maps each maildir file seen so far to its Subject: the
-// maildirs keep every earlier run's messages.
-var subjects = &index{seen: map[string]string{}}
-
-type index struct {
-	mu   sync.Mutex
-	seen map[string]string
-}
-
-func (x *index) find(dir, subject string) string {
-	entries, _ := os.ReadDir(dir)
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, e := range entries {
-		path := filepath.Join(dir, e.Name())
-		got, ok := x.seen[path]
-		if !ok {
-			got = headerSubject(path)
-			x.seen[path] = got
-		}
-		if got == subject {
-			return path
-		}
-	}
-	return ""
-}
-
-// headerSubject reads the Subject of the message at path, unfolded,
-// without reading its body.
-func headerSubject(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	var subject string
-	in := false
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case line == "":
-			return strings.TrimSpace(subject)
-		case in && (line[0] == ' ' || line[0] == '\t'):
-			subject += line
-		case len(line) > 8 && strings.EqualFold(line[:8], "subject:"):
-			subject, in = line[8:], true
-		default:
-			in = false
-		}
-	}
-	return strings.TrimSpace(subject)
-}
+// subjects knows the Subject of each maildir file seen so far.
+var subjects = maildir.NewIndex("Subject")
