@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/internal/golden"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit/submittest"
 	"github.com/portwise/portwise/tlsmode"
@@ -47,25 +46,8 @@ func TestReportGolden(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.golden.json", js)
-	golden(t, "report.golden.txt", renumber(text.Bytes(), cands))
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./probe -run Golden -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (go test ./probe -run Golden -update rewrites it after review):\n%s", path, got)
-	}
+	golden.Check(t, "report.golden.json", js, *update, "go test ./probe -run Golden")
+	golden.Check(t, "report.golden.txt", renumber(text.Bytes(), cands), *update, "go test ./probe -run Golden")
 }
 
 var (

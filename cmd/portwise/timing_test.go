@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/portwise/portwise/internal/golden"
 	"github.com/portwise/portwise/probe"
 	"github.com/portwise/portwise/submit"
 	"github.com/portwise/portwise/submit/submittest"
@@ -19,26 +18,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./cmd/portwise -run Golden -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (go test ./cmd/portwise -run Golden -update rewrites it after review):\n%s", path, got)
-	}
-}
 
 func msec(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 
@@ -139,9 +118,9 @@ func TestWaterfallGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "timing-"+tc.name+".golden.txt", plain.Bytes())
-		golden(t, "timing-"+tc.name+".golden.ansi", colour.Bytes())
-		golden(t, "timing-"+tc.name+".golden.json", append(escapeJSON(js), '\n'))
+		golden.Check(t, "timing-"+tc.name+".golden.txt", plain.Bytes(), *update, "go test ./cmd/portwise -run Golden")
+		golden.Check(t, "timing-"+tc.name+".golden.ansi", colour.Bytes(), *update, "go test ./cmd/portwise -run Golden")
+		golden.Check(t, "timing-"+tc.name+".golden.json", append(escapeJSON(js), '\n'), *update, "go test ./cmd/portwise -run Golden")
 		if bytes.Contains(plain.Bytes(), []byte("\x1b")) {
 			t.Errorf("%s: an escape in the plain text:\n%q", tc.name, plain.String())
 		}

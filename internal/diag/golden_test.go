@@ -15,18 +15,18 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/portwise/portwise/internal/golden"
 	"github.com/portwise/portwise/internal/session"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/kinds.golden")
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func mkReply(code int, lines ...string) *wire.Reply { return &wire.Reply{Code: code, Lines: lines} }
 
@@ -147,17 +147,5 @@ func TestGoldenMessages(t *testing.T) {
 			t.Errorf("no case of kind %s", k)
 		}
 	}
-	path := filepath.Join("testdata", "kinds.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("messages differ from %s (go test ./internal/diag -run Golden -update rewrites it after review):\n%s", path, b.String())
-	}
+	golden.Check(t, "kinds.golden", []byte(b.String()), *update, "go test ./internal/diag -run Golden")
 }

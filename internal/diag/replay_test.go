@@ -2,12 +2,11 @@ package diag
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/portwise/portwise/internal/golden"
 	"github.com/portwise/portwise/internal/untrusted"
 	"github.com/portwise/portwise/internal/wire"
 	"github.com/portwise/portwise/tlsmode"
@@ -79,19 +78,7 @@ func TestReplayClassifiesReplies(t *testing.T) {
 		fmt.Fprintf(&b, "## %s %s\nstep: %s; kind: %s; headline: %s; temporary: %v; sentinel: %s; reason: %s\nline: %s\ngo:   %s\ncli:  %s\n\n",
 			name, rec.source, rec.step, d.Kind, Headline(d.Kind), d.Temporary(), sentinel, d.Reason, d.Line(), goAdv, cliAdv)
 	}
-	path := filepath.Join("testdata", "replies.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("replies differ from %s (go test ./internal/diag -run Replay -update rewrites it after review):\n%s", path, b.String())
-	}
+	golden.Check(t, "replies.golden", []byte(b.String()), *update, "go test ./internal/diag -run Replay")
 }
 
 // checkSaidOnce checks a rendering of a reply: one line, no byte a
